@@ -1,0 +1,68 @@
+"""ClinicDesk: the front desk of outpatient clinics."""
+
+from pathlib import Path
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app import config as settings
+from app import db
+
+ROOT = Path(__file__).resolve().parent.parent
+csrf = CSRFProtect()
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app from the environment (and `config` overrides)."""
+    values = settings.load(config)
+    app = Flask(__name__, instance_path=values["INSTANCE_PATH"],
+                template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
+    app.config.update(values)
+    app.config.update(SESSION_COOKIE_SECURE=values["HTTPS"], MAX_CONTENT_LENGTH=2 * 1024 * 1024)
+    if app.config["TRUSTED_PROXIES"]:
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+
+    from app import ui
+    from app.auth import guard
+    from app.security import errors, headers
+    from app.security.sessions import PostgresSessionInterface
+
+    db.init_app(app)
+    app.session_interface = PostgresSessionInterface()
+    csrf.init_app(app)
+    guard.init_app(app)
+    headers.init_app(app)
+    errors.init_app(app)
+    ui.init_app(app)
+    _register_blueprints(app)
+    _register_cli(app)
+    app.jinja_env.globals["static_version"] = _static_version
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    from app.audit.views import bp as audit_bp
+    from app.auth.views import bp as auth_bp
+    from app.clinics.views import bp as clinics_bp
+    from app.dashboard.views import bp as dashboard_bp
+    from app.health.views import bp as health_bp
+    from app.staff.views import bp as staff_bp
+
+    for bp in (auth_bp, clinics_bp, dashboard_bp, health_bp, staff_bp, audit_bp):
+        app.register_blueprint(bp)
+
+
+def _register_cli(app: Flask) -> None:
+    from app.demo.cli import demo_users, seed_demo
+    from app.migrate import migrate_command
+
+    app.cli.add_command(demo_users)
+    app.cli.add_command(seed_demo)
+    app.cli.add_command(migrate_command)
+
+
+def _static_version(filename: str) -> str:
+    path = ROOT / "static" / filename
+    return str(int(path.stat().st_mtime)) if path.exists() else "0"

@@ -1,0 +1,126 @@
+"""Staff users, their recovery codes, sign-in events and server-side sessions."""
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from ipaddress import IPv4Address, IPv6Address
+
+from flask_login import UserMixin
+from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String
+from sqlalchemy.dialects.postgresql import INET, JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, enum_by_value, new_id, utcnow
+
+
+class StaffUser(UserMixin, Base):
+    __tablename__ = "staff_user"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    full_name: Mapped[str] = mapped_column(String(120))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    must_change_password: Mapped[bool] = mapped_column(default=False)
+    # The TOTP seed, AES-GCM sealed under a key derived from the master key (ASVS 2.8.2).
+    totp_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+    mfa_enrolled_at: Mapped[datetime | None]
+    disabled_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    @property
+    def is_active(self) -> bool:
+        return self.disabled_at is None
+
+    @property
+    def mfa_enrolled(self) -> bool:
+        return self.mfa_enrolled_at is not None
+
+
+class RecoveryCode(Base):
+    __tablename__ = "recovery_code"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("staff_user.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(200))
+    used_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuthEventKind(StrEnum):
+    PASSWORD_OK = "password_ok"
+    PASSWORD_FAILED = "password_failed"
+    LOCKED_OUT = "locked_out"
+    MFA_OK = "mfa_ok"
+    MFA_FAILED = "mfa_failed"
+    MFA_REPLAY = "mfa_replay"
+    MFA_ENROLLED = "mfa_enrolled"
+    RECOVERY_CODE_USED = "recovery_code_used"
+    MFA_RESET = "mfa_reset"
+    SIGNED_OUT = "signed_out"
+    SESSION_EXPIRED = "session_expired"
+    PASSWORD_CHANGED = "password_changed"
+    USER_CREATED = "user_created"
+    USER_DISABLED = "user_disabled"
+    USER_ENABLED = "user_enabled"
+    ROLE_CHANGED = "role_changed"
+    REAUTH_FAILED = "reauth_failed"
+    CLINIC_SWITCHED = "clinic_switched"
+    ACCESS_DENIED = "access_denied"
+
+    @property
+    def failure(self) -> bool:
+        return self in FAILURES
+
+
+FAILURES = {AuthEventKind.PASSWORD_FAILED, AuthEventKind.LOCKED_OUT, AuthEventKind.MFA_FAILED,
+            AuthEventKind.MFA_REPLAY, AuthEventKind.REAUTH_FAILED, AuthEventKind.ACCESS_DENIED}
+
+
+class AuthEvent(Base):
+    """An append-only record of every sign-in and account-security event (no secrets, no PHI)."""
+
+    __tablename__ = "auth_event"
+    __table_args__ = (
+        Index("ix_auth_event_email_hmac_at", "email_hmac", "at"),
+        Index("ix_auth_event_user_id_at", "user_id", "at"),
+        Index("ix_auth_event_ip_at", "ip", "at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[AuthEventKind] = mapped_column(enum_by_value(AuthEventKind))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_user.id"))
+    actor_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_user.id"))
+    # Keyed hash of the e-mail typed at sign-in: counts attempts per account, known or not.
+    email_hmac: Mapped[str | None] = mapped_column(String(64))
+    ip: Mapped[IPv4Address | IPv6Address | None] = mapped_column(INET)
+    user_agent: Mapped[str | None] = mapped_column(String(200))
+    detail: Mapped[str | None] = mapped_column(String(200))
+
+
+class UserSession(Base):
+    """A server-side session; the browser holds only a random token whose SHA-256 is the key."""
+
+    __tablename__ = "user_session"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_user.id", ondelete="CASCADE"), index=True)
+    stage: Mapped[str] = mapped_column(String(16), default="anonymous")
+    active_clinic_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("clinic.id"))
+    data: Mapped[dict] = mapped_column(JSONB, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    authenticated_at: Mapped[datetime | None]
+    last_activity_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    ip: Mapped[IPv4Address | IPv6Address | None] = mapped_column(INET)
+    user_agent: Mapped[str | None] = mapped_column(String(200))
+
+
+class AppMeta(Base):
+    """Deployment facts, such as whether this database holds demo data."""
+
+    __tablename__ = "app_meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))

@@ -1,0 +1,280 @@
+"""Sign-in, MFA, recovery codes, rate limits and staff account changes.
+
+Rate limits are counted from the sign-in event log itself (PostgreSQL), so they hold across app
+processes and fail closed: if the count cannot be read, the sign-in fails with it.
+"""
+
+import base64
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pyotp
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from flask import request
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from app.auth.models import AuthEvent, AuthEventKind, RecoveryCode, StaffUser
+from app.clinics.models import Membership
+from app.db import utcnow
+from app.security.crypto import master_key
+
+_hasher = PasswordHasher()
+# Verified for unknown e-mails so both paths cost the same (no enumeration by timing).
+_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+PASSWORD_MIN, PASSWORD_MAX = 12, 128
+RECOVERY_CODE_COUNT = 10
+ISSUER = "ClinicDesk"
+
+
+@dataclass(frozen=True)
+class Limit:
+    failures: int
+    window: timedelta
+
+
+PASSWORD_LIMITS_ACCOUNT = (Limit(10, timedelta(minutes=15)), Limit(50, timedelta(hours=24)))
+PASSWORD_LIMITS_IP = (Limit(50, timedelta(minutes=15)),)
+MFA_LIMITS_ACCOUNT = (Limit(5, timedelta(minutes=5)), Limit(20, timedelta(hours=1)))
+MFA_LIMITS_IP = (Limit(20, timedelta(minutes=5)),)
+MFA_KINDS = (AuthEventKind.MFA_FAILED, AuthEventKind.MFA_REPLAY)
+
+
+def hash_password(password: str) -> str:
+    """argon2id with argon2-cffi's defaults (t=3, m=64 MiB, p=4)."""
+    return _hasher.hash(password)
+
+
+def _verify_hash(stored: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def email_hmac(email: str) -> str:
+    return master_key().keyed_hash("auth-email", email.strip().lower())
+
+
+def record_event(db: Session, kind: AuthEventKind, *, user_id=None, actor_user_id=None,
+                 email: str | None = None, detail: str | None = None) -> AuthEvent:
+    """Append a sign-in/security event with the request's address and agent."""
+    event = AuthEvent(
+        kind=kind, user_id=user_id, actor_user_id=actor_user_id,
+        email_hmac=email_hmac(email) if email else None, detail=detail,
+        ip=request.remote_addr if request else None,
+        user_agent=(request.user_agent.string[:200] if request else None),
+    )
+    db.add(event)
+    db.flush()
+    return event
+
+
+def _over_limit(db: Session, column, value, kinds, limits) -> bool:
+    for limit in limits:
+        count = db.scalar(
+            select(func.count()).select_from(AuthEvent)
+            .where(column == value, AuthEvent.kind.in_(kinds), AuthEvent.at > utcnow() - limit.window)
+        )
+        if count >= limit.failures:
+            return True
+    return False
+
+
+def password_locked(db: Session, email: str) -> bool:
+    """Too many failed passwords for this e-mail, or from this address."""
+    kinds = (AuthEventKind.PASSWORD_FAILED,)
+    return (_over_limit(db, AuthEvent.email_hmac, email_hmac(email), kinds, PASSWORD_LIMITS_ACCOUNT)
+            or _over_limit(db, AuthEvent.ip, request.remote_addr, kinds, PASSWORD_LIMITS_IP))
+
+
+def mfa_locked(db: Session, user_id: uuid.UUID) -> bool:
+    """Too many failed codes for this account, or from this address."""
+    return (_over_limit(db, AuthEvent.user_id, user_id, MFA_KINDS, MFA_LIMITS_ACCOUNT)
+            or _over_limit(db, AuthEvent.ip, request.remote_addr, MFA_KINDS, MFA_LIMITS_IP))
+
+
+def check_password(db: Session, email: str, password: str) -> tuple[str, StaffUser | None]:
+    """Verify e-mail and password: ('ok', user), ('invalid', None) or ('locked', None)."""
+    email = email.strip().lower()
+    if password_locked(db, email):
+        record_event(db, AuthEventKind.LOCKED_OUT, email=email, detail="password")
+        return "locked", None
+    user = db.scalar(select(StaffUser).where(StaffUser.email == email))
+    valid = _verify_hash(user.password_hash if user else _DUMMY_HASH, password)
+    if not valid or user is None or not user.is_active:
+        record_event(db, AuthEventKind.PASSWORD_FAILED, user_id=user.id if user else None, email=email,
+                     detail="disabled" if user and valid else None)
+        return "invalid", None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    record_event(db, AuthEventKind.PASSWORD_OK, user_id=user.id, email=email)
+    return "ok", user
+
+
+# --- TOTP -----------------------------------------------------------------------------------
+
+def _totp_aad(user_id: uuid.UUID) -> bytes:
+    return f"staff_user|totp_secret_enc|{user_id}".encode()
+
+
+def seal_totp_secret(user: StaffUser, secret: str) -> bytes:
+    return master_key().seal("staff-totp", secret.encode(), _totp_aad(user.id))
+
+
+def totp_secret_of(user: StaffUser) -> str:
+    return master_key().unseal("staff-totp", user.totp_secret_enc, _totp_aad(user.id)).decode()
+
+
+def provisioning_uri(user: StaffUser, secret: str) -> str:
+    return pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=ISSUER)
+
+
+def matching_step(secret: str, code: str) -> int | None:
+    """The time step a code belongs to (now +-1 step of drift), or None."""
+    code = "".join(code.split())
+    if not (code.isdigit() and len(code) == 6):
+        return None
+    totp = pyotp.TOTP(secret)
+    now = utcnow()
+    for offset in (0, -1, 1):
+        when = now + timedelta(seconds=30 * offset)
+        if secrets.compare_digest(totp.at(when), code):
+            return totp.timecode(when)
+    return None
+
+
+def claim_step(db: Session, user: StaffUser, step: int) -> bool:
+    """Atomically record `step` as used; False if it (or a later one) was used already."""
+    claimed = db.execute(
+        update(StaffUser)
+        .where(StaffUser.id == user.id)
+        .where((StaffUser.totp_last_step.is_(None)) | (StaffUser.totp_last_step < step))
+        .values(totp_last_step=step)
+        .returning(StaffUser.id)
+    ).first()
+    return claimed is not None
+
+
+def check_totp(db: Session, user: StaffUser, code: str, secret: str | None = None) -> str:
+    """'ok', 'invalid', 'replay' or 'locked' for a code; records the outcome."""
+    if mfa_locked(db, user.id):
+        record_event(db, AuthEventKind.LOCKED_OUT, user_id=user.id, detail="mfa")
+        return "locked"
+    step = matching_step(secret or totp_secret_of(user), code)
+    if step is None:
+        record_event(db, AuthEventKind.MFA_FAILED, user_id=user.id)
+        return "invalid"
+    if not claim_step(db, user, step):
+        record_event(db, AuthEventKind.MFA_REPLAY, user_id=user.id)
+        return "replay"
+    return "ok"
+
+
+def enrol_mfa(db: Session, user: StaffUser, secret: str) -> list[str]:
+    """Store the confirmed TOTP seed and issue fresh recovery codes (returned once)."""
+    user.totp_secret_enc = seal_totp_secret(user, secret)
+    user.mfa_enrolled_at = utcnow()
+    record_event(db, AuthEventKind.MFA_ENROLLED, user_id=user.id)
+    return issue_recovery_codes(db, user)
+
+
+# --- Recovery codes ----------------------------------------------------------------------------
+
+def _normalise_code(code: str) -> str:
+    return "".join(ch for ch in code.upper() if ch.isalnum())
+
+
+def _code_hash(user_id: uuid.UUID, code: str) -> str:
+    return master_key().keyed_hash("recovery-code", f"{user_id}|{_normalise_code(code)}")
+
+
+def issue_recovery_codes(db: Session, user: StaffUser) -> list[str]:
+    """Replace the user's recovery codes with 10 new 80-bit codes; only keyed hashes are kept."""
+    db.query(RecoveryCode).filter(RecoveryCode.user_id == user.id).delete()
+    codes = []
+    for _ in range(RECOVERY_CODE_COUNT):
+        raw = base64.b32encode(secrets.token_bytes(10)).decode()
+        codes.append("-".join(raw[i:i + 4] for i in range(0, 16, 4)))
+        db.add(RecoveryCode(user_id=user.id, code_hash=_code_hash(user.id, raw)))
+    db.flush()
+    return codes
+
+
+def use_recovery_code(db: Session, user: StaffUser, code: str) -> str:
+    """'ok' (and the code is spent), 'invalid' or 'locked'."""
+    if mfa_locked(db, user.id):
+        record_event(db, AuthEventKind.LOCKED_OUT, user_id=user.id, detail="recovery code")
+        return "locked"
+    spent = db.execute(
+        update(RecoveryCode)
+        .where(RecoveryCode.user_id == user.id, RecoveryCode.code_hash == _code_hash(user.id, code),
+               RecoveryCode.used_at.is_(None))
+        .values(used_at=utcnow())
+        .returning(RecoveryCode.id)
+    ).first()
+    if spent is None:
+        record_event(db, AuthEventKind.MFA_FAILED, user_id=user.id, detail="recovery code")
+        return "invalid"
+    record_event(db, AuthEventKind.RECOVERY_CODE_USED, user_id=user.id)
+    return "ok"
+
+
+def recovery_codes_left(db: Session, user: StaffUser) -> int:
+    return db.scalar(select(func.count()).select_from(RecoveryCode)
+                     .where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None)))
+
+
+# --- Passwords and accounts ------------------------------------------------------------------
+
+COMMON_PASSWORDS = frozenset({
+    "password1234", "123456789012", "qwertyuiop12", "passwordpassword", "welcome12345",
+    "clinicdesk123", "letmein12345", "iloveyou1234", "admin1234567", "1234567890ab",
+})
+
+
+def password_problem(password: str, *, email: str = "") -> str | None:
+    """Why a new password is not acceptable (NIST 800-63B: length and blocklist, no composition rules)."""
+    if len(password) < PASSWORD_MIN:
+        return f"Use at least {PASSWORD_MIN} characters."
+    if len(password) > PASSWORD_MAX:
+        return f"Use at most {PASSWORD_MAX} characters."
+    lowered = password.lower()
+    if lowered in COMMON_PASSWORDS or len(set(password)) < 4:
+        return "This password is too common or too simple; choose another."
+    local = email.split("@")[0].lower()
+    if local and len(local) >= 4 and local in lowered:
+        return "Do not use your e-mail address in your password."
+    return None
+
+
+def verify_current_password(db: Session, user: StaffUser, password: str) -> bool:
+    """Re-authentication for sensitive changes; failures count toward the account's limit."""
+    if _verify_hash(user.password_hash, password):
+        return True
+    record_event(db, AuthEventKind.REAUTH_FAILED, user_id=user.id, email=user.email)
+    return False
+
+
+def set_password(db: Session, user: StaffUser, password: str, *, actor: StaffUser) -> None:
+    user.password_hash = hash_password(password)
+    user.password_changed_at = utcnow()
+    user.must_change_password = False
+    record_event(db, AuthEventKind.PASSWORD_CHANGED, user_id=user.id, actor_user_id=actor.id)
+
+
+def memberships_of(db: Session, user_id: uuid.UUID) -> list[Membership]:
+    """The user's clinics and roles, by clinic name (visible through RLS by app.user_id)."""
+    rows = db.scalars(select(Membership).where(Membership.user_id == user_id)).all()
+    return sorted(rows, key=lambda m: m.clinic.name)
+
+
+
+def recent_events(db: Session, user_id: uuid.UUID, limit: int = 10) -> list[AuthEvent]:
+    """The user's latest sign-in and security events, newest first."""
+    return list(db.scalars(select(AuthEvent).where(AuthEvent.user_id == user_id)
+                           .order_by(AuthEvent.at.desc()).limit(limit)))

@@ -1,0 +1,93 @@
+"""Engine, sessions, the declarative Base and the per-transaction tenant context.
+
+The app connects as a runtime role that owns nothing and cannot bypass row-level security.
+Every transaction starts by setting `app.clinic_id` and `app.user_id` with
+`set_config(..., true)`, so PostgreSQL itself scopes every clinic-owned table.
+"""
+
+import uuid
+from datetime import UTC, datetime
+
+from flask import Flask, current_app, g
+from sqlalchemy import DateTime, Enum, MetaData, create_engine, event, text
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {datetime: DateTime(timezone=True)}
+
+
+def enum_by_value(enum_cls, length: int = 32) -> Enum:
+    """Store a Python enum by its value as VARCHAR (no native PostgreSQL enum to migrate)."""
+    return Enum(enum_cls, native_enum=False, length=length, validate_strings=True,
+                values_callable=lambda cls: [m.value for m in cls])
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def new_id() -> uuid.UUID:
+    """A time-ordered UUIDv7, so new rows land at the end of their indexes."""
+    ms = int(datetime.now(UTC).timestamp() * 1000)
+    rand = int.from_bytes(uuid.uuid4().bytes, "big") & ((1 << 74) - 1)
+    value = (ms << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & ((1 << 62) - 1))
+    return uuid.UUID(int=value)
+
+
+def make_engine(url: str):
+    """An engine for the given URL, with pool pre-ping so a restarted database is survived."""
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def init_app(app: Flask) -> None:
+    """Create the runtime engine and session factory for this app."""
+    engine = make_engine(app.config["DATABASE_APP_URL"])
+    app.extensions["db_engine"] = engine
+    app.extensions["db_sessionmaker"] = sessionmaker(bind=engine, expire_on_commit=False)
+    app.teardown_appcontext(_close_session)
+
+
+def get_session() -> Session:
+    """The request's (or job's) one database session."""
+    if "db_session" not in g:
+        g.db_session = current_app.extensions["db_sessionmaker"]()
+    return g.db_session
+
+
+def _close_session(exc: BaseException | None) -> None:
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.close()
+
+
+def set_tenant(session: Session, *, clinic_id: uuid.UUID | None, user_id: uuid.UUID | None) -> None:
+    """Scope this session to a clinic and user, now and at every transaction it begins."""
+    session.info["clinic_id"] = clinic_id
+    session.info["user_id"] = user_id
+    if session.in_transaction():
+        _apply_tenant(session, session.connection())
+
+
+@event.listens_for(Session, "after_begin")
+def _tenant_on_begin(session: Session, transaction, connection) -> None:
+    _apply_tenant(session, connection)
+
+
+def _apply_tenant(session: Session, connection) -> None:
+    clinic_id = session.info.get("clinic_id")
+    user_id = session.info.get("user_id")
+    connection.execute(
+        text("SELECT set_config('app.clinic_id', :c, true), set_config('app.user_id', :u, true)"),
+        {"c": str(clinic_id) if clinic_id else "", "u": str(user_id) if user_id else ""},
+    )

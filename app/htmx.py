@@ -1,0 +1,42 @@
+"""The one place that reads and writes HX-* headers."""
+
+from flask import Response, redirect, request
+from jinja2_fragments.flask import render_block
+
+
+def is_htmx() -> bool:
+    """An htmx request that wants a fragment (not a boosted navigation or a history restore)."""
+    return (
+        request.headers.get("HX-Request") == "true"
+        and request.headers.get("HX-Boosted") != "true"
+        and request.headers.get("HX-History-Restore-Request") != "true"
+    )
+
+
+def is_htmx_any() -> bool:
+    """Any request made by htmx, boosted or not."""
+    return request.headers.get("HX-Request") == "true"
+
+
+def render(template: str, block: str, status: int = 200, **context) -> Response:
+    """Render the whole page, or only `block` for an htmx request; always `Vary: HX-Request`."""
+    from flask import render_template
+
+    if is_htmx():
+        body = render_block(template, block, **context)
+    else:
+        body = render_template(template, **context)
+    response = Response(body, status=status, mimetype="text/html")
+    response.vary.add("HX-Request")
+    return response
+
+
+def client_redirect(location: str) -> Response:
+    """Send the browser to a page: `HX-Redirect` for htmx (never a page in a fragment), else 303."""
+    if is_htmx_any():
+        response = Response(status=204)
+        response.headers["HX-Redirect"] = location
+    else:
+        response = redirect(location, code=303)
+    response.vary.add("HX-Request")
+    return response

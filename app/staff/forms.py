@@ -1,0 +1,21 @@
+"""Forms for adding staff and changing their role."""
+
+from flask_wtf import FlaskForm
+from wtforms import EmailField, SelectField, StringField
+from wtforms.validators import DataRequired, Email, Length
+
+from app.auth.policy import Role
+
+ROLE_CHOICES = [(r.value, r.label) for r in Role]
+
+
+class StaffForm(FlaskForm):
+    full_name = StringField("Full name", validators=[DataRequired(), Length(max=120)],
+                            render_kw={"autocomplete": "off"})
+    email = EmailField("E-mail", validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)],
+                       render_kw={"autocomplete": "off"})
+    role = SelectField("Role", choices=ROLE_CHOICES)
+
+
+class RoleForm(FlaskForm):
+    role = SelectField("Role", choices=ROLE_CHOICES)

@@ -1,0 +1,131 @@
+"""Staff and roles of the current clinic (clinic admin)."""
+
+import uuid
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
+from flask_login import current_user
+
+from app.auth.forms import ReauthForm
+from app.auth.models import StaffUser
+from app.auth.policy import Permission, Role, requires
+from app.auth.services import verify_current_password
+from app.clinics.models import Membership
+from app.db import get_session
+from app.staff import services
+from app.staff.forms import RoleForm, StaffForm
+
+bp = Blueprint("staff", __name__, url_prefix="/staff")
+
+
+def _member_or_404(user_id: uuid.UUID) -> tuple[Membership, StaffUser]:
+    db = get_session()
+    membership = db.get(Membership, (g.clinic.id, user_id))
+    if membership is None:
+        abort(404)
+    return membership, db.get(StaffUser, user_id)
+
+
+@bp.get("/")
+@requires(Permission.STAFF_MANAGE)
+def index():
+    """Everyone with a role in this clinic."""
+    return render_template("staff/index.html", rows=services.staff_of(get_session(), g.clinic.id))
+
+
+@bp.get("/new")
+@requires(Permission.STAFF_MANAGE)
+def new():
+    """Form to give a person a role in this clinic."""
+    return render_template("staff/new.html", form=StaffForm())
+
+
+@bp.post("/new")
+@requires(Permission.STAFF_MANAGE)
+def create():
+    """Add the person; a new account's temporary password is shown once."""
+    form = StaffForm()
+    db = get_session()
+    if form.validate():
+        existing = db.query(StaffUser).filter_by(email=form.email.data.strip().lower()).one_or_none()
+        if existing and services.is_member(db, g.clinic.id, existing.id):
+            form.email.errors = ["This person already has a role in this clinic."]
+        else:
+            user, password = services.add_staff(db, clinic=g.clinic, email=form.email.data,
+                                                full_name=form.full_name.data, role=Role(form.role.data),
+                                                actor=current_user)
+            db.commit()
+            if password is None:
+                flash(f"{user.full_name} already had a ClinicDesk account and now has a role here.", "success")
+                return redirect(url_for("staff.show", user_id=user.id), code=303)
+            return render_template("staff/created.html", user=user, password=password)
+    return render_template("staff/new.html", form=form), 422
+
+
+def _show(membership, user, *, reauth=None, role_form=None, status=200):
+    return render_template("staff/show.html", membership=membership, person=user,
+                           reauth=reauth or ReauthForm(),
+                           role_form=role_form or RoleForm(role=membership.role.value),
+                           is_self=user.id == current_user.id), status
+
+
+@bp.get("/<uuid:user_id>")
+@requires(Permission.STAFF_MANAGE)
+def show(user_id):
+    """One staff member: role, MFA, status, and the actions on their account."""
+    return _show(*_member_or_404(user_id))
+
+
+@bp.post("/<uuid:user_id>/role")
+@requires(Permission.STAFF_MANAGE)
+def role(user_id):
+    """Change the person's role in this clinic."""
+    membership, user = _member_or_404(user_id)
+    form = RoleForm()
+    if not form.validate() or user.id == current_user.id:
+        form.role.errors = ["You cannot change your own role."] if user.id == current_user.id else form.role.errors
+        return _show(membership, user, role_form=form, status=422)
+    db = get_session()
+    services.change_role(db, membership, Role(form.role.data), current_user)
+    db.commit()
+    flash(f"{user.full_name} is now {membership.role.label}.", "success")
+    return redirect(url_for("staff.show", user_id=user.id), code=303)
+
+
+def _account_action(user_id, action, done_message):
+    membership, user = _member_or_404(user_id)
+    form = ReauthForm()
+    db = get_session()
+    if user.id == current_user.id:
+        abort(403, "You cannot do this to your own account.")
+    if not form.validate() or not verify_current_password(db, current_user, form.password.data):
+        db.commit()
+        form.password.errors = ["Your password is not correct."]
+        return _show(membership, user, reauth=form, status=422)
+    action(db, user, current_user)
+    db.commit()
+    flash(done_message.format(name=user.full_name), "success")
+    return redirect(url_for("staff.show", user_id=user.id), code=303)
+
+
+@bp.post("/<uuid:user_id>/disable")
+@requires(Permission.STAFF_MANAGE)
+def disable(user_id):
+    """Disable the account; its sessions end at once."""
+    return _account_action(user_id, lambda db, u, a: services.set_disabled(db, u, True, a),
+                           "{name}'s account is disabled and their sessions have ended.")
+
+
+@bp.post("/<uuid:user_id>/enable")
+@requires(Permission.STAFF_MANAGE)
+def enable(user_id):
+    """Re-enable a disabled account."""
+    return _account_action(user_id, lambda db, u, a: services.set_disabled(db, u, False, a),
+                           "{name}'s account is enabled again.")
+
+
+@bp.post("/<uuid:user_id>/reset-mfa")
+@requires(Permission.STAFF_MANAGE)
+def reset_mfa(user_id):
+    """Remove the person's authenticator; they enrol again at next sign-in."""
+    return _account_action(user_id, services.reset_mfa,
+                           "{name}'s authenticator was removed; they will set up a new one at next sign-in.")

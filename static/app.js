@@ -1,0 +1,106 @@
+// ClinicDesk page behaviour. Everything works without this file; it adds the idle-timeout
+// warning, shows htmx errors as notices, and submits the clinic switcher on change.
+(function () {
+  "use strict";
+
+  function csrfToken() {
+    try { return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"]; }
+    catch (e) { return ""; }
+  }
+
+  function notice(text, kind) {
+    var box = document.getElementById("notices");
+    if (!box) return;
+    var p = document.createElement("p");
+    p.className = "notice notice-" + (kind || "error");
+    p.setAttribute("role", "alert");
+    p.textContent = text;
+    box.appendChild(p);
+    setTimeout(function () { p.remove(); }, 12000);
+  }
+
+  // --- Session idle timeout -------------------------------------------------------------
+  var body = document.body;
+  var statusUrl = body.dataset.sessionStatus;
+  if (statusUrl) {
+    var idle = parseInt(body.dataset.sessionIdle, 10);
+    var warnAt = parseInt(body.dataset.sessionWarning, 10);
+    var signIn = body.dataset.signIn;
+    var dialog = document.getElementById("session-warning");
+    var countdown = dialog && dialog.querySelector("[data-countdown]");
+    var deadline = Date.now() + idle * 1000;
+    var leaving = false;
+
+    var leave = function () {
+      if (leaving) return;
+      leaving = true;
+      // Clear the screen of patient data at once, then go to the sign-in page.
+      document.querySelectorAll("body > :not(script)").forEach(function (el) { el.remove(); });
+      window.location.replace(signIn);
+    };
+
+    var sync = function () {
+      return fetch(statusUrl, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+        .then(function (r) { return r.json(); })
+        .then(function (data) {
+          if (!data.signed_in || data.seconds_left <= 0) { leave(); return; }
+          deadline = Date.now() + data.seconds_left * 1000;
+        })
+        .catch(function () { /* offline: keep the local deadline */ });
+    };
+
+    var tick = function () {
+      var left = Math.round((deadline - Date.now()) / 1000);
+      if (left <= 0) { sync().then(function () { if (deadline <= Date.now()) leave(); }); return; }
+      if (left <= warnAt && dialog) {
+        if (!dialog.open) { sync(); dialog.showModal(); }
+        if (countdown) {
+          var m = Math.floor(left / 60), s = left % 60;
+          countdown.textContent = (m ? m + " min " : "") + s + " s";
+        }
+      } else if (dialog && dialog.open) {
+        dialog.close();
+      }
+    };
+    setInterval(tick, 1000);
+    setInterval(sync, 60000);
+
+    document.body.addEventListener("htmx:afterRequest", function (evt) {
+      var path = (evt.detail.pathInfo && evt.detail.pathInfo.requestPath) || "";
+      if (!evt.detail.elt.hasAttribute("data-background") && path.indexOf(statusUrl) !== 0) {
+        deadline = Date.now() + idle * 1000;
+      }
+    });
+
+    if (dialog) {
+      dialog.querySelector("form").addEventListener("submit", function (evt) {
+        evt.preventDefault();
+        fetch(body.dataset.sessionExtend, {
+          method: "POST", credentials: "same-origin",
+          headers: { "X-CSRFToken": csrfToken(), "Accept": "application/json" }
+        }).then(function (r) {
+          if (!r.ok) { leave(); return; }
+          deadline = Date.now() + idle * 1000;
+          dialog.close();
+        }).catch(function () { notice("Could not reach ClinicDesk. Check the network."); });
+      });
+    }
+  }
+
+  // --- htmx errors become notices, never swapped content -----------------------------------
+  document.body.addEventListener("htmx:responseError", function (evt) {
+    var text = (evt.detail.xhr.responseText || "").trim();
+    if (!text || text.charAt(0) === "<") text = "Something went wrong (" + evt.detail.xhr.status + "). Nothing was changed; please try again.";
+    notice(text.slice(0, 300));
+  });
+  document.body.addEventListener("htmx:sendError", function () {
+    notice("Could not reach ClinicDesk. Check the network; nothing was saved.");
+  });
+
+  // --- Small enhancements ------------------------------------------------------------------
+  document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
+    var form = select.form;
+    form.querySelectorAll(".js-hide").forEach(function (el) { el.hidden = true; });
+    select.addEventListener("change", function () { form.requestSubmit(); });
+  });
+})();

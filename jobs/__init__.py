@@ -1,0 +1,1 @@
+"""RQ jobs: plain functions taking ids, run inside an app context by `jobs.worker`."""

@@ -1,0 +1,60 @@
+"""The RQ worker: `python -m jobs.worker` (with the scheduler, JSON-serialised jobs).
+
+Jobs run inside one app context per process; payloads are ids only, serialised as JSON (never
+pickle: anyone who can write to Redis would otherwise control deserialisation).
+"""
+
+import functools
+import logging
+import sys
+
+from redis import Redis
+from rq import Queue, Worker
+from rq.serializers import JSONSerializer
+
+from app import create_app
+
+QUEUES = ["default"]
+_app = None
+
+
+def flask_app():
+    """The worker process's app, created on first use."""
+    global _app
+    if _app is None:
+        _app = create_app()
+    return _app
+
+
+def in_app_context(func):
+    """Run a job function inside the worker's app context (and one database session)."""
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with flask_app().app_context():
+            return func(*args, **kwargs)
+    return wrapper
+
+
+def redis_connection(url: str) -> Redis:
+    return Redis.from_url(url)
+
+
+def queue(connection: Redis, name: str = "default") -> Queue:
+    """A queue that uses the JSON serializer, as the worker does."""
+    return Queue(name, connection=connection, serializer=JSONSerializer)
+
+
+def main(argv: list[str]) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
+    app = flask_app()
+    connection = redis_connection(app.config["REDIS_URL"])
+    from jobs.maintenance import schedule_periodic
+
+    schedule_periodic(queue(connection))
+    worker = Worker([queue(connection, name) for name in QUEUES], connection=connection,
+                    serializer=JSONSerializer)
+    worker.work(with_scheduler=True, burst="--burst" in argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

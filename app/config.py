@@ -73,6 +73,7 @@ def load(overrides: dict | None = None) -> dict:
         "HTTPS": env.get("HTTPS", "0") == "1",
         "TRUSTED_PROXIES": int(env.get("TRUSTED_PROXIES", "0")),
         "WTF_CSRF_TIME_LIMIT": None,
+        "RQ_QUEUE": env.get("RQ_QUEUE", "clinicdesk"),
     }
     config.update(overrides or {})
     if not config["DATABASE_APP_URL"] and config["DATABASE_URL"] and config["APP_DB_PASSWORD"]:

@@ -11,7 +11,7 @@ from app.db import utcnow
 from jobs.worker import in_app_context
 
 PURGE_EVERY = timedelta(minutes=10)
-PURGE_JOB_ID = "maintenance.purge_expired_sessions"
+PURGE_JOB_ID = "maintenance-purge-expired-sessions"
 
 
 @in_app_context

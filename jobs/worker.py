@@ -14,7 +14,6 @@ from rq.serializers import JSONSerializer
 
 from app import create_app
 
-QUEUES = ["default"]
 _app = None
 
 
@@ -39,20 +38,23 @@ def redis_connection(url: str) -> Redis:
     return Redis.from_url(url)
 
 
-def queue(connection: Redis, name: str = "default") -> Queue:
-    """A queue that uses the JSON serializer, as the worker does."""
-    return Queue(name, connection=connection, serializer=JSONSerializer)
+def queue(connection: Redis) -> Queue:
+    """The app's queue (RQ_QUEUE), with the JSON serializer the worker uses."""
+    from flask import current_app, has_app_context
+
+    config = current_app.config if has_app_context() else flask_app().config
+    return Queue(config["RQ_QUEUE"], connection=connection, serializer=JSONSerializer)
 
 
 def main(argv: list[str]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     app = flask_app()
     connection = redis_connection(app.config["REDIS_URL"])
     from jobs.maintenance import schedule_periodic
 
     schedule_periodic(queue(connection))
-    worker = Worker([queue(connection, name) for name in QUEUES], connection=connection,
-                    serializer=JSONSerializer)
+    worker = Worker([queue(connection)], connection=connection, serializer=JSONSerializer)
     worker.work(with_scheduler=True, burst="--burst" in argv)
 
 

@@ -28,7 +28,8 @@ from app.local.services import ensure_database
 from app.migrate import migrate
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST_DB = "clinicdesk_test"
+# One database per test session, so parallel runs on one server never meet.
+TEST_DB = f"clinicdesk_test_{os.getpid()}"
 APP_DB_PASSWORD = secrets.token_urlsafe(16)
 PASSWORD = "correct horse battery staple"
 
@@ -62,7 +63,11 @@ def admin_url() -> str:
     ensure_database(maintenance, TEST_DB)
     url = server.set(database=TEST_DB).render_as_string(hide_password=False)
     migrate(url, APP_DB_PASSWORD)
-    return url
+    yield url
+    engine = create_engine(maintenance, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{TEST_DB}" WITH (FORCE)'))
+    engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -90,6 +95,7 @@ def app_config(admin_url, redis_url, tmp_path_factory) -> dict:
         "MASTER_KEY": secrets.token_hex(32),
         "INSTANCE_PATH": str(tmp_path_factory.mktemp("instance")),
         "TESTING": True,
+        "RQ_QUEUE": f"clinicdesk-test-{os.getpid()}",
     }
 
 

@@ -4,6 +4,7 @@ from zoneinfo import available_timezones
 
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 
 from app.clinics.states import STATES, gstin_problem
@@ -18,10 +19,10 @@ class ClinicForm(FlaskForm):
     city = StringField("City", validators=[DataRequired(), Length(max=100)])
     pin_code = StringField("PIN code", validators=[
         DataRequired(), Regexp(r"^[1-9][0-9]{5}$", message="A PIN code is 6 digits, not starting with 0.")])
-    state_code = SelectField("State", choices=[(s.code, f"{s.name} ({s.code})") for s in STATES])
+    state_code = SelectField("State", choices=[SelectChoice(s.code, f"{s.name} ({s.code})") for s in STATES])
     gstin = StringField("GSTIN", validators=[Optional(), Length(max=15)],
                         filters=[lambda v: v.strip().upper() if v else v])
-    timezone = SelectField("Time zone", choices=[(tz, tz) for tz in TIMEZONES], default="Asia/Kolkata")
+    timezone = SelectField("Time zone", choices=[SelectChoice(tz) for tz in TIMEZONES], default="Asia/Kolkata")
 
     def validate_gstin(self, field):
         if not field.data:

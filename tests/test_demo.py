@@ -1,0 +1,41 @@
+"""The demo: seeded clinics and staff whose printed credentials really sign in."""
+
+import json
+import os
+import stat
+from pathlib import Path
+
+from app.demo.cli import demo_users, seed_demo
+
+
+def test_demo_users_json_lists_every_role_and_signs_in(app, browser):
+    runner = app.test_cli_runner()
+    assert "seeded 2 clinics" in runner.invoke(seed_demo).output
+    result = runner.invoke(demo_users, ["--json"])
+    assert result.exit_code == 0, result.output
+    people = json.loads(result.output)
+    assert {p["role"] for p in people} == {"admin", "doctor", "nurse", "reception", "billing", "auditor"}
+    assert all(set(p) == {"email", "password", "role", "clinic", "totp_secret"} for p in people)
+    doctor_clinics = {p["clinic"] for p in people if p["role"] == "doctor"}
+    assert doctor_clinics == {"Indiranagar Family Clinic", "Kothrud Health Centre"}
+
+    credentials = Path(app.instance_path) / "demo-credentials.json"
+    assert stat.S_IMODE(os.stat(credentials).st_mode) == 0o600
+
+    from tests.conftest import Person
+
+    class Demo(Person):
+        def __init__(self, p):
+            self.email, self.password, self.secret = p["email"], p["password"], p["totp_secret"]
+
+    auditor = Demo(next(p for p in people if p["role"] == "auditor"))
+    browser.sign_in(auditor)
+    assert "Lakshmi Iyer" in browser.get("/").get_data(as_text=True)
+    assert "seed skipped" in runner.invoke(seed_demo).output
+
+
+def test_demo_users_refuses_on_a_non_demo_database(app, factory):
+    factory.person(factory.clinic())
+    result = app.test_cli_runner().invoke(demo_users, ["--json"])
+    assert result.exit_code != 0
+    assert "not a demo database" in result.output

@@ -79,7 +79,7 @@
           method: "POST", credentials: "same-origin",
           headers: { "X-CSRFToken": csrfToken(), "Accept": "application/json" }
         }).then(function (r) {
-          if (!r.ok) { leave(); return; }
+          if (!r.ok || r.redirected) { leave(); return; }
           deadline = Date.now() + idle * 1000;
           dialog.close();
         }).catch(function () { notice("Could not reach ClinicDesk. Check the network."); });

@@ -73,9 +73,36 @@ class AuthEventKind(StrEnum):
     def failure(self) -> bool:
         return self in FAILURES
 
+    @property
+    def label(self) -> str:
+        return EVENT_LABELS[self]
+
 
 FAILURES = {AuthEventKind.PASSWORD_FAILED, AuthEventKind.LOCKED_OUT, AuthEventKind.MFA_FAILED,
             AuthEventKind.MFA_REPLAY, AuthEventKind.REAUTH_FAILED, AuthEventKind.ACCESS_DENIED}
+
+
+EVENT_LABELS = {
+    AuthEventKind.PASSWORD_OK: "Password accepted",
+    AuthEventKind.PASSWORD_FAILED: "Wrong password",
+    AuthEventKind.LOCKED_OUT: "Locked out (too many attempts)",
+    AuthEventKind.MFA_OK: "Signed in",
+    AuthEventKind.MFA_FAILED: "Wrong code",
+    AuthEventKind.MFA_REPLAY: "Code reused (refused)",
+    AuthEventKind.MFA_ENROLLED: "Authenticator set up",
+    AuthEventKind.RECOVERY_CODE_USED: "Recovery code used",
+    AuthEventKind.MFA_RESET: "Authenticator reset",
+    AuthEventKind.SIGNED_OUT: "Signed out",
+    AuthEventKind.SESSION_EXPIRED: "Session expired",
+    AuthEventKind.PASSWORD_CHANGED: "Password changed",
+    AuthEventKind.USER_CREATED: "Account created",
+    AuthEventKind.USER_DISABLED: "Account disabled",
+    AuthEventKind.USER_ENABLED: "Account enabled",
+    AuthEventKind.ROLE_CHANGED: "Role changed",
+    AuthEventKind.REAUTH_FAILED: "Wrong password on confirmation",
+    AuthEventKind.CLINIC_SWITCHED: "Switched clinic",
+    AuthEventKind.ACCESS_DENIED: "Access refused",
+}
 
 
 class AuthEvent(Base):

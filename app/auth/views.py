@@ -4,7 +4,7 @@ import uuid
 
 import pyotp
 import segno
-from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user
 
 from app.auth import services
@@ -266,7 +266,8 @@ def session_status():
 @requires(Permission.HOME_VIEW)
 def session_extend():
     """'Stay signed in': a deliberate action, so it counts as activity."""
-    from flask import current_app
+    if request.accept_mimetypes.best_match(["text/html", "application/json"]) != "application/json":
+        return redirect(url_for("dashboard.home"), code=303)
     return jsonify(signed_in=True, seconds_left=current_app.config["SESSION_IDLE_SECONDS"])
 
 

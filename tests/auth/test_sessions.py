@@ -136,7 +136,8 @@ def test_stay_signed_in_counts_as_activity(browser, person, sql):
     browser.get("/")
     cookie = browser.cookie()
     _age_session(sql, cookie, idle_seconds=800)
-    response = browser.client.post("/session/extend", headers={"X-CSRFToken": browser.token})
+    response = browser.client.post("/session/extend", headers={"X-CSRFToken": browser.token,
+                                                                "Accept": "application/json"})
     assert response.status_code == 200 and response.get_json()["seconds_left"] == 900
     assert browser.get("/session/status").get_json()["seconds_left"] >= 895
 

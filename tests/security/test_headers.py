@@ -49,7 +49,7 @@ def test_unsafe_methods_need_a_csrf_token(signed_in):
     client = signed_in.client
     assert client.post("/session/extend").status_code == 400
     assert client.post("/session/extend", headers={"X-CSRFToken": "forged"}).status_code == 400
-    assert client.post("/session/extend", headers={"X-CSRFToken": signed_in.token}).status_code == 200
+    assert client.post("/session/extend", headers={"X-CSRFToken": signed_in.token}).status_code == 303
 
 
 def test_htmx_csrf_failure_is_a_short_notice_not_a_page(signed_in):

@@ -1,9 +1,10 @@
 """Sign-in and account-security events of the clinic's staff (auditor, admin)."""
 
+import uuid
 from datetime import datetime
 
 from flask import Blueprint, g, request
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import aliased
 
 from app.auth.models import AuthEvent, AuthEventKind, StaffUser
@@ -16,12 +17,14 @@ bp = Blueprint("audit", __name__, url_prefix="/audit")
 PAGE = 50
 
 
-def _parse_time(value: str | None) -> datetime | None:
+def _cursor(value: str | None) -> tuple[datetime, uuid.UUID] | None:
+    """An 'older than' cursor `<iso time>_<event id>`, or None when absent or malformed."""
     try:
-        parsed = datetime.fromisoformat(value) if value else None
+        at, event_id = (value or "").rsplit("_", 1)
+        parsed = datetime.fromisoformat(at)
+        return (parsed, uuid.UUID(event_id)) if parsed.tzinfo else None
     except ValueError:
         return None
-    return parsed if parsed is None or parsed.tzinfo else None
 
 
 @bp.get("/sign-ins")
@@ -29,19 +32,20 @@ def _parse_time(value: str | None) -> datetime | None:
 def sign_ins():
     """Sign-in events of this clinic's staff, newest first, filterable by kind; 'older' pages."""
     kind = request.args.get("kind") or None
-    before = _parse_time(request.args.get("before"))
+    before = _cursor(request.args.get("before"))
     subject, actor = aliased(StaffUser), aliased(StaffUser)
     members = select(Membership.user_id).where(Membership.clinic_id == g.clinic.id)
     stmt = (select(AuthEvent, subject.full_name, actor.full_name)
             .join(subject, subject.id == AuthEvent.user_id)
             .outerjoin(actor, actor.id == AuthEvent.actor_user_id)
             .where(AuthEvent.user_id.in_(members))
-            .order_by(AuthEvent.at.desc()).limit(PAGE + 1))
+            .order_by(AuthEvent.at.desc(), AuthEvent.id.desc()).limit(PAGE + 1))
     if kind in AuthEventKind._value2member_map_:
         stmt = stmt.where(AuthEvent.kind == AuthEventKind(kind))
     if before:
-        stmt = stmt.where(AuthEvent.at < before)
+        stmt = stmt.where(tuple_(AuthEvent.at, AuthEvent.id) < before)
     rows = get_session().execute(stmt).all()
-    more = rows[PAGE].AuthEvent.at.isoformat() if len(rows) > PAGE else None
+    last = rows[PAGE - 1].AuthEvent if len(rows) > PAGE else None
+    more = f"{last.at.isoformat()}_{last.id}" if last else None
     return render("audit/sign_ins.html", "events", rows=rows[:PAGE], more=more, kind=kind,
                   kinds=list(AuthEventKind))

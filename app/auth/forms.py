@@ -34,6 +34,17 @@ class PasswordChangeForm(FlaskForm):
                             render_kw={"autocomplete": "new-password"})
 
 
+REAUTH_ERRORS = {
+    "invalid": "Your password is not correct.",
+    "locked": "Too many wrong passwords. Please wait a few minutes and try again.",
+}
+
+
+def reauth_status(outcome: str) -> int:
+    """422 for a wrong password, 429 once the account's attempts are used up."""
+    return 429 if outcome == "locked" else 422
+
+
 class ReauthForm(FlaskForm):
     password = PasswordField("Your password, to confirm", validators=[DataRequired()],
                              render_kw={"autocomplete": "current-password"})

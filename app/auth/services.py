@@ -87,7 +87,7 @@ def _over_limit(db: Session, column, value, kinds, limits) -> bool:
 
 def password_locked(db: Session, email: str) -> bool:
     """Too many failed passwords for this e-mail, or from this address."""
-    kinds = (AuthEventKind.PASSWORD_FAILED,)
+    kinds = (AuthEventKind.PASSWORD_FAILED, AuthEventKind.REAUTH_FAILED)
     return (_over_limit(db, AuthEvent.email_hmac, email_hmac(email), kinds, PASSWORD_LIMITS_ACCOUNT)
             or _over_limit(db, AuthEvent.ip, request.remote_addr, kinds, PASSWORD_LIMITS_IP))
 
@@ -165,6 +165,9 @@ def check_totp(db: Session, user: StaffUser, code: str, secret: str | None = Non
     if mfa_locked(db, user.id):
         record_event(db, AuthEventKind.LOCKED_OUT, user_id=user.id, detail="mfa")
         return "locked"
+    if secret is None and user.totp_secret_enc is None:
+        record_event(db, AuthEventKind.MFA_FAILED, user_id=user.id, detail="no authenticator")
+        return "invalid"
     step = matching_step(secret or totp_secret_of(user), code)
     if step is None:
         record_event(db, AuthEventKind.MFA_FAILED, user_id=user.id)
@@ -252,12 +255,20 @@ def password_problem(password: str, *, email: str = "") -> str | None:
     return None
 
 
-def verify_current_password(db: Session, user: StaffUser, password: str) -> bool:
-    """Re-authentication for sensitive changes; failures count toward the account's limit."""
+def verify_current_password(db: Session, user: StaffUser, password: str, *, purpose: str) -> str:
+    """Re-authentication for a sensitive change: 'ok', 'invalid' or 'locked'.
+
+    Failures count toward the same per-account limit as sign-in, so a hijacked session cannot be
+    used to guess the password.
+    """
+    if password_locked(db, user.email):
+        record_event(db, AuthEventKind.LOCKED_OUT, user_id=user.id, email=user.email, detail=purpose[:200])
+        return "locked"
     if _verify_hash(user.password_hash, password):
-        return True
-    record_event(db, AuthEventKind.REAUTH_FAILED, user_id=user.id, email=user.email)
-    return False
+        return "ok"
+    record_event(db, AuthEventKind.REAUTH_FAILED, user_id=user.id, actor_user_id=user.id, email=user.email,
+                 detail=purpose[:200])
+    return "invalid"
 
 
 def set_password(db: Session, user: StaffUser, password: str, *, actor: StaffUser) -> None:

@@ -8,7 +8,15 @@ from flask import Blueprint, abort, current_app, flash, g, jsonify, redirect, re
 from flask_login import current_user, login_user
 
 from app.auth import services
-from app.auth.forms import CodeForm, LoginForm, PasswordChangeForm, ReauthForm, RecoveryForm
+from app.auth.forms import (
+    REAUTH_ERRORS,
+    CodeForm,
+    LoginForm,
+    PasswordChangeForm,
+    ReauthForm,
+    RecoveryForm,
+    reauth_status,
+)
 from app.auth.models import AuthEventKind, StaffUser
 from app.auth.policy import PUBLIC, SIGN_IN_STEP, Permission, requires
 from app.db import get_session, set_tenant
@@ -100,6 +108,8 @@ def _code_failed(template: str, form, outcome: str, **context):
 def mfa_post():
     """Check the TOTP code (each code works once) and finish signing in."""
     user = _pending_user()
+    if not user.mfa_enrolled:  # e.g. a tab left open while an admin reset the authenticator
+        return redirect(url_for("auth.enrol"), code=303)
     form = CodeForm()
     if not form.validate():
         return render_template("auth/mfa.html", form=form), 422
@@ -221,10 +231,13 @@ def password_post():
     """Set a new password; every other session of the user ends."""
     form = PasswordChangeForm()
     db = get_session()
+    status = 422
     if form.validate():
         problem = services.password_problem(form.new.data, email=current_user.email)
-        if not services.verify_current_password(db, current_user, form.current.data):
-            form.current.errors = ["Your current password is not correct."]
+        outcome = services.verify_current_password(db, current_user, form.current.data, purpose="password change")
+        if outcome != "ok":
+            form.current.errors = [REAUTH_ERRORS[outcome].replace("Your password", "Your current password")]
+            status = reauth_status(outcome)
         elif problem:
             form.new.errors = [problem]
         else:
@@ -234,7 +247,7 @@ def password_post():
             flash("Your password was changed. Your other sessions were signed out.", "success")
             return client_redirect(url_for("auth.account"))
     db.commit()
-    return render("auth/password.html", "password_form", status=422, form=form)
+    return render("auth/password.html", "password_form", status=status, form=form)
 
 
 @bp.post("/account/recovery-codes")
@@ -243,11 +256,13 @@ def recovery_codes_post():
     """Replace all recovery codes (after re-entering the password); shows the new ones once."""
     form = ReauthForm()
     db = get_session()
-    if not form.validate() or not services.verify_current_password(db, current_user, form.password.data):
+    outcome = services.verify_current_password(db, current_user, form.password.data or "",
+                                               purpose="new recovery codes") if form.validate() else "invalid"
+    if outcome != "ok":
         db.commit()
-        form.password.errors = ["Your password is not correct."]
+        form.password.errors = [REAUTH_ERRORS[outcome]]
         return render_template("auth/account.html", codes_left=services.recovery_codes_left(db, current_user),
-                               events=services.recent_events(db, current_user.id), reauth=form), 422
+                               events=services.recent_events(db, current_user.id), reauth=form), reauth_status(outcome)
     codes = services.issue_recovery_codes(db, current_user)
     db.commit()
     return render_template("auth/recovery_codes.html", codes=codes, next_url=url_for("auth.account"))

@@ -7,14 +7,19 @@ from wtforms.validators import DataRequired, Email, Length
 
 from app.auth.policy import Role
 
+
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
 ROLE_CHOICES = [SelectChoice(r.value, r.label) for r in Role]
 
 
 class StaffForm(FlaskForm):
-    full_name = StringField("Full name", validators=[DataRequired(), Length(max=120)],
+    full_name = StringField("Full name", validators=[DataRequired(), Length(max=120)], filters=[_strip],
                             render_kw={"autocomplete": "off"})
     email = EmailField("E-mail", validators=[DataRequired(), Email(check_deliverability=False), Length(max=254)],
-                       render_kw={"autocomplete": "off"})
+                       filters=[_strip], render_kw={"autocomplete": "off"})
     role = SelectField("Role", choices=ROLE_CHOICES)
 
 

@@ -73,6 +73,16 @@ def set_disabled(db: Session, user: StaffUser, disabled: bool, actor: StaffUser)
         end_sessions_of(user.id)
 
 
+def disable(db: Session, user: StaffUser, actor: StaffUser) -> None:
+    """Disable an account and end its sessions."""
+    set_disabled(db, user, True, actor)
+
+
+def enable(db: Session, user: StaffUser, actor: StaffUser) -> None:
+    """Re-enable a disabled account."""
+    set_disabled(db, user, False, actor)
+
+
 def reset_mfa(db: Session, user: StaffUser, actor: StaffUser) -> None:
     """Remove the authenticator and recovery codes; the user enrols again at next sign-in."""
     user.totp_secret_enc = None

@@ -5,7 +5,7 @@ import uuid
 from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 from flask_login import current_user
 
-from app.auth.forms import ReauthForm
+from app.auth.forms import REAUTH_ERRORS, ReauthForm, reauth_status
 from app.auth.models import StaffUser
 from app.auth.policy import Permission, Role, requires
 from app.auth.services import verify_current_password
@@ -97,10 +97,12 @@ def _account_action(user_id, action, done_message):
     db = get_session()
     if user.id == current_user.id:
         abort(403, "You cannot do this to your own account.")
-    if not form.validate() or not verify_current_password(db, current_user, form.password.data):
+    outcome = verify_current_password(db, current_user, form.password.data or "",
+                                      purpose=f"{action.__name__} for {user.email}") if form.validate() else "invalid"
+    if outcome != "ok":
         db.commit()
-        form.password.errors = ["Your password is not correct."]
-        return _show(membership, user, reauth=form, status=422)
+        form.password.errors = [REAUTH_ERRORS[outcome]]
+        return _show(membership, user, reauth=form, status=reauth_status(outcome))
     action(db, user, current_user)
     db.commit()
     flash(done_message.format(name=user.full_name), "success")
@@ -111,7 +113,7 @@ def _account_action(user_id, action, done_message):
 @requires(Permission.STAFF_MANAGE)
 def disable(user_id):
     """Disable the account; its sessions end at once."""
-    return _account_action(user_id, lambda db, u, a: services.set_disabled(db, u, True, a),
+    return _account_action(user_id, services.disable,
                            "{name}'s account is disabled and their sessions have ended.")
 
 
@@ -119,8 +121,7 @@ def disable(user_id):
 @requires(Permission.STAFF_MANAGE)
 def enable(user_id):
     """Re-enable a disabled account."""
-    return _account_action(user_id, lambda db, u, a: services.set_disabled(db, u, False, a),
-                           "{name}'s account is enabled again.")
+    return _account_action(user_id, services.enable, "{name}'s account is enabled again.")
 
 
 @bp.post("/<uuid:user_id>/reset-mfa")

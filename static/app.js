@@ -34,7 +34,8 @@
     var leave = function () {
       if (leaving) return;
       leaving = true;
-      // Clear the screen of patient data at once, then go to the sign-in page.
+      // The server has ended the session (it reports 0 s only once expired). Clear the screen of
+      // patient data at once, then go to the sign-in page.
       document.querySelectorAll("body > :not(script)").forEach(function (el) { el.remove(); });
       window.location.replace(signIn);
     };

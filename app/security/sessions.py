@@ -7,6 +7,7 @@ new token and deletes the old row, so a planted or copied cookie is useless afte
 """
 
 import hashlib
+import math
 import secrets
 from datetime import timedelta
 
@@ -60,8 +61,8 @@ def cookie_name(app: Flask) -> str:
 class PostgresSessionInterface(SessionInterface):
     def open_session(self, app: Flask, req: Request) -> ServerSession:
         token = req.cookies.get(cookie_name(app))
-        if not token:
-            return ServerSession()
+        if not token or _is_static(app, req):
+            return ServerSession()  # static files neither read nor extend the session
         engine = app.extensions["db_engine"]
         with engine.connect() as conn:
             row = conn.execute(select(UserSession).where(UserSession.id == token_hash(token))).mappings().first()
@@ -108,6 +109,10 @@ class PostgresSessionInterface(SessionInterface):
                 conn.execute(delete(UserSession).where(UserSession.id == session.row["id"]))
 
 
+def _is_static(app: Flask, req: Request) -> bool:
+    return req.path.startswith(app.static_url_path + "/")
+
+
 def _row_values(session: ServerSession) -> dict:
     """The columns kept beside the data: who, which stage of sign-in, which clinic, activity."""
     now = utcnow()
@@ -120,7 +125,9 @@ def _row_values(session: ServerSession) -> dict:
         "active_clinic_id": session.get("clinic_id"),
     }
     fresh = session.new or session.rotate_requested
-    if fresh or not getattr(g, "background_request", False):
+    # Polling, probes and unknown URLs are not the user at work.
+    background = getattr(g, "background_request", False) or request.endpoint is None
+    if fresh or not background:
         values["last_activity_at"] = now
     if user_id and (fresh or session.row["authenticated_at"] is None):
         values["authenticated_at"] = now
@@ -145,7 +152,8 @@ def seconds_left(session: ServerSession) -> int:
     idle_end = session.row["last_activity_at"] + timedelta(seconds=current_app.config["SESSION_IDLE_SECONDS"])
     started = session.row["authenticated_at"] or session.row["created_at"]
     max_end = started + timedelta(seconds=current_app.config["SESSION_MAX_SECONDS"])
-    return max(0, int((min(idle_end, max_end) - now).total_seconds()))
+    # Round up: 0 must mean "expired", never "less than a second left".
+    return max(0, math.ceil((min(idle_end, max_end) - now).total_seconds()))
 
 
 def end_sessions_of(user_id, *, keep: str | None = None) -> None:

@@ -204,3 +204,20 @@ def test_temporary_password_must_be_changed_first(browser, factory, clinic):
     response = browser.get("/")
     assert response.status_code == 303 and response.headers["Location"] == "/account/password"
     assert "temporary password" in browser.get("/account/password").get_data(as_text=True)
+
+
+def test_seconds_left_rounds_up_so_zero_means_expired(browser, person, sql):
+    browser.sign_in(person)
+    _age_session(sql, browser.cookie(), idle_seconds=899.5)
+    assert browser.get("/session/status").get_json() == {"signed_in": True, "seconds_left": 1}
+
+
+def test_static_files_and_unknown_urls_do_not_extend_the_session(browser, person, sql):
+    browser.sign_in(person)
+    cookie = browser.cookie()
+    _age_session(sql, cookie, idle_seconds=600)
+    before = sql("SELECT last_activity_at FROM user_session WHERE id = :id", id=token_hash(cookie))[0][0]
+    with browser.client.get("/static/app.css") as response:
+        assert response.status_code == 200
+    assert browser.get("/no-such-page").status_code == 404
+    assert sql("SELECT last_activity_at FROM user_session WHERE id = :id", id=token_hash(cookie))[0][0] == before

@@ -189,6 +189,28 @@ def factory(app):
     return Factory()
 
 
+@pytest.fixture
+def clinic(factory):
+    return factory.clinic("Sunrise Clinic", state_code="29")
+
+
+@pytest.fixture
+def other_clinic(factory):
+    return factory.clinic("Lakeside Clinic", state_code="27")
+
+
+@pytest.fixture
+def admin(factory, clinic):
+    return factory.person(clinic, Role.ADMIN, name="Asha Admin")
+
+
+@pytest.fixture
+def as_admin(browser, admin):
+    """A test client signed in as the clinic's admin."""
+    browser.sign_in(admin)
+    return browser
+
+
 # --- Driving the app over HTTP -------------------------------------------------------------------
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')

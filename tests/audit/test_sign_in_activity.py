@@ -65,27 +65,6 @@ def markers(parsed: _Rows) -> list[str]:
     return [r[4] for r in parsed.rows if re.fullmatch(r"seq-\d{3}", r[4])]
 
 
-@pytest.fixture
-def clinic(factory):
-    return factory.clinic("Sunrise Clinic")
-
-
-@pytest.fixture
-def other_clinic(factory):
-    return factory.clinic("Lakeside Clinic", state_code="27")
-
-
-@pytest.fixture
-def admin(factory, clinic):
-    return factory.person(clinic, Role.ADMIN, name="Asha Admin")
-
-
-@pytest.fixture
-def as_admin(browser, admin):
-    browser.sign_in(admin)
-    return browser
-
-
 def seed(sql, person, count, kind="password_failed", minutes_ago=1):
     """`count` events of a person, one minute apart, oldest last; detail seq-001 is the newest."""
     sql("INSERT INTO auth_event (id, at, kind, user_id, detail) "

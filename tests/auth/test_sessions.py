@@ -8,11 +8,6 @@ from app.security.sessions import token_hash
 
 
 @pytest.fixture
-def clinic(factory):
-    return factory.clinic()
-
-
-@pytest.fixture
 def person(factory, clinic):
     return factory.person(clinic, Role.RECEPTION)
 

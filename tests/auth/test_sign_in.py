@@ -1,15 +1,9 @@
 """Password + TOTP sign-in over HTTP: both factors, single-use codes, rate limits, recovery codes."""
 
 import pyotp
-import pytest
 
 from app.auth.policy import Role
 from tests.conftest import csrf_from
-
-
-@pytest.fixture
-def clinic(factory):
-    return factory.clinic()
 
 
 def test_sign_in_needs_password_then_code(browser, factory, clinic):

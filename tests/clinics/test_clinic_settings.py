@@ -69,22 +69,6 @@ def errors(response) -> dict[str, str]:
     return found
 
 
-@pytest.fixture
-def clinic(factory):
-    return factory.clinic("Sunrise Clinic", state_code="29")
-
-
-@pytest.fixture
-def admin(factory, clinic):
-    return factory.person(clinic, Role.ADMIN, name="Asha Admin")
-
-
-@pytest.fixture
-def as_admin(browser, admin):
-    browser.sign_in(admin)
-    return browser
-
-
 def settings_of(sql, clinic):
     return sql("SELECT name, legal_name, address_line, city, pin_code, state_code, gstin, timezone "
                "FROM clinic WHERE id = :id", id=clinic.id)[0]

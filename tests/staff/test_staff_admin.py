@@ -98,27 +98,6 @@ def enrol_secret_from(response) -> str:
 
 # --- Fixtures ------------------------------------------------------------------------------------
 
-@pytest.fixture
-def clinic(factory):
-    return factory.clinic("Sunrise Clinic")
-
-
-@pytest.fixture
-def other_clinic(factory):
-    return factory.clinic("Lakeside Clinic", state_code="27")
-
-
-@pytest.fixture
-def admin(factory, clinic):
-    return factory.person(clinic, Role.ADMIN, name="Asha Admin")
-
-
-@pytest.fixture
-def as_admin(browser, admin):
-    browser.sign_in(admin)
-    return browser
-
-
 def events(sql, kind, user_id):
     return sql("SELECT user_id, actor_user_id, detail FROM auth_event WHERE kind = :k AND user_id = :u ORDER BY at",
                k=kind, u=user_id)

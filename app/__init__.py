@@ -48,9 +48,10 @@ def _register_blueprints(app: Flask) -> None:
     from app.clinics.views import bp as clinics_bp
     from app.dashboard.views import bp as dashboard_bp
     from app.health.views import bp as health_bp
+    from app.patients.views import bp as patients_bp
     from app.staff.views import bp as staff_bp
 
-    for bp in (auth_bp, clinics_bp, dashboard_bp, health_bp, staff_bp, audit_bp):
+    for bp in (auth_bp, clinics_bp, dashboard_bp, health_bp, staff_bp, audit_bp, patients_bp):
         app.register_blueprint(bp)
 
 

@@ -1,7 +1,10 @@
 """The whole schema: imports every domain's models so Alembic and the drift test see all of it."""
 
+from app.audit import models as audit_models  # noqa: F401
 from app.auth import models as auth_models  # noqa: F401
 from app.clinics import models as clinic_models  # noqa: F401
 from app.db import Base
+from app.patients import models as patient_models  # noqa: F401
+from app.security import models as security_models  # noqa: F401
 
 metadata = Base.metadata

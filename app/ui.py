@@ -18,6 +18,7 @@ class NavItem:
 
 # (label, endpoint, permission); shown only to roles holding the permission.
 NAV = [
+    ("Patients", "patients.index", Permission.PATIENT_VIEW_CONTACT),
     ("Staff", "staff.index", Permission.STAFF_MANAGE),
     ("Clinic settings", "clinics.settings", Permission.SETTINGS_MANAGE),
     ("Sign-in activity", "audit.sign_ins", Permission.AUDIT_VIEW),
@@ -30,6 +31,11 @@ def nav_items() -> list[NavItem]:
             for label, endpoint, permission in NAV if can(role, permission)]
 
 
+def can_search() -> bool:
+    """Whether the header shows the patient search box."""
+    return can(g.get("role"), Permission.PATIENT_VIEW_CONTACT)
+
+
 def localtime(value: datetime | None, tz: str = "Asia/Kolkata") -> str:
     """'21 Nov 2026, 10:42' in the clinic's time zone."""
     if value is None:
@@ -37,6 +43,30 @@ def localtime(value: datetime | None, tz: str = "Asia/Kolkata") -> str:
     return value.astimezone(ZoneInfo(tz)).strftime("%d %b %Y, %H:%M")
 
 
+FIELD_LABELS = {
+    "full_name": "Name", "sex": "Sex", "dob": "Date of birth", "dob_estimated": "Age estimated", "phone": "Mobile",
+    "alt_phone": "Alternate phone", "email": "E-mail", "address_line": "Address", "city": "City", "pin_code": "PIN",
+    "state_code": "State", "language": "Language", "abha_number": "ABHA number", "guardian_name": "Guardian",
+    "guardian_relation": "Guardian's relation", "guardian_phone": "Guardian's phone", "mrn": "MRN",
+}
+
+
+def state_name(code: str | None) -> str:
+    from app.clinics.states import BY_CODE
+
+    return BY_CODE[code].name if code in BY_CODE else ""
+
+
+def language_name(code: str) -> str:
+    from app.patients.forms import LANGUAGES
+
+    return LANGUAGES.get(code, code)
+
+
 def init_app(app: Flask) -> None:
-    app.jinja_env.globals["nav_items"] = nav_items
+    from app.patients.forms import display_phone
+
+    app.jinja_env.globals.update(nav_items=nav_items, can_search=can_search, state_name=state_name,
+                                 language_name=language_name, field_label=lambda name: FIELD_LABELS.get(name, name))
     app.jinja_env.filters["localtime"] = localtime
+    app.jinja_env.filters["phone"] = display_phone

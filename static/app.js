@@ -98,6 +98,51 @@
     notice("Could not reach ClinicDesk. Check the network; nothing was saved.");
   });
 
+  // --- Patient search: "/" focuses it, arrows move through results, Enter opens one ----------
+  var searchBox = function () {
+    return document.querySelector("main [data-search-input]") || document.getElementById("global-search");
+  };
+  var resultsFor = function (input) {
+    var target = input.getAttribute("hx-target");
+    var box = target ? document.querySelector(target) : null;
+    return box ? Array.prototype.slice.call(box.querySelectorAll("a.result")) : [];
+  };
+  document.addEventListener("keydown", function (evt) {
+    var t = evt.target;
+    var typing = t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName));
+    if (evt.key === "/" && !typing && !evt.ctrlKey && !evt.metaKey && !evt.altKey) {
+      var box = searchBox();
+      if (box) { evt.preventDefault(); box.focus(); box.select(); }
+      return;
+    }
+    if (evt.key === "Escape" && t && t.closest && t.closest(".header-search")) {
+      var dropdown = document.getElementById("global-results");
+      if (dropdown) dropdown.innerHTML = "";
+      document.getElementById("global-search").focus();
+      return;
+    }
+    if (evt.key !== "ArrowDown" && evt.key !== "ArrowUp" && evt.key !== "Enter") return;
+    var input = t && t.hasAttribute && t.hasAttribute("data-search-input") ? t : null;
+    var container = t && t.closest ? t.closest("#global-results, #results") : null;
+    var source = input || (container && document.querySelector('[hx-target="#' + container.id + '"]'));
+    if (!source) return;
+    var links = resultsFor(source);
+    if (!links.length) return;
+    var index = links.indexOf(document.activeElement);
+    if (evt.key === "Enter") {
+      if (input && links.length === 1) { evt.preventDefault(); window.location.href = links[0].href; }
+      return;  // on a focused result, Enter follows the link natively
+    }
+    evt.preventDefault();
+    if (evt.key === "ArrowDown") {
+      links[Math.min(index + 1, links.length - 1)].focus();
+    } else if (index <= 0) {
+      source.focus();
+    } else {
+      links[index - 1].focus();
+    }
+  });
+
   // --- Small enhancements ------------------------------------------------------------------
   document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
     var form = select.form;

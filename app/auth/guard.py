@@ -61,9 +61,14 @@ def enforce():
 
 
 def deny(what: str):
-    """Record an access refused and answer 403 (the record is committed even though we abort)."""
+    """Record an access refused and answer 403 (the records are committed even though we abort)."""
+    from app.audit.services import record
+
     db = get_session()
     record_event(db, AuthEventKind.ACCESS_DENIED, user_id=current_user.id, detail=what[:200])
+    patient_id = (request.view_args or {}).get("patient_id")
+    record(db, f"denied:{request.endpoint}"[:48], patient_id=patient_id, object_id=patient_id,
+           object_type="patient" if patient_id else None, outcome="denied", reason="role not permitted")
     db.commit()
     abort(403)
 

@@ -34,3 +34,11 @@ class Membership(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     clinic: Mapped[Clinic] = relationship(lazy="joined")
+
+
+class ClinicRegistry(Base):
+    """Clinic ids only, outside row-level security, for jobs that visit every clinic (kept by a trigger)."""
+
+    __tablename__ = "clinic_registry"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)

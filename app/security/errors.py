@@ -7,6 +7,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app.htmx import is_htmx_any
+from app.security.crypto import DecryptionError
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +25,7 @@ MESSAGES = {
 
 def init_app(app: Flask) -> None:
     app.register_error_handler(CSRFError, _csrf)
+    app.register_error_handler(DecryptionError, _unreadable)
     app.register_error_handler(HTTPException, _http)
     app.register_error_handler(Exception, _unexpected)
 
@@ -49,6 +51,12 @@ def _http(exc: HTTPException) -> Response:
         return exc
     described = exc.description if exc.description and exc.description != type(exc).description else None
     return error_response(exc.code, described)
+
+
+def _unreadable(exc: DecryptionError) -> Response:
+    # Logged where it happened (which field of which row); the user learns nothing more.
+    return error_response(500, "A protected record could not be read. The problem has been logged for the "
+                               "clinic's administrator; nothing was changed.")
 
 
 def _unexpected(exc: Exception) -> Response:

@@ -34,6 +34,16 @@ def append_only(table: str) -> list[str]:
     ]
 
 
+def no_truncate(table: str) -> list[str]:
+    """Refuse TRUNCATE too (row triggers do not fire on it)."""
+    return [f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION refuse_change()"]
+
+
+def grant(privileges: str, *tables: str) -> list[str]:
+    return [f"GRANT {privileges} ON {t} TO {APP_DB_ROLE}" for t in tables]
+
+
 REFUSE_CHANGE_FUNCTION = """
 CREATE FUNCTION refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

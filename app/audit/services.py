@@ -1,0 +1,64 @@
+"""Writing PHI audit records. If the record cannot be written, the request fails with it.
+
+Records hold who, role, clinic, patient(s), action, object, outcome, purpose or reason, address,
+agent and time — never PHI values. Each row carries an HMAC of its contents under a per-clinic key
+derived from the master key (outside the database); the chain job links rows afterwards.
+"""
+
+import hashlib
+import hmac
+import uuid
+
+from flask import abort, g, has_request_context, request
+from flask_login import current_user
+from sqlalchemy.orm import Session
+
+from app.audit.models import AuditEvent
+from app.db import new_id, utcnow
+from app.security.crypto import master_key
+
+
+def audit_key(clinic_id: uuid.UUID) -> bytes:
+    return master_key().derive(f"audit-chain|{clinic_id}")
+
+
+def canonical(event: AuditEvent) -> bytes:
+    """The bytes an event's MAC covers: every column but seq and the MAC itself."""
+    ids = ",".join(sorted(str(p) for p in (event.patient_ids or [])))
+    fields = [event.clinic_id, event.id, event.at.isoformat(), event.user_id, event.role, event.action,
+              event.object_type, event.object_id, event.patient_id, ids, event.outcome, event.reason,
+              bool(event.flagged), event.ip, event.user_agent]
+    return "\x1f".join("" if f is None else str(f) for f in fields).encode()
+
+
+def event_mac(event: AuditEvent) -> str:
+    return hmac.new(audit_key(event.clinic_id), canonical(event), hashlib.sha256).hexdigest()
+
+
+def record(db: Session, action: str, *, patient_id=None, patient_ids=None, object_type=None, object_id=None,
+           outcome: str = "allowed", reason: str | None = None, flagged: bool = False,
+           clinic_id: uuid.UUID | None = None) -> AuditEvent:
+    """Append one audit record in the current transaction (flushed now, so a failure fails the request)."""
+    signed_in = has_request_context() and current_user.is_authenticated
+    event = AuditEvent(
+        id=new_id(), clinic_id=clinic_id or g.clinic.id, at=utcnow(),
+        user_id=current_user.id if signed_in else None,
+        role=g.role.value if signed_in and g.get("role") else None,
+        action=action, object_type=object_type, object_id=object_id, patient_id=patient_id,
+        patient_ids=list(patient_ids) if patient_ids is not None else None, outcome=outcome,
+        reason=reason[:300] if reason else None, flagged=flagged,
+        ip=request.remote_addr if has_request_context() else None,
+        user_agent=request.user_agent.string[:200] if has_request_context() else None,
+    )
+    event.mac = event_mac(event)
+    db.add(event)
+    db.flush()
+    return event
+
+
+def deny_not_found(db: Session, action: str, *, object_type: str, object_id) -> None:
+    """Record a refused look at something not in this clinic, commit that, and answer 404."""
+    record(db, action, object_type=object_type, object_id=object_id, outcome="denied",
+           reason="not found in this clinic")
+    db.commit()
+    abort(404)

@@ -46,8 +46,9 @@ def new_id() -> uuid.UUID:
 
 
 def make_engine(url: str):
-    """An engine for the given URL, with pool pre-ping so a restarted database is survived."""
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    """An engine for the URL: pool pre-ping survives a database restart; statement parameters (which
+    can hold PHI or hashes) never reach logs or error messages."""
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5, hide_parameters=True)
 
 
 def init_app(app: Flask) -> None:

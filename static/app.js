@@ -66,12 +66,8 @@
     setInterval(tick, 1000);
     setInterval(sync, 60000);
 
-    document.body.addEventListener("htmx:afterRequest", function (evt) {
-      var path = (evt.detail.pathInfo && evt.detail.pathInfo.requestPath) || "";
-      if (!evt.detail.elt.hasAttribute("data-background") && path.indexOf(statusUrl) !== 0) {
-        deadline = Date.now() + idle * 1000;
-      }
-    });
+    // After any htmx request ask the server how long is left: only it knows what counted as activity.
+    document.body.addEventListener("htmx:afterRequest", function () { sync(); });
 
     if (dialog) {
       dialog.querySelector("form").addEventListener("submit", function (evt) {

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 
 from flask import Blueprint, g, request
-from sqlalchemy import select, tuple_
+from sqlalchemy import and_, or_, select, tuple_
 from sqlalchemy.orm import aliased
 
 from app.auth.models import AuthEvent, AuthEventKind, StaffUser
@@ -34,11 +34,14 @@ def sign_ins():
     kind = request.args.get("kind") or None
     before = _cursor(request.args.get("before"))
     subject, actor = aliased(StaffUser), aliased(StaffUser)
-    members = select(Membership.user_id).where(Membership.clinic_id == g.clinic.id)
+    # This clinic's events, and account-wide ones (sign-ins, passwords, MFA) of its staff from the
+    # day they joined; never what happened to them in another clinic.
     stmt = (select(AuthEvent, subject.full_name, actor.full_name)
             .join(subject, subject.id == AuthEvent.user_id)
+            .join(Membership, and_(Membership.user_id == AuthEvent.user_id, Membership.clinic_id == g.clinic.id))
             .outerjoin(actor, actor.id == AuthEvent.actor_user_id)
-            .where(AuthEvent.user_id.in_(members))
+            .where(or_(AuthEvent.clinic_id == g.clinic.id,
+                       and_(AuthEvent.clinic_id.is_(None), AuthEvent.at >= Membership.created_at)))
             .order_by(AuthEvent.at.desc(), AuthEvent.id.desc()).limit(PAGE + 1))
     if kind in AuthEventKind._value2member_map_:
         stmt = stmt.where(AuthEvent.kind == AuthEventKind(kind))

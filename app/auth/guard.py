@@ -21,8 +21,25 @@ from app.htmx import client_redirect
 PASSWORD_CHANGE_ENDPOINTS = {"auth.password", "auth.password_post", "auth.logout", "auth.session_status"}
 
 
+class SessionOnlyLoginManager(LoginManager):
+    """Flask-Login that knows a user only from the server-side session.
+
+    Its remember-me cookie and request/header loaders are switched off: a cookie signed with
+    SECRET_KEY must never stand in for a password and an authenticator code.
+    """
+
+    def _load_user_from_remember_cookie(self, cookie):
+        return None
+
+    def _load_user_from_header(self, header):
+        return None
+
+    def _load_user_from_request(self, request):
+        return None
+
+
 def init_app(app: Flask) -> None:
-    manager = LoginManager()
+    manager = SessionOnlyLoginManager()
     manager.session_protection = None  # sessions are server-side and rotated explicitly
     manager.user_loader(_load_user)
     manager.init_app(app)
@@ -65,7 +82,7 @@ def deny(what: str):
     from app.audit.services import record
 
     db = get_session()
-    record_event(db, AuthEventKind.ACCESS_DENIED, user_id=current_user.id, detail=what[:200])
+    record_event(db, AuthEventKind.ACCESS_DENIED, user_id=current_user.id, detail=what[:200], clinic_id=g.clinic.id)
     patient_id = (request.view_args or {}).get("patient_id")
     record(db, f"denied:{request.endpoint}"[:48], patient_id=patient_id, object_id=patient_id,
            object_type="patient" if patient_id else None, outcome="denied", reason="role not permitted")

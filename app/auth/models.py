@@ -65,6 +65,8 @@ class AuthEventKind(StrEnum):
     USER_DISABLED = "user_disabled"
     USER_ENABLED = "user_enabled"
     ROLE_CHANGED = "role_changed"
+    MEMBERSHIP_ADDED = "membership_added"
+    MEMBERSHIP_REMOVED = "membership_removed"
     REAUTH_FAILED = "reauth_failed"
     CLINIC_SWITCHED = "clinic_switched"
     ACCESS_DENIED = "access_denied"
@@ -99,6 +101,8 @@ EVENT_LABELS = {
     AuthEventKind.USER_DISABLED: "Account disabled",
     AuthEventKind.USER_ENABLED: "Account enabled",
     AuthEventKind.ROLE_CHANGED: "Role changed",
+    AuthEventKind.MEMBERSHIP_ADDED: "Given a role in this clinic",
+    AuthEventKind.MEMBERSHIP_REMOVED: "Removed from this clinic",
     AuthEventKind.REAUTH_FAILED: "Wrong password on confirmation",
     AuthEventKind.CLINIC_SWITCHED: "Switched clinic",
     AuthEventKind.ACCESS_DENIED: "Access refused",
@@ -113,6 +117,7 @@ class AuthEvent(Base):
         Index("ix_auth_event_email_hmac_at", "email_hmac", "at"),
         Index("ix_auth_event_user_id_at", "user_id", "at"),
         Index("ix_auth_event_ip_at", "ip", "at"),
+        Index("ix_auth_event_clinic_id_at", "clinic_id", "at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -120,6 +125,9 @@ class AuthEvent(Base):
     kind: Mapped[AuthEventKind] = mapped_column(enum_by_value(AuthEventKind))
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_user.id"))
     actor_user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_user.id"))
+    # Set for events that belong to one clinic (role changes, refusals, switching in); account-wide
+    # events (sign-in, password, MFA) have none. Row-level security hides other clinics' events.
+    clinic_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("clinic.id"))
     # Keyed hash of the e-mail typed at sign-in: counts attempts per account, known or not.
     email_hmac: Mapped[str | None] = mapped_column(String(64))
     ip: Mapped[IPv4Address | IPv6Address | None] = mapped_column(INET)

@@ -37,11 +37,17 @@ class Limit:
     window: timedelta
 
 
-PASSWORD_LIMITS_ACCOUNT = (Limit(10, timedelta(minutes=15)), Limit(50, timedelta(hours=24)))
+# Password guesses are limited per (account, address), so a stranger elsewhere cannot lock a
+# colleague out, with NIST 800-63B's ceiling of 100 failures per account a day behind it.
+PASSWORD_LIMITS_ACCOUNT_IP = (Limit(10, timedelta(minutes=15)),)
+PASSWORD_LIMITS_ACCOUNT = (Limit(100, timedelta(hours=24)),)
 PASSWORD_LIMITS_IP = (Limit(50, timedelta(minutes=15)),)
+# Codes: only someone who already knows the password gets here.
 MFA_LIMITS_ACCOUNT = (Limit(5, timedelta(minutes=5)), Limit(20, timedelta(hours=1)))
 MFA_LIMITS_IP = (Limit(20, timedelta(minutes=5)),)
 MFA_KINDS = (AuthEventKind.MFA_FAILED, AuthEventKind.MFA_REPLAY)
+# Re-entering the password inside a signed-in session (admin actions, new codes, password change).
+REAUTH_LIMITS = (Limit(10, timedelta(minutes=15)),)
 
 
 def hash_password(password: str) -> str:
@@ -61,10 +67,10 @@ def email_hmac(email: str) -> str:
 
 
 def record_event(db: Session, kind: AuthEventKind, *, user_id=None, actor_user_id=None,
-                 email: str | None = None, detail: str | None = None) -> AuthEvent:
+                 email: str | None = None, detail: str | None = None, clinic_id=None) -> AuthEvent:
     """Append a sign-in/security event with the request's address and agent."""
     event = AuthEvent(
-        kind=kind, user_id=user_id, actor_user_id=actor_user_id,
+        kind=kind, user_id=user_id, actor_user_id=actor_user_id, clinic_id=clinic_id,
         email_hmac=email_hmac(email) if email else None, detail=detail,
         ip=request.remote_addr if request else None,
         user_agent=(request.user_agent.string[:200] if request else None),
@@ -74,28 +80,43 @@ def record_event(db: Session, kind: AuthEventKind, *, user_id=None, actor_user_i
     return event
 
 
-def _over_limit(db: Session, column, value, kinds, limits) -> bool:
+def _over_limit(db: Session, where: list, kinds, limits) -> bool:
     for limit in limits:
         count = db.scalar(
             select(func.count()).select_from(AuthEvent)
-            .where(column == value, AuthEvent.kind.in_(kinds), AuthEvent.at > utcnow() - limit.window)
+            .where(*where, AuthEvent.kind.in_(kinds), AuthEvent.at > utcnow() - limit.window)
         )
         if count >= limit.failures:
             return True
     return False
 
 
+def _serialise_attempts(db: Session, key: str) -> None:
+    """Hold the account's attempt lock until commit: concurrent guesses are counted one by one."""
+    db.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
+
+
 def password_locked(db: Session, email: str) -> bool:
-    """Too many failed passwords for this e-mail, or from this address."""
-    kinds = (AuthEventKind.PASSWORD_FAILED, AuthEventKind.REAUTH_FAILED)
-    return (_over_limit(db, AuthEvent.email_hmac, email_hmac(email), kinds, PASSWORD_LIMITS_ACCOUNT)
-            or _over_limit(db, AuthEvent.ip, request.remote_addr, kinds, PASSWORD_LIMITS_IP))
+    """Too many failed passwords for this e-mail from this address, for it in a day, or from this address."""
+    account, ip = email_hmac(email), request.remote_addr
+    _serialise_attempts(db, "password:" + account)
+    kinds = (AuthEventKind.PASSWORD_FAILED,)
+    return (_over_limit(db, [AuthEvent.email_hmac == account, AuthEvent.ip == ip], kinds, PASSWORD_LIMITS_ACCOUNT_IP)
+            or _over_limit(db, [AuthEvent.email_hmac == account], kinds, PASSWORD_LIMITS_ACCOUNT)
+            or _over_limit(db, [AuthEvent.ip == ip], kinds, PASSWORD_LIMITS_IP))
 
 
 def mfa_locked(db: Session, user_id: uuid.UUID) -> bool:
     """Too many failed codes for this account, or from this address."""
-    return (_over_limit(db, AuthEvent.user_id, user_id, MFA_KINDS, MFA_LIMITS_ACCOUNT)
-            or _over_limit(db, AuthEvent.ip, request.remote_addr, MFA_KINDS, MFA_LIMITS_IP))
+    _serialise_attempts(db, f"mfa:{user_id}")
+    return (_over_limit(db, [AuthEvent.user_id == user_id], MFA_KINDS, MFA_LIMITS_ACCOUNT)
+            or _over_limit(db, [AuthEvent.ip == request.remote_addr], MFA_KINDS, MFA_LIMITS_IP))
+
+
+def reauth_locked(db: Session, user_id: uuid.UUID) -> bool:
+    """Too many wrong passwords re-entered inside this user's sessions."""
+    _serialise_attempts(db, f"reauth:{user_id}")
+    return _over_limit(db, [AuthEvent.user_id == user_id], (AuthEventKind.REAUTH_FAILED,), REAUTH_LIMITS)
 
 
 def check_password(db: Session, email: str, password: str) -> tuple[str, StaffUser | None]:
@@ -258,16 +279,15 @@ def password_problem(password: str, *, email: str = "") -> str | None:
 def verify_current_password(db: Session, user: StaffUser, password: str, *, purpose: str) -> str:
     """Re-authentication for a sensitive change: 'ok', 'invalid' or 'locked'.
 
-    Failures count toward the same per-account limit as sign-in, so a hijacked session cannot be
-    used to guess the password.
+    Failures are limited per user (apart from anonymous sign-in failures, so a stranger's guesses
+    cannot stop an admin acting), so a hijacked session cannot be used to guess the password.
     """
-    if password_locked(db, user.email):
-        record_event(db, AuthEventKind.LOCKED_OUT, user_id=user.id, email=user.email, detail=purpose[:200])
+    if reauth_locked(db, user.id):
+        record_event(db, AuthEventKind.LOCKED_OUT, user_id=user.id, detail=("re-auth: " + purpose)[:200])
         return "locked"
     if _verify_hash(user.password_hash, password):
         return "ok"
-    record_event(db, AuthEventKind.REAUTH_FAILED, user_id=user.id, actor_user_id=user.id, email=user.email,
-                 detail=purpose[:200])
+    record_event(db, AuthEventKind.REAUTH_FAILED, user_id=user.id, actor_user_id=user.id, detail=purpose[:200])
     return "invalid"
 
 

@@ -1,6 +1,8 @@
 """Sign-in (password, then TOTP or a recovery code), MFA enrolment, the account page and sessions."""
 
+import base64
 import uuid
+from urllib.parse import urlsplit
 
 import pyotp
 import segno
@@ -21,15 +23,20 @@ from app.auth.models import AuthEventKind, StaffUser
 from app.auth.policy import PUBLIC, SIGN_IN_STEP, Permission, requires
 from app.db import get_session, set_tenant
 from app.htmx import client_redirect, render
+from app.security.crypto import master_key
 from app.security.sessions import end_sessions_of, seconds_left
 
 bp = Blueprint("auth", __name__)
 
 
 def _safe_next(value: str | None) -> str | None:
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return None
+    """A same-site path to return to after sign-in, or None (no scheme, host, backslash or control chars)."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return None
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        return None
+    parts = urlsplit(value)
+    return value if not parts.scheme and not parts.netloc else None
 
 
 def _pending_user() -> StaffUser:
@@ -154,10 +161,19 @@ def recovery_post():
     return redirect(url_for("auth.account"), code=303)
 
 
+def _enrol_secret(user: StaffUser) -> str:
+    """The authenticator key being set up, kept in the session sealed under the master key."""
+    aad = f"enrol|{user.id}".encode()
+    sealed = session.get("enrol_secret")
+    if sealed:
+        return master_key().unseal("enrol-secret", base64.b64decode(sealed), aad).decode()
+    secret = pyotp.random_base32(32)
+    session["enrol_secret"] = base64.b64encode(master_key().seal("enrol-secret", secret.encode(), aad)).decode()
+    return secret
+
+
 def _enrol_context(user: StaffUser) -> dict:
-    secret = session.get("enrol_secret")
-    if not secret:
-        secret = session["enrol_secret"] = pyotp.random_base32(32)
+    secret = _enrol_secret(user)
     uri = services.provisioning_uri(user, secret)
     qr = segno.make(uri, error="m").svg_data_uri(scale=5, border=2)
     grouped = " ".join(secret[i:i + 4] for i in range(0, len(secret), 4))
@@ -185,7 +201,7 @@ def enrol_post():
     if not form.validate():
         return render_template("auth/enrol.html", form=form, **_enrol_context(user)), 422
     db = get_session()
-    secret = session["enrol_secret"]
+    secret = _enrol_secret(user)
     outcome = services.check_totp(db, user, form.code.data, secret=secret)
     if outcome != "ok":
         db.commit()
@@ -297,7 +313,7 @@ def switch_clinic():
     session["clinic_id"] = wanted
     db = get_session()
     set_tenant(db, clinic_id=membership.clinic_id, user_id=current_user.id)
-    services.record_event(db, AuthEventKind.CLINIC_SWITCHED, user_id=current_user.id,
+    services.record_event(db, AuthEventKind.CLINIC_SWITCHED, user_id=current_user.id, clinic_id=membership.clinic_id,
                           detail=membership.clinic.name[:200])
     db.commit()
     flash(f"You are now working in {membership.clinic.name} as {membership.role.label}.", "success")

@@ -69,7 +69,9 @@ def main() -> None:
     children = [
         subprocess.Popen([python, "-m", "jobs.worker"], cwd=ROOT),
         subprocess.Popen([python, "-m", "gunicorn", "--workers", "2", "--threads", "4",
-                          "--bind", f"127.0.0.1:{port}", "--access-logfile", "-", "wsgi:app"], cwd=ROOT),
+                          "--bind", f"127.0.0.1:{port}", "--access-logfile", "-",
+                          # the path only: query strings may carry what a user searched for
+                          "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms', "wsgi:app"], cwd=ROOT),
     ]
     print(f"\nClinicDesk is running at http://127.0.0.1:{port}/  (Ctrl-C stops everything)\n")
 

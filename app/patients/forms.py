@@ -80,27 +80,33 @@ class PatientForm(FlaskForm):
                                 render_kw={"inputmode": "tel"})
     version = HiddenField()
 
+    def validate(self, extra_validators=None) -> bool:
+        """Field checks, then the rules that span fields (which Optional() would otherwise skip)."""
+        valid = super().validate(extra_validators)
+        if not self.dob.data and self.age_years.data is None and not (self.dob.errors or self.age_years.errors):
+            self.dob.errors.append("Enter the date of birth, or the age if the date is not known.")
+            valid = False
+        no_phone_errors = not (self.phone.errors or self.guardian_phone.errors)
+        if not self.phone.data and not self.guardian_phone.data and no_phone_errors:
+            self.phone.errors.append("Enter the patient's or the guardian's phone number.")
+            valid = False
+        age = self._age()
+        if not self.guardian_name.data and age is not None and age < ADULT_AGE:
+            self.guardian_name.errors.append("A patient under 18 needs a guardian.")
+            valid = False
+        return valid
+
     def validate_dob(self, field):
         if field.data and field.data > date.today():
             raise ValidationError("The date of birth cannot be in the future.")
         if field.data and field.data.year < date.today().year - 120:
             raise ValidationError("Please check the year.")
-        if not field.data and self.age_years.data is None and not self.age_years.errors:
-            raise ValidationError("Enter the date of birth, or the age if the date is not known.")
 
     def validate_abha_number(self, field):
         digits = re.sub(r"[\s-]", "", field.data or "")
         if digits and not re.fullmatch(r"\d{14}", digits):
             raise ValidationError("An ABHA number has 14 digits (xx-xxxx-xxxx-xxxx).")
         field.data = f"{digits[:2]}-{digits[2:6]}-{digits[6:10]}-{digits[10:]}" if digits else None
-
-    def validate_phone(self, field):
-        if not field.data and not self.guardian_phone.data:
-            raise ValidationError("Enter the patient's or the guardian's phone number.")
-
-    def validate_guardian_name(self, field):
-        if not field.data and self._age() is not None and self._age() < ADULT_AGE:
-            raise ValidationError("A patient under 18 needs a guardian.")
 
     def _age(self) -> int | None:
         if self.dob.data:

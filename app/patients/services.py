@@ -163,6 +163,8 @@ def register(db: Session, *, clinic_id: uuid.UUID, data: PatientData, by: uuid.U
     write_tokens(db, ring, patient, data)
     _add_history(db, ring, patient, "created", {k: [None, v] for k, v in _as_text(data).items() if v is not None}, by)
     for purpose, granted in consents.items():
+        if not granted:
+            continue  # not asked or declined: nothing to record, and nothing to withdraw
         db.add(ConsentEvent(clinic_id=clinic_id, patient_id=patient.id, purpose=purpose, granted=granted,
                             method=method, recorded_by=by))
     db.flush()

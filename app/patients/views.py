@@ -32,8 +32,19 @@ def get_patient_or_404(patient_id: uuid.UUID, action: str) -> Patient:
 @bp.get("/")
 @requires(Permission.PATIENT_VIEW_CONTACT)
 def index():
-    """Find a patient by name, phone or its last digits, MRN or ABHA (search as you type)."""
-    query = request.args.get("q", "").strip()[:100]
+    """The search page."""
+    return render("patients/index.html", "results", q="", results=[],
+                  can_register=can(g.role, Permission.PATIENT_EDIT))
+
+
+@bp.post("/search")
+@requires(Permission.PATIENT_VIEW_CONTACT)
+def search():
+    """Find a patient by name, phone or its last digits, MRN or ABHA (search as you type).
+
+    A POST so what was typed (a name, a phone number) never sits in a URL, history or access log.
+    """
+    query = request.form.get("q", "").strip()[:100]
     db = get_session()
     results = services.search(db, g.clinic.id, query) if query else []
     if query:
@@ -47,7 +58,7 @@ def index():
 @requires(Permission.PATIENT_EDIT)
 def new():
     """The registration form (also reached from search with the typed name)."""
-    form = RegisterForm(state_code=g.clinic.state_code, full_name=request.args.get("name", "")[:120])
+    form = RegisterForm(state_code=g.clinic.state_code)
     return render("patients/new.html", "patient_form", form=form, duplicates=[])
 
 

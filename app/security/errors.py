@@ -2,7 +2,7 @@
 
 import logging
 
-from flask import Flask, Response, render_template
+from flask import Flask, Response, g, render_template
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -31,6 +31,9 @@ def init_app(app: Flask) -> None:
 
 
 def error_response(status: int, message: str | None = None) -> Response:
+    session = g.get("db_session")
+    if session is not None:
+        session.rollback()  # nothing half-done is committed, and the page can still render
     title, default = MESSAGES.get(status, MESSAGES[400])
     text = message or default
     if is_htmx_any():

@@ -11,13 +11,18 @@ CURRENT_CLINIC = "NULLIF(current_setting('app.clinic_id', true), '')::uuid"
 CURRENT_USER = "NULLIF(current_setting('app.user_id', true), '')::uuid"
 
 
-def clinic_isolation(table: str, column: str = "clinic_id") -> list[str]:
-    """Statements that confine a table's rows to the transaction's clinic."""
+def clinic_isolation(table: str, column: str = "clinic_id", *, shared_when_null: bool = False) -> list[str]:
+    """Statements that confine a table's rows to the transaction's clinic.
+
+    `shared_when_null`: rows without a clinic (account-wide events) are visible to every clinic.
+    """
+    rule = f"{column} = {CURRENT_CLINIC}"
+    if shared_when_null:
+        rule = f"{column} IS NULL OR {rule}"
     return [
         f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
         f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
-        f"CREATE POLICY clinic_isolation ON {table} USING ({column} = {CURRENT_CLINIC}) "
-        f"WITH CHECK ({column} = {CURRENT_CLINIC})",
+        f"CREATE POLICY clinic_isolation ON {table} USING ({rule}) WITH CHECK ({rule})",
     ]
 
 

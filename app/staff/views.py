@@ -50,22 +50,30 @@ def create():
         if existing and services.is_member(db, g.clinic.id, existing.id):
             form.email.errors = ["This person already has a role in this clinic."]
         else:
-            user, password = services.add_staff(db, clinic=g.clinic, email=form.email.data,
-                                                full_name=form.full_name.data, role=Role(form.role.data),
-                                                actor=current_user)
+            try:
+                user, password = services.add_staff(db, clinic=g.clinic, email=form.email.data,
+                                                    full_name=form.full_name.data, role=Role(form.role.data),
+                                                    actor=current_user)
+            except services.AccountElsewhere:
+                db.rollback()
+                form.email.errors = ["This e-mail already has a ClinicDesk account at a clinic you do not administer. "
+                                     "Ask that clinic's admin to add this clinic to it."]
+                return render_template("staff/new.html", form=form), 422
             db.commit()
             if password is None:
-                flash(f"{user.full_name} already had a ClinicDesk account and now has a role here.", "success")
+                flash(f"{user.full_name} now also has a role here.", "success")
                 return redirect(url_for("staff.show", user_id=user.id), code=303)
             return render_template("staff/created.html", user=user, password=password)
     return render_template("staff/new.html", form=form), 422
 
 
 def _show(membership, user, *, reauth=None, role_form=None, status=200):
+    db = get_session()
     return render_template("staff/show.html", membership=membership, person=user,
                            reauth=reauth or ReauthForm(),
                            role_form=role_form or RoleForm(role=membership.role.value),
-                           is_self=user.id == current_user.id), status
+                           is_self=user.id == current_user.id,
+                           manages_account=services.may_manage_account(db, current_user.id, user.id)), status
 
 
 @bp.get("/<uuid:user_id>")
@@ -91,21 +99,26 @@ def role(user_id):
     return redirect(url_for("staff.show", user_id=user.id), code=303)
 
 
-def _account_action(user_id, action, done_message):
+def _account_action(user_id, action, done_message, *, account_wide=True):
     membership, user = _member_or_404(user_id)
     form = ReauthForm()
     db = get_session()
     if user.id == current_user.id:
         abort(403, "You cannot do this to your own account.")
+    if account_wide and not services.may_manage_account(db, current_user.id, user.id):
+        abort(403, "This person also works at a clinic you do not administer; ask that clinic's admin. "
+                   "You can remove them from this clinic.")
     outcome = verify_current_password(db, current_user, form.password.data or "",
                                       purpose=f"{action.__name__} for {user.email}") if form.validate() else "invalid"
     if outcome != "ok":
         db.commit()
         form.password.errors = [REAUTH_ERRORS[outcome]]
         return _show(membership, user, reauth=form, status=reauth_status(outcome))
-    action(db, user, current_user)
+    action(db, membership if not account_wide else user, current_user)
     db.commit()
     flash(done_message.format(name=user.full_name), "success")
+    if not account_wide:
+        return redirect(url_for("staff.index"), code=303)
     return redirect(url_for("staff.show", user_id=user.id), code=303)
 
 
@@ -130,3 +143,11 @@ def reset_mfa(user_id):
     """Remove the person's authenticator; they enrol again at next sign-in."""
     return _account_action(user_id, services.reset_mfa,
                            "{name}'s authenticator was removed; they will set up a new one at next sign-in.")
+
+
+@bp.post("/<uuid:user_id>/remove")
+@requires(Permission.STAFF_MANAGE)
+def remove(user_id):
+    """Take away the person's role in this clinic (their account and other clinics stay)."""
+    return _account_action(user_id, services.remove_from_clinic, "{name} no longer has a role in this clinic.",
+                           account_wide=False)

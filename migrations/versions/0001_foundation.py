@@ -60,15 +60,18 @@ def upgrade() -> None:
     sa.Column('kind', sa.Enum('password_ok', 'password_failed', 'locked_out', 'mfa_ok', 'mfa_failed', 'mfa_replay', 'mfa_enrolled', 'recovery_code_used', 'mfa_reset', 'signed_out', 'session_expired', 'password_changed', 'user_created', 'user_disabled', 'user_enabled', 'role_changed', 'reauth_failed', 'clinic_switched', 'access_denied', name='autheventkind', native_enum=False, length=32), nullable=False),
     sa.Column('user_id', sa.Uuid(), nullable=True),
     sa.Column('actor_user_id', sa.Uuid(), nullable=True),
+    sa.Column('clinic_id', sa.Uuid(), nullable=True),
     sa.Column('email_hmac', sa.String(length=64), nullable=True),
     sa.Column('ip', postgresql.INET(), nullable=True),
     sa.Column('user_agent', sa.String(length=200), nullable=True),
     sa.Column('detail', sa.String(length=200), nullable=True),
     sa.ForeignKeyConstraint(['actor_user_id'], ['staff_user.id'], name=op.f('fk_auth_event_actor_user_id_staff_user')),
+    sa.ForeignKeyConstraint(['clinic_id'], ['clinic.id'], name=op.f('fk_auth_event_clinic_id_clinic')),
     sa.ForeignKeyConstraint(['user_id'], ['staff_user.id'], name=op.f('fk_auth_event_user_id_staff_user')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_auth_event'))
     )
     op.create_index('ix_auth_event_email_hmac_at', 'auth_event', ['email_hmac', 'at'], unique=False)
+    op.create_index('ix_auth_event_clinic_id_at', 'auth_event', ['clinic_id', 'at'], unique=False)
     op.create_index('ix_auth_event_ip_at', 'auth_event', ['ip', 'at'], unique=False)
     op.create_index('ix_auth_event_user_id_at', 'auth_event', ['user_id', 'at'], unique=False)
     op.create_table('membership',
@@ -113,6 +116,7 @@ def upgrade() -> None:
     statements += rls.grant_dml("clinic", "staff_user", "membership", "recovery_code", "user_session")
     statements += ["GRANT SELECT, INSERT ON app_meta TO clinicdesk_app"]
     statements += rls.append_only("auth_event")
+    statements += rls.clinic_isolation("auth_event", shared_when_null=True)
     statements += rls.clinic_isolation("membership")
     # A user sees their own memberships in every clinic (to sign in and switch clinic).
     statements.append(f"CREATE POLICY own_memberships ON membership FOR SELECT USING (user_id = {rls.CURRENT_USER})")
@@ -136,6 +140,7 @@ def downgrade() -> None:
     op.drop_index('ix_auth_event_user_id_at', table_name='auth_event')
     op.drop_index('ix_auth_event_ip_at', table_name='auth_event')
     op.drop_index('ix_auth_event_email_hmac_at', table_name='auth_event')
+    op.drop_index('ix_auth_event_clinic_id_at', table_name='auth_event')
     op.drop_table('auth_event')
     op.drop_table('staff_user')
     op.drop_table('clinic')

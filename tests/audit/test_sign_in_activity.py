@@ -67,6 +67,7 @@ def markers(parsed: _Rows) -> list[str]:
 
 def seed(sql, person, count, kind="password_failed", minutes_ago=1):
     """`count` events of a person, one minute apart, oldest last; detail seq-001 is the newest."""
+    sql("UPDATE membership SET created_at = now() - interval '1 day' WHERE user_id = :u", u=person.id)
     sql("INSERT INTO auth_event (id, at, kind, user_id, detail) "
         "SELECT gen_random_uuid(), now() - make_interval(mins => :start + g), :kind, :u, "
         "'seq-' || lpad(g::text, 3, '0') FROM generate_series(1, :n) g",
@@ -147,6 +148,7 @@ def test_lists_only_this_clinics_staff(as_admin, factory, clinic, other_clinic, 
 
 def test_times_are_shown_in_the_clinics_time_zone(as_admin, factory, clinic, sql):
     person = factory.person(clinic, Role.NURSE, name="Nina Nurse")
+    sql("UPDATE membership SET created_at = '2025-12-01' WHERE user_id = :u", u=person.id)
     sql("INSERT INTO auth_event (id, at, kind, user_id) VALUES "
         "(gen_random_uuid(), '2026-01-15 04:30:00+00', 'password_failed', :u)", u=person.id)
     rows = [r for r in rows_of(as_admin.get("/audit/sign-ins")).rows if r[1] == "Nina Nurse"]

@@ -8,7 +8,7 @@ from pathlib import Path
 from app.demo.cli import demo_users, seed_demo
 
 
-def test_demo_users_json_lists_every_role_and_signs_in(app, browser):
+def test_demo_users_json_lists_every_role_and_signs_in(app, browser, new_browser):
     runner = app.test_cli_runner()
     assert "seeded 2 clinics" in runner.invoke(seed_demo).output
     result = runner.invoke(demo_users, ["--json"])
@@ -32,6 +32,14 @@ def test_demo_users_json_lists_every_role_and_signs_in(app, browser):
     browser.sign_in(auditor)
     assert "Lakshmi Iyer" in browser.get("/").get_data(as_text=True)
     assert "seed skipped" in runner.invoke(seed_demo).output
+
+    reception = Demo(next(p for p in people if p["email"] == "reception@demo.clinicdesk.in"))
+    desk = new_browser()
+    desk.sign_in(reception)
+    desk.get("/patients/")
+    family = desk.post("/patients/search", {"q": "98450 12301"}).get_data(as_text=True)
+    assert "Lakshmi Narayanan" in family and "Venkatesh Narayanan" in family  # a shared family phone
+    assert "Sunita Deshpande" not in desk.post("/patients/search", {"q": "sunita"}).get_data(as_text=True)
 
 
 def test_demo_users_refuses_on_a_non_demo_database(app, factory):

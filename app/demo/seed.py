@@ -7,6 +7,8 @@ Passwords and TOTP secrets are generated at seed time (never in the repo) and wr
 import json
 import os
 import secrets
+import uuid
+from datetime import date
 from pathlib import Path
 
 import pyotp
@@ -36,6 +38,53 @@ STAFF = [
     ("billing@demo.clinicdesk.in", "Farhan Sheikh", [("blr", Role.BILLING)]),
     ("auditor@demo.clinicdesk.in", "Lakshmi Iyer", [("blr", Role.AUDITOR)]),
 ]
+
+
+# (name, sex, date of birth, phone, language): families share a phone, as they do at the desk.
+PATIENTS = {
+    "blr": [
+        ("Lakshmi Narayanan", "F", "1958-03-12", "9845012301", "kn"),
+        ("Venkatesh Narayanan", "M", "1955-07-30", "9845012301", "kn"),
+        ("Ananya Reddy", "F", "1992-11-02", "9886034512", "en"),
+        ("Rohan Reddy", "M", "2016-06-18", "9886034512", "en"),
+        ("Mohammed Irfan", "M", "1984-01-25", "9900456123", "hi"),
+        ("Shabana Irfan", "F", "1987-09-09", "9900456123", "hi"),
+        ("Priya Venkataraman", "F", "1975-04-04", "9741122334", "ta"),
+        ("Suresh Gowda", "M", "1969-12-01", "9632587410", "kn"),
+        ("Kavitha Shetty", "F", "2001-02-14", "9538876543", "kn"),
+        ("Arjun Menon", "M", "1990-08-21", "9447012345", "ml"),
+        ("Deepa Menon", "F", "1993-10-10", "9447012345", "ml"),
+        ("Rahul Sharma", "M", "1985-05-05", "9811122233", "hi"),
+    ],
+    "pune": [
+        ("Sunita Deshpande", "F", "1966-06-06", "9822012345", "mr"),
+        ("Madhav Deshpande", "M", "1962-02-20", "9822012345", "mr"),
+        ("Aarav Kulkarni", "M", "2018-03-03", "9765432109", "mr"),
+        ("Neha Kulkarni", "F", "1989-12-12", "9765432109", "mr"),
+        ("Imran Shaikh", "M", "1979-07-07", "9890011223", "hi"),
+        ("Pooja Jadhav", "F", "1995-01-31", "9623456780", "mr"),
+        ("Vikas Patil", "M", "1972-09-15", "9850098500", "mr"),
+        ("Rekha Joshi", "F", "1950-11-11", "9403312345", "hi"),
+    ],
+}
+
+
+def _seed_patients(db: Session, clinic: Clinic, people: list[tuple], registrar: uuid.UUID) -> int:
+    from app.audit.services import record
+    from app.patients.services import PatientData, register
+
+    for name, sex, dob, phone, language in people:
+        born = date.fromisoformat(dob)
+        minor = (date.today() - born).days < 18 * 365
+        data = PatientData(full_name=name, sex=sex, dob=born, phone=f"+91{phone}", language=language,
+                           state_code=clinic.state_code, city=clinic.city,
+                           guardian_name=f"{name.split()[-1]} family" if minor else None,
+                           guardian_relation="Parent" if minor else None)
+        consents = {"treatment": True, "whatsapp": language != "ta", "sms": True, "data_sharing": False}
+        patient = register(db, clinic_id=clinic.id, data=data, by=registrar, consents=consents)
+        record(db, "patient.create", clinic_id=clinic.id, patient_id=patient.id, object_type="patient",
+               object_id=patient.id, reason="demo data")
+    return len(people)
 
 
 def is_empty(db: Session) -> bool:
@@ -72,6 +121,11 @@ def seed(db: Session, credentials_file: Path) -> list[dict]:
             db.flush()
             people.append({"email": email, "password": password, "role": role.value,
                            "clinic": clinics[key].name, "totp_secret": secret})
+    reception = {"blr": "reception@demo.clinicdesk.in", "pune": "reception.pune@demo.clinicdesk.in"}
+    for key, clinic in clinics.items():
+        set_tenant(db, clinic_id=clinic.id, user_id=None)
+        registrar = db.scalar(select(StaffUser.id).where(StaffUser.email == reception[key]))
+        _seed_patients(db, clinic, PATIENTS[key], registrar)
     db.add(AppMeta(key="demo", value="true"))
     db.flush()
     _write_credentials(credentials_file, people)

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields
 from datetime import date
 
 import phonenumbers
-from sqlalchemy import delete, func, select
+from sqlalchemy import Integer, String, column, delete, distinct, func, select, values
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -212,20 +212,20 @@ def history(db: Session, patient: Patient) -> list[tuple[PatientHistory, dict]]:
 
 # --- Finding ------------------------------------------------------------------------------------
 
-def _match(db: Session, clinic_id: uuid.UUID, groups: list[list[str]]) -> list[uuid.UUID]:
-    """Patients having, under one key version, a token from every group."""
-    tokens = [t for group in groups for t in group]
-    if not tokens:
+def _match(db: Session, clinic_id: uuid.UUID, groups: list[list[str]], limit: int = SEARCH_LIMIT
+           ) -> list[uuid.UUID]:
+    """Up to `limit` patients having, under one key version, a token from every group (in SQL)."""
+    pairs = [(token, index) for index, group in enumerate(groups) for token in group]
+    if not pairs:
         return []
-    rows = db.execute(
-        select(PatientToken.patient_id, PatientToken.key_version, PatientToken.token)
-        .where(PatientToken.clinic_id == clinic_id, PatientToken.token.in_(tokens))
-    ).all()
-    found: dict[tuple, set[str]] = {}
-    for patient_id, version, token in rows:
-        found.setdefault((patient_id, version), set()).add(token)
-    hits = {pid for (pid, _), have in found.items() if all(have & set(group) for group in groups)}
-    return list(hits)
+    wanted = values(column("token", String), column("grp", Integer), name="wanted").data(pairs)
+    stmt = (select(PatientToken.patient_id)
+            .join(wanted, wanted.c.token == PatientToken.token)
+            .where(PatientToken.clinic_id == clinic_id)
+            .group_by(PatientToken.patient_id, PatientToken.key_version)
+            .having(func.count(distinct(wanted.c.grp)) == len(groups))
+            .limit(limit))
+    return list(dict.fromkeys(db.scalars(stmt)))
 
 
 def search_groups(ring: Keyring, query: str) -> list[list[str]]:
@@ -256,7 +256,7 @@ def search_groups(ring: Keyring, query: str) -> list[list[str]]:
 
 def search(db: Session, clinic_id: uuid.UUID, query: str) -> list[tuple[Patient, PatientData]]:
     """Up to SEARCH_LIMIT matching patients, decrypted, by name."""
-    ids = _match(db, clinic_id, search_groups(keyring(db, clinic_id), query))[:SEARCH_LIMIT]
+    ids = _match(db, clinic_id, search_groups(keyring(db, clinic_id), query))
     return load_many(db, clinic_id, ids)
 
 

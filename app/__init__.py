@@ -56,12 +56,16 @@ def _register_blueprints(app: Flask) -> None:
 
 
 def _register_cli(app: Flask) -> None:
+    from app.audit.cli import audit
     from app.demo.cli import demo_users, seed_demo
     from app.migrate import migrate_command
+    from app.security.cli import keys
 
     app.cli.add_command(demo_users)
     app.cli.add_command(seed_demo)
     app.cli.add_command(migrate_command)
+    app.cli.add_command(keys)
+    app.cli.add_command(audit)
 
 
 def _static_version(filename: str) -> str:

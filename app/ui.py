@@ -16,19 +16,20 @@ class NavItem:
     prefix: str
 
 
-# (label, endpoint, permission); shown only to roles holding the permission.
+# (label, endpoint, permission, the endpoints it is "current" for by prefix)
 NAV = [
-    ("Patients", "patients.index", Permission.PATIENT_VIEW_CONTACT),
-    ("Staff", "staff.index", Permission.STAFF_MANAGE),
-    ("Clinic settings", "clinics.settings", Permission.SETTINGS_MANAGE),
-    ("Sign-in activity", "audit.sign_ins", Permission.AUDIT_VIEW),
+    ("Patients", "patients.index", Permission.PATIENT_VIEW_CONTACT, "patients."),
+    ("Staff", "staff.index", Permission.STAFF_MANAGE, "staff."),
+    ("Clinic settings", "clinics.settings", Permission.SETTINGS_MANAGE, "clinics."),
+    ("Audit trail", "audit.index", Permission.AUDIT_VIEW, "audit.index"),
+    ("Sign-in activity", "audit.sign_ins", Permission.AUDIT_VIEW, "audit.sign_ins"),
 ]
 
 
 def nav_items() -> list[NavItem]:
     role = g.get("role")
-    return [NavItem(label, url_for(endpoint), endpoint.split(".")[0] + ".")
-            for label, endpoint, permission in NAV if can(role, permission)]
+    return [NavItem(label, url_for(endpoint), current) for label, endpoint, permission, current in NAV
+            if can(role, permission)]
 
 
 def can_search() -> bool:

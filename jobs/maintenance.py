@@ -37,4 +37,5 @@ def purge_and_reschedule() -> int:
 
 def schedule_periodic(q: Queue) -> None:
     """Schedule the next purge under a fixed job id, so restarts never duplicate it."""
-    q.enqueue_in(PURGE_EVERY, purge_and_reschedule, job_id=PURGE_JOB_ID)
+    # result_ttl=-1: the next run shares this job id; RQ must not expire the key before it runs.
+    q.enqueue_in(PURGE_EVERY, purge_and_reschedule, job_id=PURGE_JOB_ID, result_ttl=-1)

@@ -54,6 +54,7 @@ def main(argv: list[str]) -> None:
     from jobs.maintenance import schedule_periodic
 
     schedule_periodic(queue(connection))
+    __import__("jobs.audit").audit.schedule_periodic(queue(connection))  # link and sign the audit chain
     worker = Worker([queue(connection)], connection=connection, serializer=JSONSerializer)
     worker.work(with_scheduler=True, burst="--burst" in argv)
 

@@ -25,6 +25,8 @@ class AuditEvent(Base):
         Index("ix_audit_event_clinic_patient_at", "clinic_id", "patient_id", "at"),
         Index("ix_audit_event_clinic_at", "clinic_id", "at"),
         Index("ix_audit_event_clinic_seq", "clinic_id", "seq"),
+        # "who looked at this patient" also finds the patient among search results shown
+        Index("ix_audit_event_patient_ids", "patient_ids", postgresql_using="gin"),
     )
 
     clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinic.id"), primary_key=True)

@@ -7,7 +7,9 @@ derived from the master key (outside the database); the chain job links rows aft
 
 import hashlib
 import hmac
+import ipaddress
 import uuid
+from datetime import UTC
 
 from flask import abort, g, has_request_context, request
 from flask_login import current_user
@@ -25,7 +27,7 @@ def audit_key(clinic_id: uuid.UUID) -> bytes:
 def canonical(event: AuditEvent) -> bytes:
     """The bytes an event's MAC covers: every column but seq and the MAC itself."""
     ids = ",".join(sorted(str(p) for p in (event.patient_ids or [])))
-    fields = [event.clinic_id, event.id, event.at.isoformat(), event.user_id, event.role, event.action,
+    fields = [event.clinic_id, event.id, event.at.astimezone(UTC).isoformat(), event.user_id, event.role, event.action,
               event.object_type, event.object_id, event.patient_id, ids, event.outcome, event.reason,
               bool(event.flagged), event.ip, event.user_agent]
     return "\x1f".join("" if f is None else str(f) for f in fields).encode()
@@ -33,6 +35,16 @@ def canonical(event: AuditEvent) -> bytes:
 
 def event_mac(event: AuditEvent) -> str:
     return hmac.new(audit_key(event.clinic_id), canonical(event), hashlib.sha256).hexdigest()
+
+
+def _address() -> str | None:
+    """The client address as PostgreSQL will store it (so the MAC survives the round trip)."""
+    if not has_request_context() or not request.remote_addr:
+        return None
+    try:
+        return str(ipaddress.ip_address(request.remote_addr))
+    except ValueError:
+        return None
 
 
 def record(db: Session, action: str, *, patient_id=None, patient_ids=None, object_type=None, object_id=None,
@@ -47,7 +59,7 @@ def record(db: Session, action: str, *, patient_id=None, patient_ids=None, objec
         action=action, object_type=object_type, object_id=object_id, patient_id=patient_id,
         patient_ids=list(patient_ids) if patient_ids is not None else None, outcome=outcome,
         reason=reason[:300] if reason else None, flagged=flagged,
-        ip=request.remote_addr if has_request_context() else None,
+        ip=_address(),
         user_agent=request.user_agent.string[:200] if has_request_context() else None,
     )
     event.mac = event_mac(event)

@@ -1,30 +1,25 @@
-"""Sign-in and account-security events of the clinic's staff (auditor, admin)."""
+"""The PHI audit trail and sign-in activity of the clinic's staff (auditor, admin).
 
-import uuid
-from datetime import datetime
+Opening the trail or exporting it is itself recorded (`audit.view`, `audit.export`).
+"""
 
-from flask import Blueprint, g, request
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, Response, g, request, stream_with_context
 from sqlalchemy import and_, or_, select, tuple_
 from sqlalchemy.orm import aliased
 
+from app.audit import trail
+from app.audit.chain import verify
+from app.audit.services import record
 from app.auth.models import AuthEvent, AuthEventKind, StaffUser
 from app.auth.policy import Permission, requires
 from app.clinics.models import Membership
-from app.db import get_session
-from app.htmx import render
+from app.db import get_session, utcnow
+from app.htmx import is_htmx, render
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 PAGE = 50
-
-
-def _cursor(value: str | None) -> tuple[datetime, uuid.UUID] | None:
-    """An 'older than' cursor `<iso time>_<event id>`, or None when absent or malformed."""
-    try:
-        at, event_id = (value or "").rsplit("_", 1)
-        parsed = datetime.fromisoformat(at)
-        return (parsed, uuid.UUID(event_id)) if parsed.tzinfo else None
-    except ValueError:
-        return None
 
 
 @bp.get("/sign-ins")
@@ -32,7 +27,7 @@ def _cursor(value: str | None) -> tuple[datetime, uuid.UUID] | None:
 def sign_ins():
     """Sign-in events of this clinic's staff, newest first, filterable by kind; 'older' pages."""
     kind = request.args.get("kind") or None
-    before = _cursor(request.args.get("before"))
+    before = trail.cursor(request.args.get("before"))
     subject, actor = aliased(StaffUser), aliased(StaffUser)
     # This clinic's events, and account-wide ones (sign-ins, passwords, MFA) of its staff from the
     # day they joined; never what happened to them in another clinic.
@@ -52,3 +47,52 @@ def sign_ins():
     more = f"{last.at.isoformat()}_{last.id}" if last else None
     return render("audit/sign_ins.html", "events", rows=rows[:PAGE], more=more, kind=kind,
                   kinds=list(AuthEventKind))
+
+
+def _filters(db):
+    staff = trail.staff_choices(db, g.clinic.id)
+    return trail.parse_filters(db, g.clinic, request.args, staff), staff
+
+
+def _record(db, action: str, f: trail.Filters, extra: str = "") -> None:
+    """Audit the auditor: what kind of filter, and the patient when one was asked about."""
+    ids = f.patient_ids or []
+    record(db, action, object_type="audit_trail", patient_id=ids[0] if len(ids) == 1 else None,
+           patient_ids=ids if len(ids) > 1 else None, reason=f.describe() + extra)
+    db.commit()
+
+
+@bp.get("/")
+@requires(Permission.AUDIT_VIEW)
+def index():
+    """The audit trail, newest first, filterable (who looked at a patient), with the chain's status."""
+    db = get_session()
+    f, staff = _filters(db)
+    before = trail.cursor(request.args.get("before"))
+    rows, more = trail.page(db, g.clinic.id, f, before)
+    _record(db, "audit.view", f, "; older page" if before else "")
+    integrity = None if is_htmx() else verify(db, g.clinic.id)
+    db.commit()  # ends the read; unlike a rollback it does not expire the rows about to be shown
+    return render("audit/trail.html", "events", rows=rows, more=more, f=f, staff=staff, actions=trail.ACTIONS,
+                  integrity=integrity)
+
+
+@bp.get("/export.csv")
+@requires(Permission.AUDIT_VIEW)
+def export():
+    """The filtered trail as CSV (cells a spreadsheet would run as formulas are quoted)."""
+    db = get_session()
+    f, _ = _filters(db)
+    _record(db, "audit.export", f)
+    name = trail.export_filename(g.clinic, utcnow().astimezone(ZoneInfo(g.clinic.timezone)).date())
+    response = Response(stream_with_context(_stream(db, trail.csv_lines(db, g.clinic, f))), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+def _stream(db, lines):
+    """Yield the lines, then close the session: the request's teardown ran before streaming began."""
+    try:
+        yield from lines
+    finally:
+        db.close()

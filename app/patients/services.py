@@ -15,6 +15,7 @@ import phonenumbers
 from sqlalchemy import Integer, String, column, delete, distinct, func, select, values
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified
 
 from app.db import new_id, utcnow
 from app.patients.models import PHI_FIELDS, ClinicCounter, ConsentEvent, Patient, PatientHistory, PatientToken
@@ -129,7 +130,7 @@ def seal_into(ring: Keyring, patient: Patient, data: PatientData) -> None:
     patient.state_code = data.state_code
     patient.language = data.language
     patient.key_version = ring.active.version
-
+    flag_modified(patient, "key_version")  # written even if unchanged in memory: a rotation may have moved it
 
 def open_patient(db: Session, patient: Patient) -> PatientData:
     """Decrypt a patient row (PHI: the caller audits the read)."""

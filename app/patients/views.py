@@ -20,10 +20,10 @@ from app.patients.models import Patient
 bp = Blueprint("patients", __name__, url_prefix="/patients")
 
 
-def get_patient_or_404(patient_id: uuid.UUID, action: str) -> Patient:
+def get_patient_or_404(patient_id: uuid.UUID, action: str, *, for_update: bool = False) -> Patient:
     """The clinic's patient, or a denied audit record and 404 (no hint whether it exists elsewhere)."""
     db = get_session()
-    patient = db.get(Patient, (g.clinic.id, patient_id))
+    patient = db.get(Patient, (g.clinic.id, patient_id), with_for_update=for_update)
     if patient is None:
         deny_not_found(db, action, object_type="patient", object_id=patient_id)
     return patient
@@ -80,7 +80,7 @@ def create():
                                 consents=form.consents())
     record(db, "patient.create", patient_id=patient.id, object_type="patient", object_id=patient.id)
     db.commit()
-    flash(f"{data.full_name} is registered with {data.mrn}.", "success")
+    flash("The patient is registered.", "success")  # no PHI: flashes sit in the session row
     return client_redirect(url_for("patients.show", patient_id=patient.id))
 
 
@@ -124,7 +124,8 @@ def edit(patient_id):
 @requires(Permission.PATIENT_EDIT)
 def update(patient_id):
     """Save changes; a record changed meanwhile by someone else is not overwritten."""
-    patient = get_patient_or_404(patient_id, "patient.update")
+    # Locked for the edit: a concurrent edit or key-rotation batch waits or skips this row.
+    patient = get_patient_or_404(patient_id, "patient.update", for_update=True)
     form = PatientForm()
     if not form.validate():
         return render("patients/edit.html", "patient_form", status=422, form=form, patient=patient)

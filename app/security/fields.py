@@ -141,10 +141,16 @@ def keyring(db: Session, clinic_id: uuid.UUID) -> Keyring:
         ensure_clinic_key(db, clinic_id)
         rows = db.scalars(select(ClinicKey).where(ClinicKey.clinic_id == clinic_id,
                                                   ClinicKey.status != "retired")).all()
-        cache[clinic_id] = Keyring(clinic_id, [
-            _Version(r.version, wrapper.unwrap(r.wrapped_key, _context(clinic_id, r.version)), r.status) for r in rows
-        ])
+        cache[clinic_id] = Keyring(clinic_id, [_Version(r.version, _unwrap(clinic_id, r), r.status) for r in rows])
     return cache[clinic_id]
+
+
+def _unwrap(clinic_id: uuid.UUID, row: ClinicKey) -> bytes:
+    try:
+        return wrapper.unwrap(row.wrapped_key, _context(clinic_id, row.version))
+    except DecryptionError:
+        log.warning("data key failed to unwrap: clinic=%s version=%s", clinic_id, row.version)
+        raise
 
 
 def forget_keys() -> None:

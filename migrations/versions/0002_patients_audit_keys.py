@@ -69,6 +69,8 @@ def upgrade() -> None:
     op.create_index('ix_audit_event_clinic_at', 'audit_event', ['clinic_id', 'at'], unique=False)
     op.create_index('ix_audit_event_clinic_patient_at', 'audit_event', ['clinic_id', 'patient_id', 'at'], unique=False)
     op.create_index('ix_audit_event_clinic_seq', 'audit_event', ['clinic_id', 'seq'], unique=False)
+    op.create_index('ix_audit_event_patient_ids', 'audit_event', ['patient_ids'], unique=False,
+                    postgresql_using='gin')
     op.create_table('clinic_counter',
     sa.Column('clinic_id', sa.Uuid(), nullable=False),
     sa.Column('name', sa.String(length=32), nullable=False),
@@ -181,8 +183,29 @@ def upgrade() -> None:
         statements += rls.clinic_isolation(table)
     statements += rls.grant("SELECT, INSERT, UPDATE", "clinic_key", "patient", "clinic_counter", "break_glass")
     statements += rls.grant("SELECT, INSERT, UPDATE, DELETE", "patient_token")
-    for table in ["patient_history", "consent_event", "audit_event", "audit_chain", "audit_checkpoint"]:
+    for table in ["consent_event", "audit_event", "audit_chain", "audit_checkpoint"]:
         statements += rls.append_only(table)
+    # History is append-only too, except that key rotation may re-seal a row under a newer key:
+    # only changes_enc and key_version may change, and only upward.
+    statements += [
+        f"GRANT SELECT, INSERT ON patient_history TO {APP_DB_ROLE}",
+        f"GRANT UPDATE (changes_enc, key_version) ON patient_history TO {APP_DB_ROLE}",
+        """CREATE FUNCTION patient_history_reseal_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF TG_OP = 'UPDATE'
+             AND (NEW.clinic_id, NEW.id, NEW.patient_id, NEW.version, NEW.action, NEW.changed_fields,
+                  NEW.changed_at, NEW.changed_by)
+                 IS NOT DISTINCT FROM (OLD.clinic_id, OLD.id, OLD.patient_id, OLD.version, OLD.action,
+                  OLD.changed_fields, OLD.changed_at, OLD.changed_by)
+             AND NEW.key_version > OLD.key_version THEN
+            RETURN NEW;
+          END IF;
+          RAISE EXCEPTION '% is append-only (only re-sealing under a newer key is allowed)', TG_TABLE_NAME
+            USING ERRCODE = 'insufficient_privilege';
+        END $$""",
+        "CREATE TRIGGER patient_history_append_only BEFORE UPDATE OR DELETE ON patient_history "
+        "FOR EACH ROW EXECUTE FUNCTION patient_history_reseal_only()",
+    ]
     for table in ["audit_event", "audit_chain", "audit_checkpoint"]:
         statements += rls.no_truncate(table)
     # Jobs that walk every clinic (audit chaining, key rotation) read clinic ids from here: ids only,
@@ -201,6 +224,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DROP TRIGGER patient_history_append_only ON patient_history")
+    op.execute("DROP FUNCTION patient_history_reseal_only()")
     op.execute("DROP TRIGGER clinic_registered ON clinic")
     op.execute("DROP FUNCTION register_clinic()")
     op.execute("DROP TABLE clinic_registry")
@@ -216,6 +241,7 @@ def downgrade() -> None:
     op.drop_table('clinic_key')
     op.drop_table('clinic_counter')
     op.drop_index('ix_audit_event_clinic_seq', table_name='audit_event')
+    op.drop_index('ix_audit_event_patient_ids', table_name='audit_event')
     op.drop_index('ix_audit_event_clinic_patient_at', table_name='audit_event')
     op.drop_index('ix_audit_event_clinic_at', table_name='audit_event')
     op.drop_table('audit_event')

@@ -67,6 +67,8 @@ PAGES = {
     "/staff/new": Permission.STAFF_MANAGE,
     "/clinic/settings": Permission.SETTINGS_MANAGE,
     "/audit/sign-ins": Permission.AUDIT_VIEW,
+    "/audit/": Permission.AUDIT_VIEW,
+    "/audit/export.csv": Permission.AUDIT_VIEW,
     "/patients/": Permission.PATIENT_VIEW_CONTACT,
     "/patients/new": Permission.PATIENT_EDIT,
 }

@@ -1,0 +1,121 @@
+"""Rotating a clinic's data key: a new active key, re-encryption in batches, then retiring the old one.
+
+`start_rotation` adds a key version; from then on every write seals under it while reads still open
+values under the older, decrypt_only versions. `reencrypt_batch` moves rows to the active key a
+batch at a time (`FOR UPDATE SKIP LOCKED`, so several workers, a second run or live edits never
+collide) and `retire_unused_keys` retires an old version once no row uses it. Each function
+flushes and leaves the commit to its caller; all need the session's tenant set to the clinic.
+"""
+
+import uuid
+
+from sqlalchemy import exists, func, or_, select
+from sqlalchemy.orm import Session
+
+from app.db import utcnow
+from app.patients.models import Patient, PatientHistory, PatientToken
+from app.patients.services import open_patient, seal_into, write_tokens
+from app.security.fields import add_key_version, keyring
+from app.security.models import ClinicKey
+
+
+def start_rotation(db: Session, clinic_id: uuid.UUID) -> int:
+    """Add a new active key version for the clinic (the old one becomes decrypt_only); returns it."""
+    return add_key_version(db, clinic_id)
+
+
+def _sealed_under(column):
+    """The key version in a sealed value's header (bytes 2-5), as 4 bytes."""
+    return func.substring(column, 2, 4)
+
+
+def _version_bytes(version: int) -> bytes:
+    """A key version as it appears in a sealed header."""
+    return version.to_bytes(4, "big")
+
+
+def _stale_patients(clinic_id: uuid.UUID, active: int):
+    """Patients whose fields (by column or sealed header) or search tokens are not all under the active key."""
+    # The header is checked besides `key_version`: a write from stale ORM state can leave that column
+    # unchanged while the fields were sealed under an older key.
+    stale_token = exists().where(PatientToken.clinic_id == Patient.clinic_id, PatientToken.patient_id == Patient.id,
+                                 PatientToken.key_version != active)
+    return select(Patient).where(Patient.clinic_id == clinic_id, or_(
+        Patient.key_version != active, _sealed_under(Patient.full_name_enc) != _version_bytes(active), stale_token))
+
+
+def _stale_history(clinic_id: uuid.UUID, active: int):
+    """History entries not (by column or sealed header) under the active key."""
+    return select(PatientHistory).where(PatientHistory.clinic_id == clinic_id, or_(
+        PatientHistory.key_version != active, _sealed_under(PatientHistory.changes_enc) != _version_bytes(active)))
+
+
+def reencrypt_batch(db: Session, clinic_id: uuid.UUID, batch_size: int = 200) -> int:
+    """Re-seal up to `batch_size` patients and history entries not on the active key; returns how many."""
+    ring = keyring(db, clinic_id)
+    active = ring.active.version
+    # populate_existing: the rows as locked now, never a copy the session loaded before someone's write.
+    patients = db.scalars(_stale_patients(clinic_id, active).order_by(Patient.id).limit(batch_size)
+                          .with_for_update(skip_locked=True, of=Patient)
+                          .execution_options(populate_existing=True)).all()
+    for patient in patients:
+        data = open_patient(db, patient)
+        seal_into(ring, patient, data)
+        db.flush()
+        write_tokens(db, ring, patient, data)
+    entries = db.scalars(_stale_history(clinic_id, active).order_by(PatientHistory.id).limit(batch_size)
+                         .with_for_update(skip_locked=True).execution_options(populate_existing=True)).all()
+    for entry in entries:
+        changes = ring.open("patient_history", "changes", entry.id, entry.changes_enc)
+        entry.changes_enc = ring.seal("patient_history", "changes", entry.id, changes)
+        entry.key_version = active
+    db.flush()
+    return len(patients) + len(entries)
+
+
+def remaining(db: Session, clinic_id: uuid.UUID) -> int:
+    """How many patients and history entries are not yet on the active key."""
+    active = keyring(db, clinic_id).active.version
+    patients = db.scalar(select(func.count()).select_from(_stale_patients(clinic_id, active).subquery()))
+    entries = db.scalar(select(func.count()).select_from(_stale_history(clinic_id, active).subquery()))
+    return patients + entries
+
+
+def _in_use(db: Session, clinic_id: uuid.UUID, version: int) -> bool:
+    """Whether any row of the clinic names the key version, in its column or its sealed header."""
+    sealed = _version_bytes(version)
+    checks = [
+        or_(Patient.key_version == version, _sealed_under(Patient.full_name_enc) == sealed),
+        PatientToken.key_version == version,
+        or_(PatientHistory.key_version == version, _sealed_under(PatientHistory.changes_enc) == sealed),
+    ]
+    for model, check in zip((Patient, PatientToken, PatientHistory), checks, strict=True):
+        if db.scalar(select(exists().where(model.clinic_id == clinic_id, check))):
+            return True
+    return False
+
+
+def retire_unused_keys(db: Session, clinic_id: uuid.UUID) -> list[int]:
+    """Retire every decrypt_only key that no patient, token or history row uses; returns their versions."""
+    keys = db.scalars(select(ClinicKey).where(ClinicKey.clinic_id == clinic_id, ClinicKey.status == "decrypt_only")
+                      .order_by(ClinicKey.version).with_for_update()).all()
+    retired = []
+    for key in keys:
+        if not _in_use(db, clinic_id, key.version):
+            key.status, key.retired_at = "retired", utcnow()
+            retired.append(key.version)
+    db.flush()
+    return retired
+
+
+def rotation_status(db: Session, clinic_id: uuid.UUID) -> list[dict]:
+    """Each key version of the clinic with its status and how many patient, token and history rows use it."""
+    def counts(model) -> dict[int, int]:
+        return dict(db.execute(select(model.key_version, func.count()).where(model.clinic_id == clinic_id)
+                               .group_by(model.key_version)).all())
+
+    patients, tokens, entries = counts(Patient), counts(PatientToken), counts(PatientHistory)
+    keys = db.scalars(select(ClinicKey).where(ClinicKey.clinic_id == clinic_id).order_by(ClinicKey.version)).all()
+    return [{"version": k.version, "status": k.status, "created_at": k.created_at, "retired_at": k.retired_at,
+             "patients": patients.get(k.version, 0), "tokens": tokens.get(k.version, 0),
+             "history": entries.get(k.version, 0)} for k in keys]

@@ -1,0 +1,120 @@
+"""Audit chain jobs: link every clinic's new audit events (every ~10 s) and sign each head (~5 min).
+
+Both visit every clinic from `clinic_registry`, set the tenant per clinic and commit per clinic, so
+one clinic's failure never holds back another's. Each reschedules itself under a fixed job id
+(as jobs/maintenance.py does), so restarting workers never duplicates them.
+"""
+
+import logging
+import uuid
+from datetime import timedelta
+
+from rq import Queue
+from sqlalchemy import select
+
+from app.audit.chain import chain_pending, sign_checkpoint
+from app.clinics.models import ClinicRegistry
+from app.db import get_session, set_tenant
+from jobs.worker import in_app_context
+
+log = logging.getLogger(__name__)
+
+BATCH = 5000
+CHAIN_EVERY = timedelta(seconds=10)
+CHAIN_JOB_ID = "audit-chain-pending"
+CHECKPOINT_EVERY = timedelta(minutes=5)
+CHECKPOINT_JOB_ID = "audit-sign-checkpoints"
+# The next run is saved under the running job's id, so the finished run's result must not expire
+# that key (RQ's default result_ttl of 500 s would drop a run scheduled further ahead).
+KEEP = -1
+
+
+def clinic_ids(db) -> list[uuid.UUID]:
+    """Every clinic's id (the registry is outside row-level security)."""
+    set_tenant(db, clinic_id=None, user_id=None)
+    ids = list(db.scalars(select(ClinicRegistry.id).order_by(ClinicRegistry.id)))
+    db.commit()
+    return ids
+
+
+def _each_clinic(step) -> dict[str, int]:
+    """Run `step(db, clinic_id)` per clinic in its own transaction; returns {clinic id: result}."""
+    db = get_session()
+    done = {}
+    for clinic_id in clinic_ids(db):
+        set_tenant(db, clinic_id=clinic_id, user_id=None)
+        try:
+            done[str(clinic_id)] = step(db, clinic_id)
+            db.commit()
+        except Exception:
+            db.rollback()
+            log.exception("audit job failed for clinic %s", clinic_id)
+    set_tenant(db, clinic_id=None, user_id=None)
+    return done
+
+
+def _chain_all(db, clinic_id) -> int:
+    """Link the clinic's pending events; a backlog in batches, each committed."""
+    total = 0
+    while True:
+        count = chain_pending(db, clinic_id, limit=BATCH)
+        total += count
+        if count < BATCH:
+            return total
+        db.commit()
+
+
+@in_app_context
+def chain_all_clinics() -> dict[str, int]:
+    """Link committed, unlinked audit events of every clinic; returns {clinic id: events linked}."""
+    linked = _each_clinic(_chain_all)
+    if any(linked.values()):
+        log.info("audit chain: linked %d events in %d clinics", sum(linked.values()),
+                 sum(1 for n in linked.values() if n))
+    return linked
+
+
+@in_app_context
+def sign_all_checkpoints() -> dict[str, int | None]:
+    """Chain, then sign each clinic's head; returns {clinic id: signed position or None}."""
+    def step(db, clinic_id):
+        _chain_all(db, clinic_id)
+        checkpoint = sign_checkpoint(db, clinic_id)
+        return checkpoint.position if checkpoint else None
+    return _each_clinic(step)
+
+
+def chain_and_reschedule() -> dict[str, int]:
+    """The periodic form: chain now, then schedule the next run."""
+    try:
+        return chain_all_clinics()
+    finally:
+        schedule_chain(_queue())
+
+
+def checkpoint_and_reschedule() -> dict[str, int | None]:
+    """The periodic form: sign now, then schedule the next run."""
+    try:
+        return sign_all_checkpoints()
+    finally:
+        schedule_checkpoint(_queue())
+
+
+def _queue() -> Queue:
+    from jobs.worker import flask_app, queue, redis_connection
+
+    return queue(redis_connection(flask_app().config["REDIS_URL"]))
+
+
+def schedule_chain(q: Queue) -> None:
+    q.enqueue_in(CHAIN_EVERY, chain_and_reschedule, job_id=CHAIN_JOB_ID, result_ttl=KEEP)
+
+
+def schedule_checkpoint(q: Queue) -> None:
+    q.enqueue_in(CHECKPOINT_EVERY, checkpoint_and_reschedule, job_id=CHECKPOINT_JOB_ID, result_ttl=KEEP)
+
+
+def schedule_periodic(q: Queue) -> None:
+    """Schedule both periodic audit jobs under fixed job ids, so restarts never duplicate them."""
+    schedule_chain(q)
+    schedule_checkpoint(q)

@@ -98,3 +98,32 @@ def test_search_page_without_javascript_still_finds_patients(chromium, live_serv
         expect(page.locator("#results a.result")).to_contain_text("Farida Begum")
     finally:
         context.close()
+
+
+def test_auditor_finds_who_looked_at_a_patient(page: Page, open_page, live_server, factory):
+    clinic = factory.clinic(name="Malleshwaram Clinic")
+    reception = factory.person(clinic, Role.RECEPTION, name="Ravi Shankar")
+    auditor = factory.person(clinic, Role.AUDITOR, name="Lakshmi Iyer")
+
+    # The receptionist registers a patient, then opens the record again later.
+    sign_in_as(page, reception)
+    page.goto("/patients/new")
+    fill_patient(page, "Gowri Prasad", "1981-04-14", "9845099887")
+    page.get_by_role("button", name="Register").click()
+    expect(page.get_by_role("heading", name=re.compile("Gowri Prasad"))).to_be_visible()
+    page.reload()
+
+    # The auditor, in another browser, asks who looked at MRN-000001.
+    audit_page = open_page(live_server)
+    sign_in_as(audit_page, auditor)
+    audit_page.get_by_role("link", name="Audit trail").click()
+    expect(audit_page.get_by_role("heading", name="Trail intact")).to_be_visible()
+    audit_page.get_by_label("Patient MRN").fill("MRN-000001")
+    audit_page.get_by_role("button", name="Show who looked").click()
+    expect(audit_page.get_by_role("heading", name="Who looked at MRN-000001")).to_be_visible()
+    rows = audit_page.locator("#events tr")
+    viewed = rows.filter(has_text="Viewed a patient").filter(has_text="Ravi Shankar")
+    expect(viewed).to_have_count(2)
+    expect(rows.filter(has_text="Ravi Shankar").filter(has_text="MRN-000001").first).to_be_visible()
+    # the auditor sees who and when, never the patient's name
+    expect(audit_page.get_by_role("main")).not_to_contain_text("Gowri")

@@ -8,9 +8,12 @@ Each test ends by truncating every table: the session store, the concurrency tes
 browser journeys all need real commits, so rollback-per-test would test something else.
 """
 
+import itertools
 import os
 import re
 import secrets
+import subprocess
+import sys
 from pathlib import Path
 
 import pyotp
@@ -211,6 +214,68 @@ def as_admin(browser, admin):
     """A test client signed in as the clinic's admin."""
     browser.sign_in(admin)
     return browser
+
+
+# --- Processes configured like a deployment -------------------------------------------------------
+
+def worker_env(app_config: dict) -> dict:
+    """The environment a worker or `flask --app wsgi` process needs to reach this test run's services."""
+    env = {**os.environ,
+           "DATABASE_URL": app_config["DATABASE_URL"], "APP_DB_PASSWORD": app_config["APP_DB_PASSWORD"],
+           "REDIS_URL": app_config["REDIS_URL"], "SECRET_KEY": app_config["SECRET_KEY"],
+           "MASTER_KEY": app_config["MASTER_KEY"], "INSTANCE_PATH": app_config["INSTANCE_PATH"],
+           "RQ_QUEUE": app_config["RQ_QUEUE"]}
+    env.pop("DATABASE_APP_URL", None)
+    return env
+
+
+def run_worker(app_config: dict, timeout: int = 180) -> subprocess.CompletedProcess:
+    """A real RQ worker process in burst mode: it runs what is queued, then exits."""
+    return subprocess.run([sys.executable, "-m", "jobs.worker", "--burst"], cwd=ROOT, env=worker_env(app_config),
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+# --- Patients over HTTP ---------------------------------------------------------------------------
+
+_phones = itertools.count(9_800_000_001)
+
+
+def patient_form(**overrides) -> dict:
+    """A valid registration form (a fresh phone each time, so no duplicate warning unless asked)."""
+    values = {"full_name": "Sunita Devi Sharma", "sex": "F", "dob": "1980-05-04", "phone": str(next(_phones)),
+              "state_code": "29", "language": "hi", "consent_treatment": "y"}
+    values.update(overrides)
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def patient_id(url: str) -> str:
+    return re.search(r"/patients/([0-9a-f-]{36})", url).group(1)
+
+
+def register_with(browser, **overrides) -> str:
+    """Register a patient over HTTP as this browser's user; returns the patient's URL."""
+    response = browser.post("/patients/new", patient_form(**overrides), page="/patients/new")
+    assert response.status_code == 303, response.get_data(as_text=True)[:2000]
+    return response.headers["Location"]
+
+
+@pytest.fixture
+def reception(factory, clinic):
+    return factory.person(clinic, Role.RECEPTION, name="Ravi Reception")
+
+
+@pytest.fixture
+def desk(new_browser, reception):
+    """A browser signed in as the clinic's receptionist."""
+    browser = new_browser()
+    browser.sign_in(reception)
+    return browser
+
+
+@pytest.fixture
+def register(desk):
+    """Register a patient as the receptionist; returns the patient's URL."""
+    return lambda **overrides: register_with(desk, **overrides)
 
 
 # --- Driving the app over HTTP -------------------------------------------------------------------

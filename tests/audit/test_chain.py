@@ -27,7 +27,7 @@ from jobs.audit import (
     schedule_periodic,
     sign_all_checkpoints,
 )
-from tests.audit.conftest import register_with, run_worker
+from tests.conftest import register_with, run_worker
 
 
 def activity(desk, count=3) -> list[str]:

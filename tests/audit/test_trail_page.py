@@ -14,7 +14,7 @@ from app.audit.models import AuditEvent
 from app.audit.services import event_mac
 from app.auth.policy import Role
 from app.db import get_session, new_id, set_tenant
-from tests.audit.conftest import patient_id, register_with
+from tests.conftest import patient_id, register_with
 
 COLUMNS = ["when", "user", "role", "action", "patient", "outcome", "reason", "ip"]
 

@@ -1,8 +1,5 @@
 """Jobs run by a real RQ worker process (burst mode) against real Redis and PostgreSQL."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from redis import Redis
@@ -10,19 +7,9 @@ from redis import Redis
 from app.auth.policy import Role
 from jobs.maintenance import purge_expired_sessions
 from jobs.worker import queue
+from tests.conftest import run_worker
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def run_worker(app_config: dict) -> subprocess.CompletedProcess:
-    env = {**os.environ,
-           "DATABASE_URL": app_config["DATABASE_URL"], "APP_DB_PASSWORD": app_config["APP_DB_PASSWORD"],
-           "REDIS_URL": app_config["REDIS_URL"], "SECRET_KEY": app_config["SECRET_KEY"],
-           "MASTER_KEY": app_config["MASTER_KEY"], "INSTANCE_PATH": app_config["INSTANCE_PATH"],
-           "RQ_QUEUE": app_config["RQ_QUEUE"]}
-    env.pop("DATABASE_APP_URL", None)
-    return subprocess.run([sys.executable, "-m", "jobs.worker", "--burst"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def test_worker_purges_expired_sessions(app, app_config, browser, new_browser, factory, sql):

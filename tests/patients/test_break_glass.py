@@ -7,7 +7,7 @@ import pytest
 from app.auth.policy import Role
 from app.db import get_session, set_tenant
 from app.patients import break_glass
-from tests.patients.conftest import patient_id
+from tests.conftest import patient_id
 
 
 @pytest.fixture

@@ -5,7 +5,8 @@ import re
 import pytest
 
 from app.auth.policy import Role
-from tests.patients.conftest import patient_form, search
+from tests.conftest import patient_form
+from tests.patients.conftest import search
 
 
 def test_register_shows_the_patient_with_a_new_mrn(desk, register):

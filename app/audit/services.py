@@ -8,6 +8,7 @@ derived from the master key (outside the database); the chain job links rows aft
 import hashlib
 import hmac
 import ipaddress
+import json
 import uuid
 from datetime import UTC
 
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 from app.audit.models import AuditEvent
 from app.db import new_id, utcnow
 from app.security.crypto import master_key
+from app.security.text import printable
 
 
 def audit_key(clinic_id: uuid.UUID) -> bytes:
@@ -25,12 +27,15 @@ def audit_key(clinic_id: uuid.UUID) -> bytes:
 
 
 def canonical(event: AuditEvent) -> bytes:
-    """The bytes an event's MAC covers: every column but seq and the MAC itself."""
-    ids = ",".join(sorted(str(p) for p in (event.patient_ids or [])))
+    """The bytes an event's MAC covers: every column but seq and the MAC itself, as a JSON list
+    (unambiguous whatever the values contain)."""
+    ids = sorted(str(p) for p in (event.patient_ids or []))
     fields = [event.clinic_id, event.id, event.at.astimezone(UTC).isoformat(), event.user_id, event.role, event.action,
               event.object_type, event.object_id, event.patient_id, ids, event.outcome, event.reason,
               bool(event.flagged), event.ip, event.user_agent]
-    return "\x1f".join("" if f is None else str(f) for f in fields).encode()
+    return json.dumps([f if f is None or isinstance(f, (bool, list)) else str(f) for f in fields],
+                      separators=(",", ":")).encode()
+
 
 
 def event_mac(event: AuditEvent) -> str:
@@ -58,9 +63,9 @@ def record(db: Session, action: str, *, patient_id=None, patient_ids=None, objec
         role=g.role.value if signed_in and g.get("role") else None,
         action=action, object_type=object_type, object_id=object_id, patient_id=patient_id,
         patient_ids=list(patient_ids) if patient_ids is not None else None, outcome=outcome,
-        reason=reason[:300] if reason else None, flagged=flagged,
+        reason=printable(reason, 300) or None, flagged=flagged,
         ip=_address(),
-        user_agent=request.user_agent.string[:200] if has_request_context() else None,
+        user_agent=printable(request.user_agent.string, 200) if has_request_context() else None,
     )
     event.mac = event_mac(event)
     db.add(event)

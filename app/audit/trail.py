@@ -20,8 +20,8 @@ from app.audit.models import AuditEvent
 from app.auth.models import StaffUser
 from app.auth.policy import Role
 from app.clinics.models import Clinic, Membership
-from app.patients.models import Patient, PatientToken
-from app.patients.services import mrn_number
+from app.patients.models import PatientToken
+from app.patients.services import mrn_number, mrns_of
 from app.security.fields import keyring
 
 PAGE = 50
@@ -44,7 +44,7 @@ ACTIONS = {
     "audit.export": "Exported the audit trail",
     REFUSED: "Any refused access",
 }
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 CSV_HEADER = ["time", "user", "role", "action", "patient_mrn", "outcome", "reason", "ip", "event_id"]
 
 
@@ -139,10 +139,14 @@ def _day(value: str, errors: list[str], label: str) -> date | None:
     if not value:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         errors.append(f"{label} is not a date (use YYYY-MM-DD).")
         return None
+    if not 2000 <= day.year <= 2100:
+        errors.append(f"{label} must be between 2000 and 2100.")
+        return None
+    return day
 
 
 def parse_filters(db: Session, clinic: Clinic, args, staff: list[tuple[uuid.UUID, str]]) -> Filters:
@@ -238,21 +242,12 @@ def rows_for(db: Session, clinic_id: uuid.UUID, events: list[AuditEvent]) -> lis
     return rows
 
 
-def mrns_of(db: Session, clinic_id: uuid.UUID, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
-    """The MRNs of this clinic's patients among `ids` (only that field is decrypted), in one query."""
-    if not ids:
-        return {}
-    ring = keyring(db, clinic_id)
-    rows = db.execute(select(Patient.id, Patient.mrn_enc).where(Patient.clinic_id == clinic_id, Patient.id.in_(ids)))
-    return {pid: ring.open("patient", "mrn", pid, blob) for pid, blob in rows}
-
-
 # --- CSV ----------------------------------------------------------------------------------------
 
 def csv_cell(value) -> str:
     """A cell a spreadsheet will not run as a formula: a leading = + - @ tab or CR gets a quote."""
     text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
+    return "'" + text if text.lstrip(" ").startswith(FORMULA_START) else text
 
 
 def csv_line(values: list) -> str:

@@ -21,6 +21,7 @@ from app.auth.models import AuthEvent, AuthEventKind, RecoveryCode, StaffUser
 from app.clinics.models import Membership
 from app.db import utcnow
 from app.security.crypto import master_key
+from app.security.text import printable
 
 _hasher = PasswordHasher()
 # Verified for unknown e-mails so both paths cost the same (no enumeration by timing).
@@ -73,7 +74,7 @@ def record_event(db: Session, kind: AuthEventKind, *, user_id=None, actor_user_i
         kind=kind, user_id=user_id, actor_user_id=actor_user_id, clinic_id=clinic_id,
         email_hmac=email_hmac(email) if email else None, detail=detail,
         ip=request.remote_addr if request else None,
-        user_agent=(request.user_agent.string[:200] if request else None),
+        user_agent=printable(request.user_agent.string, 200) if request else None,
     )
     db.add(event)
     db.flush()

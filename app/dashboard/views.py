@@ -3,7 +3,7 @@
 from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 from flask_login import current_user
 
-from app.audit.services import record
+from app.audit.services import deny_not_found, record
 from app.auth.policy import Permission, can, requires
 from app.auth.services import recent_events
 from app.clinics.states import BY_CODE
@@ -27,7 +27,8 @@ def home():
     return render_template(
         "dashboard/home.html", state=BY_CODE.get(g.clinic.state_code),
         events=recent_events(db, current_user.id, limit=5), reviews=reviews,
-        reviewers=staff_names(db, {r.user_id for r in reviews}), mrns=mrns_of(db, [r.patient_id for r in reviews]),
+        reviewers=staff_names(db, {r.user_id for r in reviews}),
+        mrns=mrns_of(db, g.clinic.id, [r.patient_id for r in reviews]),
         can_staff=can(g.role, Permission.STAFF_MANAGE), can_settings=can(g.role, Permission.SETTINGS_MANAGE),
         can_audit=can(g.role, Permission.AUDIT_VIEW),
     )
@@ -40,7 +41,12 @@ def review_break_glass(grant_id):
     db = get_session()
     grant = db.get(BreakGlass, (g.clinic.id, grant_id))
     if grant is None:
-        abort(404)
+        deny_not_found(db, "break_glass.review", object_type="break_glass", object_id=grant_id)
+    if grant.user_id == current_user.id:
+        abort(403, "Another admin must review your own break-the-glass access.")
+    if grant.reviewed_at is not None:
+        flash("This access was already reviewed.", "info")
+        return redirect(url_for("dashboard.home"), code=303)
     break_glass.review(db, grant, by=current_user.id)
     db.commit()
     flash("Marked as reviewed.", "success")

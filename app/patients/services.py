@@ -132,11 +132,17 @@ def seal_into(ring: Keyring, patient: Patient, data: PatientData) -> None:
     patient.key_version = ring.active.version
     flag_modified(patient, "key_version")  # written even if unchanged in memory: a rotation may have moved it
 
-def open_patient(db: Session, patient: Patient) -> PatientData:
-    """Decrypt a patient row (PHI: the caller audits the read)."""
+CONTACT_FIELDS = ("mrn", "full_name", "phone", "alt_phone", "email", "guardian_name", "guardian_phone")
+
+
+def open_patient(db: Session, patient: Patient, *, contact_only: bool = False) -> PatientData:
+    """Decrypt a patient row (PHI: the caller audits the read). Contact-only roles (billing) get
+    name and contact details decrypted and nothing else."""
     ring = keyring(db, patient.clinic_id)
-    values = {name: ring.open("patient", name, patient.id, getattr(patient, f"{name}_enc")) for name in PHI_FIELDS}
-    values["dob"] = date.fromisoformat(values["dob"])
+    names = CONTACT_FIELDS if contact_only else PHI_FIELDS
+    values = dict.fromkeys(PHI_FIELDS)
+    values.update({name: ring.open("patient", name, patient.id, getattr(patient, f"{name}_enc")) for name in names})
+    values["dob"] = date.fromisoformat(values["dob"]) if values["dob"] else None
     return PatientData(dob_estimated=patient.dob_estimated, state_code=patient.state_code,
                        language=patient.language, **values)
 
@@ -236,7 +242,7 @@ def search_groups(ring: Keyring, query: str) -> list[list[str]]:
     letters = re.sub(r"[\W\d_]", "", query)
     if not query:
         return []
-    if query.upper().startswith("MRN") or (digits and not letters and len(digits) <= 9):
+    if re.fullmatch(r"mrn[\s:#-]*\d+", query, re.IGNORECASE) or (digits and not letters and len(digits) <= 9):
         number = mrn_number(query)
         group = list(ring.tokens_all("mrn", number).values()) if number else []
         if not letters and 4 <= len(digits) <= 9:
@@ -315,12 +321,14 @@ def staff_names(db: Session, ids: set) -> dict:
     return dict(db.execute(select(StaffUser.id, StaffUser.full_name).where(StaffUser.id.in_(ids))).all())
 
 
-def mrns_of(db: Session, patient_ids: list) -> dict:
-    """The MRNs of some patients (decrypting that field only), in one query."""
+def mrns_of(db: Session, clinic_id: uuid.UUID, patient_ids: list) -> dict:
+    """The MRNs of some of the clinic's patients (decrypting that field only), in one query."""
     if not patient_ids:
         return {}
-    rows = db.execute(select(Patient.clinic_id, Patient.id, Patient.mrn_enc).where(Patient.id.in_(set(patient_ids))))
-    return {pid: keyring(db, cid).open("patient", "mrn", pid, blob) for cid, pid, blob in rows}
+    ring = keyring(db, clinic_id)
+    rows = db.execute(select(Patient.id, Patient.mrn_enc)
+                      .where(Patient.clinic_id == clinic_id, Patient.id.in_(set(patient_ids))))
+    return {pid: ring.open("patient", "mrn", pid, blob) for pid, blob in rows}
 
 
 def count_patients(db: Session, clinic_id: uuid.UUID) -> int:

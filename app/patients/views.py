@@ -91,7 +91,7 @@ def show(patient_id):
     patient = get_patient_or_404(patient_id, "patient.view")
     db = get_session()
     full = can(g.role, Permission.PATIENT_VIEW)
-    data = services.open_patient(db, patient)
+    data = services.open_patient(db, patient, contact_only=not full)
     ledger = services.consent_ledger(db, patient) if full else []
     history = services.history(db, patient) if full else []
     people = {e.recorded_by for e in ledger} | {h.changed_by for h, _ in history}

@@ -18,6 +18,7 @@ from werkzeug.datastructures import CallbackDict
 
 from app.auth.models import UserSession
 from app.db import utcnow
+from app.security.text import printable
 
 
 class ServerSession(CallbackDict, SessionMixin):
@@ -98,7 +99,7 @@ class PostgresSessionInterface(SessionInterface):
                 session.token = secrets.token_urlsafe(32)
                 conn.execute(insert(UserSession).values({
                     **values, "id": token_hash(session.token), "created_at": values["last_activity_at"],
-                    "ip": request.remote_addr, "user_agent": (request.user_agent.string or "")[:200]}))
+                    "ip": request.remote_addr, "user_agent": printable(request.user_agent.string, 200)}))
                 response.set_cookie(name, session.token, **cookie)
             else:
                 conn.execute(update(UserSession).where(UserSession.id == session.row["id"]).values(**values))

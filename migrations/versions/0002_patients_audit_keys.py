@@ -181,7 +181,18 @@ def upgrade() -> None:
     statements = [f"GRANT USAGE ON SEQUENCE audit_seq TO {APP_DB_ROLE}"]
     for table in clinic_tables:
         statements += rls.clinic_isolation(table)
-    statements += rls.grant("SELECT, INSERT, UPDATE", "clinic_key", "patient", "clinic_counter", "break_glass")
+    statements += rls.grant("SELECT, INSERT, UPDATE", "clinic_key", "patient", "clinic_counter")
+    # A break-the-glass grant is fixed once opened; only its review may be added, once.
+    statements += rls.grant("SELECT, INSERT, UPDATE (reviewed_at, reviewed_by)", "break_glass")
+    statements.append("""CREATE FUNCTION break_glass_review_once() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+          IF OLD.reviewed_at IS NULL AND NEW.reviewed_at IS NOT NULL AND NEW.reviewed_by IS NOT NULL THEN
+            RETURN NEW;
+          END IF;
+          RAISE EXCEPTION 'break_glass can only be reviewed once' USING ERRCODE = 'insufficient_privilege';
+        END $$""")
+    statements.append("CREATE TRIGGER break_glass_review_once BEFORE UPDATE OR DELETE ON break_glass "
+                      "FOR EACH ROW EXECUTE FUNCTION break_glass_review_once()")
     statements += rls.grant("SELECT, INSERT, UPDATE, DELETE", "patient_token")
     for table in ["consent_event", "audit_event", "audit_chain", "audit_checkpoint"]:
         statements += rls.append_only(table)
@@ -226,6 +237,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.execute("DROP TRIGGER patient_history_append_only ON patient_history")
     op.execute("DROP FUNCTION patient_history_reseal_only()")
+    op.execute("DROP TRIGGER break_glass_review_once ON break_glass")
+    op.execute("DROP FUNCTION break_glass_review_once()")
     op.execute("DROP TRIGGER clinic_registered ON clinic")
     op.execute("DROP FUNCTION register_clinic()")
     op.execute("DROP TABLE clinic_registry")

@@ -1,8 +1,10 @@
 """Break-the-glass: a stated reason, a time box, a flagged audit record, admins told until reviewed."""
 
+import time
 from datetime import timedelta
 
 import pytest
+from sqlalchemy.exc import DBAPIError
 
 from app.auth.policy import Role
 from app.db import get_session, set_tenant
@@ -40,12 +42,19 @@ def test_a_reason_is_required(app, clinic, nurse, register):
 
 def test_grant_is_time_boxed_and_flagged_in_the_audit_trail(app, clinic, nurse, register, sql):
     pid = patient_id(register())
-    _open(app, clinic, nurse, pid)
+    _open(app, clinic, nurse, pid, duration=timedelta(seconds=1))
     assert _active(app, clinic, nurse, pid)
     flagged = sql("SELECT action, reason, flagged FROM audit_event WHERE action = 'break_glass.open'")
     assert flagged == [("break_glass.open", "Unconscious patient brought in, need allergies", True)]
-    sql("UPDATE break_glass SET expires_at = now() - interval '1 second'")
+    time.sleep(1.2)
     assert not _active(app, clinic, nurse, pid)
+
+
+def test_an_opened_grant_cannot_be_rewritten(app, clinic, nurse, register, sql):
+    pid = patient_id(register())
+    _open(app, clinic, nurse, pid)
+    with pytest.raises(DBAPIError, match="reviewed once"):
+        sql("UPDATE break_glass SET expires_at = now() + interval '1 year'")
 
 
 def test_expired_grant_with_a_short_time_box(app, clinic, nurse, register):

@@ -53,6 +53,7 @@ class Filters:
     """The trail's filters as typed (for the form and links) and as resolved (for the query)."""
 
     mrn: str = ""
+    patient: str = ""  # the patient's id: what links carry instead of the MRN
     user: str = ""
     action: str = ""
     date_from: str = ""
@@ -66,7 +67,7 @@ class Filters:
 
     def args(self) -> dict[str, str]:
         """The non-empty filters as URL parameters."""
-        values = {"mrn": self.mrn, "user": self.user, "action": self.action, "from": self.date_from,
+        values = {"patient": self.patient, "user": self.user, "action": self.action, "from": self.date_from,
                   "to": self.date_to}
         return {k: v for k, v in values.items() if v}
 
@@ -158,8 +159,16 @@ def parse_filters(db: Session, clinic: Clinic, args, staff: list[tuple[uuid.UUID
         if f.patient_ids is None:
             f.errors.append("Enter the patient's MRN, like MRN-000123.")
             f.patient_ids, f.mrn = None, ""
-        elif f.patient_ids:
-            f.patient_mrn = mrns_of(db, clinic.id, set(f.patient_ids)).get(f.patient_ids[0], f.mrn)
+    elif get("patient"):
+        try:
+            wanted = uuid.UUID(get("patient"))
+        except ValueError:
+            wanted = None
+        f.patient_ids = [wanted] if wanted and mrns_of(db, clinic.id, {wanted}) else []
+    if f.patient_ids:
+        f.patient = str(f.patient_ids[0])
+        f.patient_mrn = mrns_of(db, clinic.id, set(f.patient_ids)).get(f.patient_ids[0], f.mrn)
+        f.mrn = f.patient_mrn
     if f.user:
         f.user_id = next((uid for uid, _ in staff if str(uid) == f.user), None)
         if f.user_id is None:

@@ -5,7 +5,7 @@ Opening the trail or exporting it is itself recorded (`audit.view`, `audit.expor
 
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, g, request, stream_with_context
+from flask import Blueprint, Response, g, redirect, request, stream_with_context, url_for
 from sqlalchemy import and_, or_, select, tuple_
 from sqlalchemy.orm import aliased
 
@@ -49,9 +49,9 @@ def sign_ins():
                   kinds=list(AuthEventKind))
 
 
-def _filters(db):
+def _filters(db, source=None):
     staff = trail.staff_choices(db, g.clinic.id)
-    return trail.parse_filters(db, g.clinic, request.args, staff), staff
+    return trail.parse_filters(db, g.clinic, source if source is not None else request.args, staff), staff
 
 
 def _record(db, action: str, f: trail.Filters, extra: str = "") -> None:
@@ -64,10 +64,14 @@ def _record(db, action: str, f: trail.Filters, extra: str = "") -> None:
 
 @bp.get("/")
 @requires(Permission.AUDIT_VIEW)
-def index():
+def index(f: "trail.Filters | None" = None):
     """The audit trail, newest first, filterable (who looked at a patient), with the chain's status."""
     db = get_session()
-    f, staff = _filters(db)
+    if f is None and request.args.get("mrn"):  # an MRN typed into a URL: answer with the id instead
+        f, _ = _filters(db)
+        if f.patient_ids:
+            return redirect(url_for("audit.index", **f.args()), code=303)
+    f, staff = (f, trail.staff_choices(db, g.clinic.id)) if f is not None else _filters(db)
     before = trail.cursor(request.args.get("before"))
     rows, more = trail.page(db, g.clinic.id, f, before)
     _record(db, "audit.view", f, "; older page" if before else "")
@@ -75,6 +79,18 @@ def index():
     db.commit()  # ends the read; unlike a rollback it does not expire the rows about to be shown
     return render("audit/trail.html", "events", rows=rows, more=more, f=f, staff=staff, actions=trail.ACTIONS,
                   integrity=integrity)
+
+
+@bp.post("/")
+@requires(Permission.AUDIT_VIEW)
+def find_patient():
+    """'Who looked at this patient?': the MRN comes in the form body and leaves as the patient's id,
+    so no MRN sits in a URL, the browser history or a log."""
+    db = get_session()
+    f, _ = _filters(db, request.form)
+    if f.patient_ids or (not f.mrn and not f.errors):
+        return redirect(url_for("audit.index", **f.args()), code=303)
+    return index(f)  # no such MRN (or not an MRN): say so on the page, without a redirect
 
 
 @bp.get("/export.csv")

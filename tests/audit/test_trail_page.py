@@ -129,7 +129,7 @@ def test_who_looked_at_a_patient(desk, factory, clinic, new_browser, as_auditor,
     assert curious.get(first).status_code == 200
     desk.get(first)
 
-    response = as_auditor.get("/audit/?mrn=mrn-000001")
+    response = as_auditor.get("/audit/?mrn=mrn-000001", follow_redirects=True)
     body = response.get_data(as_text=True)
     assert "Who looked at MRN-000001" in body
     shown = rows_of(response).rows
@@ -147,7 +147,8 @@ def test_who_looked_at_a_patient(desk, factory, clinic, new_browser, as_auditor,
 
     # a search that listed the patient counts as a look too
     desk.post("/patients/search", {"q": "Meena"}, page="/patients/")
-    assert ("Ravi Reception", "patient.search") in actions(rows_of(as_auditor.get("/audit/?mrn=1")).rows)
+    looked = rows_of(as_auditor.get("/audit/?mrn=1", follow_redirects=True)).rows
+    assert ("Ravi Reception", "patient.search") in actions(looked)
 
     unknown = as_auditor.get("/audit/?mrn=MRN-009999")
     assert "No patient in this clinic has the MRN MRN-009999" in unknown.get_data(as_text=True)

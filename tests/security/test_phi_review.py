@@ -71,3 +71,21 @@ def test_break_glass_review_rules(app, admin, factory, clinic, register, new_bro
     missing = other.post("/break-glass/00000000-0000-0000-0000-000000000000/review", {}, page="/")
     assert missing.status_code == 404
     assert sql("SELECT count(*) FROM audit_event WHERE action = 'break_glass.review' AND outcome = 'denied'")[0][0] == 1
+
+
+def test_who_looked_keeps_the_mrn_out_of_urls(register, factory, clinic, new_browser):
+    import re
+
+    register(full_name="Url Private")
+    auditor = new_browser()
+    auditor.sign_in(factory.person(clinic, Role.AUDITOR))
+    auditor.get("/audit/")
+    response = auditor.post("/audit/", {"mrn": "MRN-000001"})
+    assert response.status_code == 303
+    location = response.headers["Location"]
+    assert "MRN" not in location.upper() and re.search(r"patient=[0-9a-f-]{36}", location)
+    html = auditor.get(location).get_data(as_text=True)
+    assert "Who looked at MRN-000001" in html
+    assert not re.search(r'href="[^"]*mrn=', html, re.IGNORECASE)
+    unknown = auditor.post("/audit/", {"mrn": "MRN-009999"})
+    assert unknown.status_code == 200 and "No patient in this clinic has the MRN" in unknown.get_data(as_text=True)

@@ -12,7 +12,7 @@ from datetime import timedelta
 from rq import Queue
 from sqlalchemy import select
 
-from app.audit.chain import LATE_COMMIT_WINDOW, chain_pending, sign_checkpoint
+from app.audit.chain import LATE_COMMIT_WINDOW, chain_pending, record_verification, sign_checkpoint, verify
 from app.clinics.models import ClinicRegistry
 from app.db import get_session, set_tenant
 from jobs.worker import in_app_context
@@ -81,6 +81,12 @@ def sign_all_checkpoints() -> dict[str, int | None]:
         # No window here: an event dated long before the head (clock skew, a long transaction) is
         # linked at the latest by the next checkpoint, so deleting it later is caught.
         _chain_all(db, clinic_id, window=None)
+        # Verify the whole trail before signing its head: a tampered chain is reported, not blessed.
+        result = verify(db, clinic_id)
+        record_verification(db, result)
+        if not result.ok:
+            log.error("audit trail of clinic %s failed verification: %s", clinic_id, result.problem)
+            return None
         checkpoint = sign_checkpoint(db, clinic_id)
         return checkpoint.position if checkpoint else None
     return _each_clinic(step)

@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import and_, exists, insert, select, text
 from sqlalchemy.orm import Session
 
-from app.audit.models import AuditChainLink, AuditCheckpoint, AuditEvent
+from app.audit.models import AuditChainLink, AuditCheckpoint, AuditEvent, AuditVerification
 from app.audit.services import audit_key, canonical
 from app.db import utcnow
 from app.security.crypto import master_key
@@ -284,3 +284,19 @@ def _verify_unchained(db: Session, clinic_id: uuid.UUID, result: VerifyResult) -
             result.unchained += 1
     return None
 
+
+def record_verification(db: Session, result: VerifyResult, *, by: uuid.UUID | None = None) -> AuditVerification:
+    """Keep a verification's outcome (append-only), for the auditor's page."""
+    row = AuditVerification(clinic_id=result.clinic_id, checked_at=result.checked_at, ok=result.ok,
+                            problem=(result.problem or None) and result.problem[:500], chained=result.chained,
+                            unchained=result.unchained, checked_by=by,
+                            checkpoint_position=result.last_checkpoint.position if result.last_checkpoint else None)
+    db.add(row)
+    db.flush()
+    return row
+
+
+def latest_verification(db: Session, clinic_id: uuid.UUID) -> AuditVerification | None:
+    """The clinic's most recent stored verification, if any."""
+    return db.scalar(select(AuditVerification).where(AuditVerification.clinic_id == clinic_id)
+                     .order_by(AuditVerification.checked_at.desc()).limit(1))

@@ -68,3 +68,21 @@ class AuditCheckpoint(Base):
     signed_at: Mapped[datetime] = mapped_column(default=utcnow)
     public_key: Mapped[str] = mapped_column(String(64))
     signature: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AuditVerification(Base):
+    """The result of each full verification of a clinic's trail (by the checkpoint job or on demand),
+    so the auditor's page shows the latest without re-reading every event."""
+
+    __tablename__ = "audit_verification"
+    __table_args__ = (Index("ix_audit_verification_clinic_at", "clinic_id", "checked_at"),)
+
+    clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinic.id"), primary_key=True)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    problem: Mapped[str | None] = mapped_column(String(500))
+    chained: Mapped[int] = mapped_column(BigInteger)
+    unchained: Mapped[int] = mapped_column(BigInteger)
+    checkpoint_position: Mapped[int | None] = mapped_column(BigInteger)
+    checked_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_user.id"))

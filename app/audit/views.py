@@ -5,12 +5,13 @@ Opening the trail or exporting it is itself recorded (`audit.view`, `audit.expor
 
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, g, redirect, request, stream_with_context, url_for
+from flask import Blueprint, Response, flash, g, redirect, request, stream_with_context, url_for
+from flask_login import current_user
 from sqlalchemy import and_, or_, select, tuple_
 from sqlalchemy.orm import aliased
 
 from app.audit import trail
-from app.audit.chain import verify
+from app.audit.chain import latest_verification, record_verification, verify
 from app.audit.services import record
 from app.auth.models import AuthEvent, AuthEventKind, StaffUser
 from app.auth.policy import Permission, requires
@@ -75,10 +76,24 @@ def index(f: "trail.Filters | None" = None):
     before = trail.cursor(request.args.get("before"))
     rows, more = trail.page(db, g.clinic.id, f, before)
     _record(db, "audit.view", f, "; older page" if before else "")
-    integrity = None if is_htmx() else verify(db, g.clinic.id)
+    integrity = None if is_htmx() else latest_verification(db, g.clinic.id)
     db.commit()  # ends the read; unlike a rollback it does not expire the rows about to be shown
     return render("audit/trail.html", "events", rows=rows, more=more, f=f, staff=staff, actions=trail.ACTIONS,
                   integrity=integrity)
+
+
+@bp.post("/verify")
+@requires(Permission.AUDIT_VIEW)
+def verify_now():
+    """Check the whole trail now and keep the result (the checkpoint job also does, every few minutes)."""
+    db = get_session()
+    result = verify(db, g.clinic.id)
+    record_verification(db, result, by=current_user.id)
+    record(db, "audit.verify", object_type="audit_trail", reason="intact" if result.ok else "problem found")
+    db.commit()
+    flash("The trail is intact." if result.ok else "The trail failed verification: see below.",
+          "success" if result.ok else "error")
+    return redirect(url_for("audit.index"), code=303)
 
 
 @bp.post("/")

@@ -176,8 +176,25 @@ def upgrade() -> None:
     )
     op.create_index('ix_patient_token_lookup', 'patient_token', ['clinic_id', 'token'], unique=False)
 
+    op.create_table('audit_verification',
+    sa.Column('clinic_id', sa.Uuid(), nullable=False),
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('checked_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('ok', sa.Boolean(), nullable=False),
+    sa.Column('problem', sa.String(length=500), nullable=True),
+    sa.Column('chained', sa.BigInteger(), nullable=False),
+    sa.Column('unchained', sa.BigInteger(), nullable=False),
+    sa.Column('checkpoint_position', sa.BigInteger(), nullable=True),
+    sa.Column('checked_by', sa.Uuid(), nullable=True),
+    sa.ForeignKeyConstraint(['checked_by'], ['staff_user.id'], name=op.f('fk_audit_verification_checked_by_staff_user')),
+    sa.ForeignKeyConstraint(['clinic_id'], ['clinic.id'], name=op.f('fk_audit_verification_clinic_id_clinic')),
+    sa.PrimaryKeyConstraint('clinic_id', 'id', name=op.f('pk_audit_verification'))
+    )
+    op.create_index('ix_audit_verification_clinic_at', 'audit_verification', ['clinic_id', 'checked_at'], unique=False)
+
     clinic_tables = ["clinic_key", "patient", "patient_token", "patient_history", "consent_event",
-                     "clinic_counter", "break_glass", "audit_event", "audit_chain", "audit_checkpoint"]
+                     "clinic_counter", "break_glass", "audit_event", "audit_chain", "audit_checkpoint",
+                     "audit_verification"]
     statements = [f"GRANT USAGE ON SEQUENCE audit_seq TO {APP_DB_ROLE}"]
     for table in clinic_tables:
         statements += rls.clinic_isolation(table)
@@ -194,7 +211,7 @@ def upgrade() -> None:
     statements.append("CREATE TRIGGER break_glass_review_once BEFORE UPDATE OR DELETE ON break_glass "
                       "FOR EACH ROW EXECUTE FUNCTION break_glass_review_once()")
     statements += rls.grant("SELECT, INSERT, UPDATE, DELETE", "patient_token")
-    for table in ["consent_event", "audit_event", "audit_chain", "audit_checkpoint"]:
+    for table in ["consent_event", "audit_event", "audit_chain", "audit_checkpoint", "audit_verification"]:
         statements += rls.append_only(table)
     # History is append-only too, except that key rotation may re-seal a row under a newer key:
     # only changes_enc and key_version may change, and only upward.
@@ -235,6 +252,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table('audit_verification')
     op.execute("DROP TRIGGER patient_history_append_only ON patient_history")
     op.execute("DROP FUNCTION patient_history_reseal_only()")
     op.execute("DROP TRIGGER break_glass_review_once ON break_glass")

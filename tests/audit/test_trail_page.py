@@ -4,17 +4,19 @@ patient), MRN only and never a name, refused access, paging, formula-safe CSV, s
 import csv
 import html
 import io
+import re
 from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 
 import pytest
+from redis import Redis
 from sqlalchemy import event as sa_event
 
 from app.audit.models import AuditEvent
 from app.audit.services import event_mac
 from app.auth.policy import Role
 from app.db import get_session, new_id, set_tenant
-from tests.conftest import patient_id, register_with
+from tests.conftest import patient_id, register_with, run_worker
 
 COLUMNS = ["when", "user", "role", "action", "patient", "outcome", "reason", "ip"]
 
@@ -281,16 +283,50 @@ def test_csv_cells_that_start_like_formulas_are_quoted():
 def test_page_shows_the_chains_status_honestly(desk, as_auditor, cli, owner_engine):
     register_with(desk, full_name="Meena Iyer")
     body = as_auditor.get("/audit/").get_data(as_text=True)
+    assert "Not verified yet" in body  # the page itself never re-reads the whole trail
+    assert as_auditor.post("/audit/verify", {}).status_code == 303
+    body = as_auditor.get("/audit/").get_data(as_text=True)
     assert "Trail intact" in body and "No signed checkpoint yet" in body and "not yet chained" in body
 
     assert cli("checkpoint").exit_code == 0
+    as_auditor.post("/audit/verify", {}, page="/audit/")
     body = as_auditor.get("/audit/").get_data(as_text=True)
-    assert "Trail intact" in body and "signed checkpoint at position 2" in body
+    assert "Trail intact" in body and re.search(r"signed checkpoint at position \d+", body)
 
     from sqlalchemy import text
 
     with owner_engine.begin() as conn:
         conn.execute(text("SET LOCAL session_replication_role = replica"))
         conn.execute(text("UPDATE audit_event SET reason = 'edited' WHERE action = 'patient.create'"))
+    as_auditor.post("/audit/verify", {}, page="/audit/")
     body = html.unescape(as_auditor.get("/audit/").get_data(as_text=True))
     assert "Trail integrity problem" in body and "altered event" in body and "chain position 1" in body
+
+
+def test_the_checkpoint_job_verifies_before_signing(app, app_config, desk, as_auditor, owner_engine, sql):
+    """A real worker runs the checkpoint job: it stores an intact result; after tampering it stores the
+    problem and signs nothing new."""
+    from sqlalchemy import text
+
+    from jobs.audit import sign_all_checkpoints
+    from jobs.worker import queue
+
+    register_with(desk, full_name="Job Verified")
+    connection = Redis.from_url(app_config["REDIS_URL"])
+    with app.app_context():
+        queue(connection).enqueue(sign_all_checkpoints)
+    assert run_worker(app_config).returncode == 0
+    assert sql("SELECT ok FROM audit_verification") == [(True,)]
+    signed = sql("SELECT count(*) FROM audit_checkpoint")[0][0]
+    assert "Trail intact" in as_auditor.get("/audit/").get_data(as_text=True)
+
+    with owner_engine.begin() as conn:
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
+        conn.execute(text("UPDATE audit_event SET reason = 'edited' WHERE action = 'patient.create'"))
+    with app.app_context():
+        queue(connection).enqueue(sign_all_checkpoints)
+    assert run_worker(app_config).returncode == 0
+    connection.close()
+    assert sql("SELECT ok FROM audit_verification ORDER BY checked_at") == [(True,), (False,)]
+    assert sql("SELECT count(*) FROM audit_checkpoint")[0][0] == signed
+    assert "Trail integrity problem" in as_auditor.get("/audit/").get_data(as_text=True)

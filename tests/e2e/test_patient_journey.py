@@ -117,6 +117,7 @@ def test_auditor_finds_who_looked_at_a_patient(page: Page, open_page, live_serve
     audit_page = open_page(live_server)
     sign_in_as(audit_page, auditor)
     audit_page.get_by_role("link", name="Audit trail").click()
+    audit_page.get_by_role("button", name="Verify now").click()
     expect(audit_page.get_by_role("heading", name="Trail intact")).to_be_visible()
     audit_page.get_by_label("Patient MRN").fill("MRN-000001")
     audit_page.get_by_role("button", name="Show who looked").click()

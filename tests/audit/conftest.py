@@ -1,5 +1,7 @@
 """Audit trail helpers: an auditor, the CLI (registration and the worker come from tests/conftest.py)."""
 
+import html
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -48,3 +50,38 @@ def cli(app):
     def go(*args):
         return app.test_cli_runner().invoke(audit, list(args))
     return go
+
+
+class EventTable(HTMLParser):
+    """The rows of an events table (cell text) with `width` cells, and its 'Older events' link."""
+
+    def __init__(self, text: str, width: int):
+        super().__init__()
+        self.all_rows: list[list[str]] = []
+        self.older: str | None = None
+        self._cell: list[str] | None = None
+        self._link: dict | None = None
+        self.feed(text)
+        # event rows have `width` cells; the header row has none, "No events." and the link row one
+        self.rows = [r for r in self.all_rows if len(r) == width]
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr":
+            self.all_rows.append([])
+        elif tag == "td":
+            self._cell = []
+        elif tag == "a":
+            self._link = dict(attrs)
+
+    def handle_endtag(self, tag):
+        if tag == "td" and self._cell is not None:
+            self.all_rows[-1].append(" ".join("".join(self._cell).split()))
+            self._cell = None
+        elif tag == "a":
+            self._link = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+        if self._link is not None and data.strip() == "Older events":
+            self.older = html.unescape(self._link["href"])

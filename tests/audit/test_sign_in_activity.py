@@ -2,12 +2,12 @@
 
 import html
 import re
-from html.parser import HTMLParser
 
 import pytest
 
 from app.auth.models import AuthEventKind
 from app.auth.policy import Role
+from tests.audit.conftest import EventTable
 
 # What the page shows for each kind of event: the app's own labels.
 MFA_OK = AuthEventKind.MFA_OK.label
@@ -16,51 +16,15 @@ PASSWORD_FAILED = AuthEventKind.PASSWORD_FAILED.label
 ACCESS_DENIED = AuthEventKind.ACCESS_DENIED.label
 
 
-class _Rows(HTMLParser):
-    """Table rows (cells as text) and the 'Older events' link, of a whole page or a fragment."""
-
-    def __init__(self, text: str):
-        super().__init__()
-        self.all_rows: list[list[str]] = []
-        self.older: str | None = None
-        self._cell: list[str] | None = None
-        self._link: dict | None = None
-        self.feed(text)
-        # event rows have six cells; the header row has none, "No events." and the link row one
-        self.rows = [r for r in self.all_rows if len(r) == 6]
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "tr":
-            self.all_rows.append([])
-        elif tag == "td":
-            self._cell = []
-        elif tag == "a":
-            self._link = attrs
-
-    def handle_endtag(self, tag):
-        if tag == "td" and self._cell is not None:
-            self.all_rows[-1].append(" ".join("".join(self._cell).split()))
-            self._cell = None
-        elif tag == "a":
-            self._link = None
-
-    def handle_data(self, data):
-        if self._cell is not None:
-            self._cell.append(data)
-        if self._link is not None and data.strip() == "Older events":
-            self.older = self._link["href"]
-
-
-def rows_of(response) -> _Rows:
-    return _Rows(response.get_data(as_text=True))
+def rows_of(response) -> EventTable:
+    return EventTable(response.get_data(as_text=True), width=6)
 
 
 def people(response) -> set[str]:
     return {r[1] for r in rows_of(response).rows}
 
 
-def markers(parsed: _Rows) -> list[str]:
+def markers(parsed: EventTable) -> list[str]:
     """The `seq-NNN` details of seeded events, in the order shown."""
     return [r[4] for r in parsed.rows if re.fullmatch(r"seq-\d{3}", r[4])]
 

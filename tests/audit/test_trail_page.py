@@ -6,7 +6,6 @@ import html
 import io
 import re
 from datetime import UTC, datetime, timedelta
-from html.parser import HTMLParser
 
 import pytest
 from redis import Redis
@@ -16,48 +15,24 @@ from app.audit.models import AuditEvent
 from app.audit.services import event_mac
 from app.auth.policy import Role
 from app.db import get_session, new_id, set_tenant
+from tests.audit.conftest import EventTable
 from tests.conftest import patient_id, register_with, run_worker
 
 COLUMNS = ["when", "user", "role", "action", "patient", "outcome", "reason", "ip"]
 
 
-class _Rows(HTMLParser):
-    """The trail's event rows (as dicts of cell text) and its 'Older events' link."""
+class Trail:
+    """The trail page's rows as dicts by column, and its 'Older events' link."""
 
     def __init__(self, text: str):
-        super().__init__()
-        self.all_rows: list[list[str]] = []
-        self.older: str | None = None
-        self._cell: list[str] | None = None
-        self._link: dict | None = None
-        self.feed(text)
-        self.rows = [dict(zip(COLUMNS, r, strict=True)) for r in self.all_rows if len(r) == len(COLUMNS)]
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "tr":
-            self.all_rows.append([])
-        elif tag == "td":
-            self._cell = []
-        elif tag == "a":
-            self._link = dict(attrs)
-
-    def handle_endtag(self, tag):
-        if tag == "td" and self._cell is not None:
-            self.all_rows[-1].append(" ".join("".join(self._cell).split()))
-            self._cell = None
-        elif tag == "a":
-            self._link = None
-
-    def handle_data(self, data):
-        if self._cell is not None:
-            self._cell.append(data)
-        if self._link is not None and data.strip() == "Older events":
-            self.older = html.unescape(self._link["href"])
+        table = EventTable(text, width=len(COLUMNS))
+        self.rows = [dict(zip(COLUMNS, r, strict=True)) for r in table.rows]
+        self.older = table.older
 
 
-def rows_of(response) -> _Rows:
+def rows_of(response) -> Trail:
     assert response.status_code == 200, response.status_code
-    return _Rows(response.get_data(as_text=True))
+    return Trail(response.get_data(as_text=True))
 
 
 def actions(rows) -> list[tuple[str, str]]:
@@ -210,7 +185,7 @@ def test_older_link_pages_through_every_event_once(as_auditor, seed, auditor):
     body = fragment.get_data(as_text=True)
     assert fragment.status_code == 200 and body.lstrip().startswith("<tr") and "<html" not in body
     assert "HX-Request" in fragment.headers["Vary"] and 'hx-target="#older-row"' in body
-    second = _Rows(body)
+    second = Trail(body)
     assert "<html" in as_auditor.get(first.older).get_data(as_text=True)  # the plain link is a whole page
     third = rows_of(as_auditor.get(second.older))
     assert third.older is None

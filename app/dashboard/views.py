@@ -30,7 +30,8 @@ def home():
         reviewers=staff_names(db, {r.user_id for r in reviews}),
         mrns=mrns_of(db, g.clinic.id, [r.patient_id for r in reviews]),
         can_staff=can(g.role, Permission.STAFF_MANAGE), can_settings=can(g.role, Permission.SETTINGS_MANAGE),
-        can_audit=can(g.role, Permission.AUDIT_VIEW),
+        can_audit=can(g.role, Permission.AUDIT_VIEW), can_find=can(g.role, Permission.PATIENT_VIEW_CONTACT),
+        can_register=can(g.role, Permission.PATIENT_EDIT),
     )
 
 

@@ -25,7 +25,7 @@ def test_receptionist_registers_finds_edits_and_sees_history(page: Page, factory
     sign_in_as(page, reception)
 
     # Register a first patient.
-    page.get_by_role("link", name="Patients").click()
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Patients").click()
     page.get_by_role("link", name="Register a patient").click()
     fill_patient(page, "Lakshmi Narayanan", "1958-03-12", "98450 12301")
     page.get_by_label("WhatsApp reminders").check()
@@ -116,7 +116,7 @@ def test_auditor_finds_who_looked_at_a_patient(page: Page, open_page, live_serve
     # The auditor, in another browser, asks who looked at MRN-000001.
     audit_page = open_page(live_server)
     sign_in_as(audit_page, auditor)
-    audit_page.get_by_role("link", name="Audit trail").click()
+    audit_page.get_by_role("navigation", name="Main").get_by_role("link", name="Audit trail").click()
     audit_page.get_by_role("button", name="Verify now").click()
     expect(audit_page.get_by_role("heading", name="Trail intact")).to_be_visible()
     audit_page.get_by_label("Patient MRN").fill("MRN-000001")

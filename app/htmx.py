@@ -1,6 +1,6 @@
 """The one place that reads and writes HX-* headers."""
 
-from flask import Response, redirect, request
+from flask import Response, redirect, render_template, request
 from jinja2_fragments.flask import render_block
 
 
@@ -20,8 +20,6 @@ def is_htmx_any() -> bool:
 
 def render(template: str, block: str, status: int = 200, **context) -> Response:
     """Render the whole page, or only `block` for an htmx request; always `Vary: HX-Request`."""
-    from flask import render_template
-
     if is_htmx():
         body = render_block(template, block, **context)
     else:

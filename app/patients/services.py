@@ -8,7 +8,7 @@ import json
 import re
 import unicodedata
 import uuid
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import date
 
 import phonenumbers
@@ -329,11 +329,3 @@ def mrns_of(db: Session, clinic_id: uuid.UUID, patient_ids: list) -> dict:
     rows = db.execute(select(Patient.id, Patient.mrn_enc)
                       .where(Patient.clinic_id == clinic_id, Patient.id.in_(set(patient_ids))))
     return {pid: ring.open("patient", "mrn", pid, blob) for pid, blob in rows}
-
-
-def count_patients(db: Session, clinic_id: uuid.UUID) -> int:
-    return db.scalar(select(func.count()).select_from(Patient).where(Patient.clinic_id == clinic_id))
-
-
-def as_dict(data: PatientData) -> dict:
-    return asdict(data)

@@ -92,10 +92,6 @@ class Keyring:
             log.warning("field decryption failed: clinic=%s %s.%s row=%s", self.clinic_id, table, column, row_id)
             raise DecryptionError("a protected value could not be read") from exc
 
-    @staticmethod
-    def key_version_of(blob: bytes | None) -> int | None:
-        return int.from_bytes(bytes(blob)[1:5], "big") if blob else None
-
     def _aad(self, table: str, column: str, row_id: uuid.UUID) -> bytes:
         return f"|{self.clinic_id}|{table}|{column}|{row_id}".encode()
 

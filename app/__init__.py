@@ -49,9 +49,13 @@ def _register_blueprints(app: Flask) -> None:
     from app.dashboard.views import bp as dashboard_bp
     from app.health.views import bp as health_bp
     from app.patients.views import bp as patients_bp
+    from app.scheduling.queue import bp as queue_bp
+    from app.scheduling.setup import bp as schedule_setup_bp
+    from app.scheduling.views import bp as schedule_bp
     from app.staff.views import bp as staff_bp
 
-    for bp in (auth_bp, clinics_bp, dashboard_bp, health_bp, staff_bp, audit_bp, patients_bp):
+    for bp in (auth_bp, clinics_bp, dashboard_bp, health_bp, staff_bp, audit_bp, patients_bp, schedule_bp, queue_bp,
+               schedule_setup_bp):
         app.register_blueprint(bp)
 
 

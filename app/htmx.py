@@ -29,6 +29,13 @@ def render(template: str, block: str, status: int = 200, **context) -> Response:
     return response
 
 
+def render_partial(template: str, status: int = 200, **context) -> Response:
+    """A partial template alone (a piece several pages share, swapped in by htmx)."""
+    response = Response(render_template(template, **context), status=status, mimetype="text/html")
+    response.vary.add("HX-Request")
+    return response
+
+
 def client_redirect(location: str) -> Response:
     """Send the browser to a page: `HX-Redirect` for htmx (never a page in a fragment), else 303."""
     if is_htmx_any():

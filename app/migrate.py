@@ -38,6 +38,8 @@ def bootstrap_roles(admin_url: str, app_password: str | None) -> None:
         conn.execute(text(f'GRANT CONNECT, TEMPORARY ON DATABASE "{database}" TO {APP_DB_ROLE}'))
         conn.execute(text(f"GRANT USAGE, CREATE ON SCHEMA public TO {OWNER_DB_ROLE}"))
         conn.execute(text(f"GRANT USAGE ON SCHEMA public TO {APP_DB_ROLE}"))
+        # Extensions need the admin's rights; the schema's exclusion constraints use btree_gist.
+        conn.execute(text("CREATE EXTENSION IF NOT EXISTS btree_gist"))
     engine.dispose()
 
 

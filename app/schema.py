@@ -5,6 +5,7 @@ from app.auth import models as auth_models  # noqa: F401
 from app.clinics import models as clinic_models  # noqa: F401
 from app.db import Base
 from app.patients import models as patient_models  # noqa: F401
+from app.scheduling import models as scheduling_models  # noqa: F401
 from app.security import models as security_models  # noqa: F401
 
 metadata = Base.metadata

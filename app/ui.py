@@ -18,9 +18,13 @@ class NavItem:
 
 # (label, endpoint, permission, the endpoints it is "current" for by prefix)
 NAV = [
+    ("Schedule", "schedule.day", Permission.SCHEDULE_VIEW, "schedule."),
+    ("Queue", "queue.board", Permission.SCHEDULE_VIEW, "queue.board"),
+    ("My queue", "queue.mine", Permission.QUEUE_OWN, "queue.mine"),
     ("Patients", "patients.index", Permission.PATIENT_VIEW_CONTACT, "patients."),
     ("Staff", "staff.index", Permission.STAFF_MANAGE, "staff."),
     ("Clinic settings", "clinics.settings", Permission.SETTINGS_MANAGE, "clinics."),
+    ("Schedule setup", "schedule_setup.index", Permission.SETTINGS_MANAGE, "schedule_setup."),
     ("Audit trail", "audit.index", Permission.AUDIT_VIEW, "audit.index"),
     ("Sign-in activity", "audit.sign_ins", Permission.AUDIT_VIEW, "audit.sign_ins"),
 ]
@@ -35,6 +39,13 @@ def nav_items() -> list[NavItem]:
 def can_search() -> bool:
     """Whether the header shows the patient search box."""
     return can(g.get("role"), Permission.PATIENT_VIEW_CONTACT)
+
+
+def clock(value: datetime | None) -> str:
+    """'10:30' in the current clinic's time zone."""
+    if value is None:
+        return ""
+    return value.astimezone(ZoneInfo(g.clinic.timezone)).strftime("%H:%M")
 
 
 def localtime(value: datetime | None, tz: str = "Asia/Kolkata") -> str:
@@ -70,4 +81,5 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals.update(nav_items=nav_items, can_search=can_search, state_name=state_name,
                                  language_name=language_name, field_label=lambda name: FIELD_LABELS.get(name, name))
     app.jinja_env.filters["localtime"] = localtime
+    app.jinja_env.filters["clock"] = clock
     app.jinja_env.filters["phone"] = display_phone

@@ -139,7 +139,96 @@
     }
   });
 
+  // --- Schedule keyboard: shortcuts listed in the help dialog (?) -----------------------------
+  var panel = function () { return document.getElementById("panel"); };
+  var closePanel = function () {
+    var box = panel();
+    if (box && box.children.length) { box.innerHTML = ""; return true; }
+    return false;
+  };
+  var navItems = function () {
+    return Array.prototype.slice.call(document.querySelectorAll("main [data-nav-item]"));
+  };
+  var shortcut = function (key) {
+    var active = document.activeElement;
+    if (key === "?") {
+      var help = document.getElementById("shortcuts");
+      if (help && !help.open) help.showModal();
+      return true;
+    }
+    if (key === "n") {
+      var slot = active && active.matches && active.matches("[data-slot]") ? active
+        : document.querySelector("main [data-slot]");
+      if (slot) { slot.focus(); slot.click(); return true; }
+      return false;
+    }
+    if (key === "c") {
+      var card = active && active.closest ? active.closest("[data-card]") : null;
+      var button = card ? card.querySelector("[data-check-in]")
+        : document.querySelector("#panel [data-action='check_in']");
+      if (button) { button.click(); return true; }
+      return false;
+    }
+    if (key === "d") {
+      var picker = document.getElementById("board-date") || document.getElementById("week-day");
+      if (picker) { picker.focus(); return true; }
+      return false;
+    }
+    if (key === "j" || key === "k") {
+      var items = navItems();
+      if (!items.length) return false;
+      var at = items.indexOf(active);
+      var next = key === "j" ? Math.min(at + 1, items.length - 1) : Math.max(at - 1, 0);
+      items[at === -1 ? 0 : next].focus();
+      return true;
+    }
+    var link = document.querySelector('main [data-key="' + key + '"]');
+    if (link) { link.click(); return true; }
+    return false;
+  };
+  document.addEventListener("keydown", function (evt) {
+    var t = evt.target;
+    if (evt.ctrlKey || evt.metaKey || evt.altKey) return;
+    var typing = t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName));
+    if (evt.key === "Escape" && t && t.closest && t.closest("#panel")) {
+      if (closePanel()) { evt.preventDefault(); var b = document.getElementById("board"); if (b) b.focus(); }
+      return;
+    }
+    if (typing || document.querySelector("dialog[open]")) return;
+    if (evt.key.length === 1 && shortcut(evt.key)) evt.preventDefault();
+  });
+  document.addEventListener("click", function (evt) {
+    var close = evt.target.closest && evt.target.closest("[data-close-panel]");
+    if (close && close.closest("#panel")) { evt.preventDefault(); closePanel(); return; }
+    if (evt.target.closest && evt.target.closest("[data-help]")) {
+      var help = document.getElementById("shortcuts");
+      if (help) help.showModal();
+    }
+    if (evt.target.closest && evt.target.closest("[data-print]")) window.print();
+  });
+
+  // The booking and walk-in patient picker: Enter in the search box takes the first match and
+  // moves on to the next field; arrow down walks the matches.
+  document.addEventListener("keydown", function (evt) {
+    var input = evt.target;
+    if (!input.matches || !input.matches("[data-picker-input]")) return;
+    var radios = Array.prototype.slice.call(input.form.querySelectorAll("[data-pick]"));
+    if (evt.key === "ArrowDown" && radios.length) { evt.preventDefault(); radios[0].focus(); return; }
+    if (evt.key !== "Enter") return;
+    evt.preventDefault();
+    if (!radios.length) return;
+    var chosen = radios.filter(function (r) { return r.checked; })[0] || radios[0];
+    chosen.checked = true;
+    var type = input.form.querySelector("select[name='type_id'], select[name='doctor_id']");
+    (type || chosen).focus();
+  });
+
   // --- Small enhancements ------------------------------------------------------------------
+  document.querySelectorAll(".js-only").forEach(function (el) { el.hidden = false; });
+  document.querySelectorAll("input[data-autosubmit-date]").forEach(function (input) {
+    input.form.querySelectorAll("button").forEach(function (el) { el.hidden = true; });
+    input.addEventListener("change", function () { if (input.value) input.form.requestSubmit(); });
+  });
   document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
     var form = select.form;
     form.querySelectorAll(".js-hide").forEach(function (el) { el.hidden = true; });

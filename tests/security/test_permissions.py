@@ -66,11 +66,20 @@ PAGES = {
     "/staff/": Permission.STAFF_MANAGE,
     "/staff/new": Permission.STAFF_MANAGE,
     "/clinic/settings": Permission.SETTINGS_MANAGE,
+    "/schedule/setup/": Permission.SETTINGS_MANAGE, "/schedule/setup/types/new": Permission.SETTINGS_MANAGE,
     "/audit/sign-ins": Permission.AUDIT_VIEW,
     "/audit/": Permission.AUDIT_VIEW,
     "/audit/export.csv": Permission.AUDIT_VIEW,
     "/patients/": Permission.PATIENT_VIEW_CONTACT,
     "/patients/new": Permission.PATIENT_EDIT,
+    "/schedule/": Permission.SCHEDULE_VIEW,
+    "/schedule/board": Permission.SCHEDULE_VIEW,
+    "/schedule/week": Permission.SCHEDULE_VIEW,
+    "/schedule/book": Permission.SCHEDULE_BOOK,
+    "/queue/": Permission.SCHEDULE_VIEW,
+    "/queue/poll": Permission.SCHEDULE_VIEW,
+    "/queue/mine": Permission.QUEUE_OWN,
+    "/queue/walk-in": Permission.SCHEDULE_BOOK,
 }
 
 

@@ -1,0 +1,250 @@
+"""Changing the schedule: book, reschedule, walk-ins, status changes and the queue's "call next".
+
+Each function flushes and leaves the commit to its caller, writes the appointment's history, and
+raises `ScheduleError` (a message for the desk) when the change is not allowed. The database refuses
+two overlapping appointments of one doctor (exclusion constraint); that refusal becomes `SlotTaken`.
+"""
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.clinics.models import Clinic
+from app.db import new_id, utcnow
+from app.patients.models import Patient
+from app.patients.services import next_number
+from app.scheduling import services
+from app.scheduling.models import (
+    HOLDS_SLOT,
+    NO_OVERLAP_CONSTRAINT,
+    Appointment,
+    AppointmentEvent,
+    AppointmentType,
+    Status,
+)
+from app.security.fields import keyring
+
+
+class ScheduleError(Exception):
+    """A change the desk asked for that is not allowed; the message says why, in plain words."""
+
+
+class SlotTaken(ScheduleError):
+    def __init__(self):
+        super().__init__("Someone else has just booked this doctor at this time. Nothing was saved; "
+                         "choose another slot, or overbook with a reason.")
+
+
+# status -> the statuses it may change to, with the action's name.
+TRANSITIONS: dict[Status, dict[str, Status]] = {
+    Status.BOOKED: {"confirm": Status.CONFIRMED, "check_in": Status.ARRIVED, "cancel": Status.CANCELLED,
+                    "no_show": Status.NO_SHOW},
+    Status.CONFIRMED: {"check_in": Status.ARRIVED, "cancel": Status.CANCELLED, "no_show": Status.NO_SHOW},
+    Status.ARRIVED: {"start": Status.IN_CONSULTATION, "cancel": Status.CANCELLED},
+    Status.IN_CONSULTATION: {"complete": Status.COMPLETED, "back_to_waiting": Status.ARRIVED},
+    Status.NO_SHOW: {"undo_no_show": Status.BOOKED},
+}
+ACTION_LABELS = {
+    "confirm": "Confirm", "check_in": "Check in", "start": "Start consultation", "complete": "Mark done",
+    "back_to_waiting": "Back to waiting", "cancel": "Cancel appointment", "no_show": "No-show",
+    "undo_no_show": "Undo no-show",
+}
+SAME_DAY_ONLY = {"check_in", "start", "complete", "back_to_waiting"}
+
+
+def _history(db: Session, appointment: Appointment, action: str, by: uuid.UUID, *, before: Status | None,
+             detail: str | None = None) -> None:
+    ring = keyring(db, appointment.clinic_id)
+    event = AppointmentEvent(clinic_id=appointment.clinic_id, id=new_id(), appointment_id=appointment.id,
+                             action=action, from_status=before.value if before else None,
+                             to_status=appointment.status.value, key_version=ring.active.version, at=utcnow(), by=by)
+    event.detail_enc = ring.seal("appointment_event", "detail", event.id, detail or None)
+    db.add(event)
+
+
+def _touch(appointment: Appointment, by: uuid.UUID) -> None:
+    appointment.version += 1
+    appointment.updated_at = utcnow()
+    appointment.updated_by = by
+
+
+def _insert(db: Session, appointment: Appointment) -> None:
+    """Insert inside a savepoint so the database's no-overlap refusal becomes SlotTaken."""
+    try:
+        with db.begin_nested():
+            db.add(appointment)
+            db.flush()
+    except IntegrityError as exc:
+        if getattr(getattr(exc.orig, "diag", None), "constraint_name", None) == NO_OVERLAP_CONSTRAINT:
+            raise SlotTaken() from exc
+        raise
+
+
+def patient_overlaps(db: Session, clinic_id: uuid.UUID, patient_id: uuid.UUID, starts: datetime, ends: datetime,
+                     *, exclude: uuid.UUID | None = None) -> list[Appointment]:
+    """The patient's other appointments (any doctor) that overlap this time."""
+    query = select(Appointment).where(
+        Appointment.clinic_id == clinic_id, Appointment.patient_id == patient_id, Appointment.status.in_(HOLDS_SLOT),
+        Appointment.starts_at < ends, Appointment.ends_at > starts)
+    if exclude:
+        query = query.where(Appointment.id != exclude)
+    return list(db.scalars(query))
+
+
+def check_slot(db: Session, clinic: Clinic, doctor_id: uuid.UUID, starts: datetime, ends: datetime, *,
+               overbook: bool) -> None:
+    """Refuse a time in the past or outside the doctor's availability (unless overbooking)."""
+    if starts < utcnow() - timedelta(minutes=5):
+        raise ScheduleError("That time has already passed; choose a later slot.")
+    if not overbook and not services.doctor_day(db, clinic, doctor_id, services.local_day(clinic, starts)).contains(
+            starts, ends):
+        raise ScheduleError("The doctor is not available for the whole of that time. Choose a free slot, "
+                            "or overbook with a reason.")
+
+
+def book(db: Session, *, clinic: Clinic, patient: Patient, doctor_id: uuid.UUID, starts: datetime,
+         type_: AppointmentType, reason: str | None, by: uuid.UUID, overbook_reason: str | None = None,
+         rescheduled_from: Appointment | None = None) -> Appointment:
+    """Book the patient with the doctor from `starts` for the type's duration."""
+    ends = starts + timedelta(minutes=type_.duration_minutes)
+    check_slot(db, clinic, doctor_id, starts, ends, overbook=bool(overbook_reason))
+    ring = keyring(db, clinic.id)
+    now = utcnow()
+    appointment = Appointment(
+        clinic_id=clinic.id, id=new_id(), patient_id=patient.id, doctor_id=doctor_id, type_id=type_.id,
+        walk_in=False, day=services.local_day(clinic, starts), starts_at=starts, ends_at=ends, status=Status.BOOKED,
+        overbooked=bool(overbook_reason), key_version=ring.active.version, version=1, created_at=now, created_by=by,
+        updated_at=now, updated_by=by, rescheduled_from=rescheduled_from.id if rescheduled_from else None)
+    appointment.room = _room(db, clinic, doctor_id, starts, ends)
+    appointment.reason_enc = ring.seal("appointment", "reason", appointment.id, reason or None)
+    _insert(db, appointment)
+    _history(db, appointment, "rescheduled_here" if rescheduled_from else "booked", by, before=None)
+    if overbook_reason:
+        _history(db, appointment, "overbooked", by, before=Status.BOOKED, detail=overbook_reason)
+    db.flush()
+    return appointment
+
+
+def _room(db: Session, clinic: Clinic, doctor_id: uuid.UUID, starts: datetime, ends: datetime) -> str | None:
+    day = services.doctor_day(db, clinic, doctor_id, services.local_day(clinic, starts))
+    return next((b.room for b in day.blocks if b.starts <= starts < b.ends), None)
+
+
+def reschedule(db: Session, *, clinic: Clinic, appointment: Appointment, patient: Patient, doctor_id: uuid.UUID,
+               starts: datetime, type_: AppointmentType, by: uuid.UUID,
+               overbook_reason: str | None = None) -> Appointment:
+    """Move a booked appointment: the old one becomes 'rescheduled', linked to the new one."""
+    if appointment.status not in (Status.BOOKED, Status.CONFIRMED) or appointment.walk_in:
+        raise ScheduleError(f"An appointment that is {appointment.status.label.lower()} cannot be rescheduled.")
+    before = appointment.status
+    appointment.status = Status.RESCHEDULED
+    _touch(appointment, by)
+    _history(db, appointment, "rescheduled", by, before=before)
+    db.flush()  # frees the old time first, so moving within an overlapping time works
+    return book(db, clinic=clinic, patient=patient, doctor_id=doctor_id, starts=starts, type_=type_,
+                reason=services.reason_of(db, appointment), by=by, overbook_reason=overbook_reason,
+                rescheduled_from=appointment)
+
+
+def add_walk_in(db: Session, *, clinic: Clinic, patient: Patient, doctor_id: uuid.UUID,
+                type_: AppointmentType | None, reason: str | None, by: uuid.UUID) -> Appointment:
+    """A patient without a slot joins the doctor's queue today with the next token."""
+    day = services.today(clinic)
+    ring = keyring(db, clinic.id)
+    now = utcnow()
+    appointment = Appointment(
+        clinic_id=clinic.id, id=new_id(), patient_id=patient.id, doctor_id=doctor_id,
+        type_id=type_.id if type_ else None, walk_in=True, day=day, status=Status.ARRIVED,
+        token=next_number(db, clinic.id, f"token:{day.isoformat()}"), arrived_at=now,
+        key_version=ring.active.version, version=1, created_at=now, created_by=by, updated_at=now, updated_by=by)
+    appointment.reason_enc = ring.seal("appointment", "reason", appointment.id, reason or None)
+    db.add(appointment)
+    db.flush()
+    _history(db, appointment, "walked_in", by, before=None)
+    db.flush()
+    return appointment
+
+
+def allowed_actions(clinic: Clinic, appointment: Appointment) -> list[str]:
+    """The actions the appointment's status allows now (the view checks the user's permission)."""
+    is_today = appointment.day == services.today(clinic)
+    actions = []
+    for action in TRANSITIONS.get(appointment.status, {}):
+        if action in SAME_DAY_ONLY and not is_today:
+            continue
+        if action == "no_show" and (appointment.walk_in or appointment.starts_at > utcnow()):
+            continue
+        actions.append(action)
+    return actions
+
+
+def change_status(db: Session, *, clinic: Clinic, appointment: Appointment, action: str, by: uuid.UUID,
+                  reason: str | None = None) -> Appointment:
+    """Apply one status change, with its timestamp and history; refuse what the status does not allow."""
+    target = TRANSITIONS.get(appointment.status, {}).get(action)
+    if target is None or action not in allowed_actions(clinic, appointment):
+        raise ScheduleError(_refusal(appointment, action))
+    if action == "cancel" and not (reason or "").strip():
+        raise ScheduleError("Say why the appointment is cancelled.")
+    before = appointment.status
+    now = utcnow()
+    appointment.status = target
+    if action == "check_in":
+        appointment.arrived_at = now
+        appointment.token = appointment.token or next_number(db, clinic.id, f"token:{appointment.day.isoformat()}")
+    elif action == "start":
+        appointment.started_at = now
+    elif action == "complete":
+        appointment.finished_at = now
+    elif action == "back_to_waiting":
+        appointment.started_at = None
+    _touch(appointment, by)
+    try:
+        with db.begin_nested():
+            db.flush()
+    except IntegrityError as exc:  # undoing a no-show whose time someone else has booked since
+        if getattr(getattr(exc.orig, "diag", None), "constraint_name", None) == NO_OVERLAP_CONSTRAINT:
+            raise ScheduleError("That time has been booked for someone else since; book a new slot instead.") from exc
+        raise
+    _history(db, appointment, action, by, before=before, detail=reason)
+    db.flush()
+    return appointment
+
+
+def _refusal(appointment: Appointment, action: str) -> str:
+    label = ACTION_LABELS.get(action, action).lower()
+    if action in SAME_DAY_ONLY and action in TRANSITIONS.get(appointment.status, {}):
+        return f"You can {label} only on the day of the appointment."
+    if action == "no_show" and action in TRANSITIONS.get(appointment.status, {}):
+        return "An appointment can be marked as a no-show only once its time has come."
+    return f"An appointment that is {appointment.status.label.lower()} cannot be changed that way ({label})."
+
+
+def call_next(db: Session, *, clinic: Clinic, doctor_id: uuid.UUID, by: uuid.UUID) -> Appointment | None:
+    """Finish the doctor's current consultation, if any, and bring in the longest-waiting patient."""
+    day = services.today(clinic)
+    current = db.scalars(select(Appointment).where(
+        Appointment.clinic_id == clinic.id, Appointment.doctor_id == doctor_id, Appointment.day == day,
+        Appointment.status == Status.IN_CONSULTATION).with_for_update()).all()
+    for appointment in current:
+        change_status(db, clinic=clinic, appointment=appointment, action="complete", by=by)
+    # SKIP LOCKED: two presses of "call next" (two desks, a double click) bring in two different patients.
+    waiting = db.scalar(select(Appointment).where(
+        Appointment.clinic_id == clinic.id, Appointment.doctor_id == doctor_id, Appointment.day == day,
+        Appointment.status == Status.ARRIVED).order_by(Appointment.token)
+        .limit(1).with_for_update(skip_locked=True))
+    if waiting is None:
+        return None
+    return change_status(db, clinic=clinic, appointment=waiting, action="start", by=by)
+
+
+def history(db: Session, appointment: Appointment) -> list[tuple[AppointmentEvent, str | None]]:
+    """The appointment's events, oldest first, with their stated reasons opened."""
+    ring = keyring(db, appointment.clinic_id)
+    events = db.scalars(select(AppointmentEvent).where(AppointmentEvent.clinic_id == appointment.clinic_id,
+                                                       AppointmentEvent.appointment_id == appointment.id)
+                        .order_by(AppointmentEvent.at, AppointmentEvent.id))
+    return [(e, ring.open("appointment_event", "detail", e.id, e.detail_enc)) for e in events]

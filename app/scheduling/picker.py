@@ -1,0 +1,73 @@
+"""Choosing the patient for a booking or a walk-in: search (the registry's search) or register inline.
+
+Shared by the booking and walk-in views. Inline registration happens in the same transaction as the
+booking, so a refused booking leaves no half-registered patient behind.
+"""
+
+import uuid
+from dataclasses import dataclass, field
+
+from flask import g, request
+from sqlalchemy.orm import Session
+
+from app.audit.services import record
+from app.patients import services as patients
+from app.patients.models import Patient
+from app.scheduling.forms import NewPatientForm, PickForm
+
+
+@dataclass
+class Pick:
+    """What the picker shows: search results or possible duplicates, and the chosen patient."""
+
+    results: list = field(default_factory=list)
+    duplicates: list = field(default_factory=list)
+    chosen: tuple | None = None  # (Patient, PatientData)
+    error: str | None = None
+
+
+def wants_search(form: PickForm) -> bool:
+    """A search was asked for: the Search button, or Enter in the search box without a patient chosen."""
+    if request.form.get("intent") == "search":
+        return True
+    return bool(form.q.data and not form.patient_id.data and not form.new_patient.data
+                and not request.form.get("use_patient"))
+
+
+def new_patient_form(formdata=None) -> NewPatientForm:
+    return NewPatientForm(formdata=formdata, prefix="new", state_code=g.clinic.state_code, language="en")
+
+
+def search(db: Session, form: PickForm) -> Pick:
+    """The registry's search for what was typed (audited like the registry's own search)."""
+    query = (form.q.data or "")[:100]
+    results = patients.search(db, g.clinic.id, query) if query else []
+    if query:
+        record(db, "patient.search", patient_ids=[p.id for p, _ in results], object_type="patient")
+    return Pick(results=results)
+
+
+def chosen(db: Session, patient_id: uuid.UUID | None) -> tuple | None:
+    """The chosen patient of this clinic, opened for display (None if not one of the clinic's)."""
+    patient = db.get(Patient, (g.clinic.id, patient_id)) if patient_id else None
+    return (patient, patients.open_patient(db, patient, contact_only=True)) if patient else None
+
+
+def resolve(db: Session, form: PickForm, new_form: NewPatientForm, by: uuid.UUID) -> tuple[Patient | None, Pick]:
+    """The patient to book: the chosen one, or a newly registered one (after the duplicate check)."""
+    if not form.new_patient.data:
+        pick = chosen(db, form.chosen_patient_id())
+        if pick is None:
+            return None, Pick(error="Choose the patient: search by name, phone or MRN, or register a new patient.")
+        return pick[0], Pick(chosen=pick)
+    if not new_form.validate():
+        return None, Pick(error="Check the new patient's details below.")
+    data = new_form.to_data()
+    duplicates = patients.possible_duplicates(db, g.clinic.id, data)
+    if duplicates and not new_form.confirm_new.data:
+        record(db, "patient.duplicate_check", patient_ids=[p.id for p, _ in duplicates], object_type="patient")
+        return None, Pick(duplicates=duplicates, error="This may be a patient who is already registered: "
+                          "choose them below, or confirm that this is a new patient.")
+    patient = patients.register(db, clinic_id=g.clinic.id, data=data, by=by, consents=new_form.consents())
+    record(db, "patient.create", patient_id=patient.id, object_type="patient", object_id=patient.id)
+    return patient, Pick(chosen=(patient, data))

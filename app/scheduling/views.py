@@ -1,0 +1,357 @@
+"""The day board, week view, day sheet, booking, and one appointment's page with its status changes.
+
+Every page or fragment that shows patients writes one audit record listing them. The board polls
+in the background (not user activity) and gets 204 while nothing changed.
+"""
+
+import uuid
+from datetime import date, timedelta
+
+from flask import Blueprint, Response, abort, flash, g, redirect, request, url_for
+from flask_login import current_user
+
+from app.audit.services import deny_not_found, record
+from app.auth.policy import Permission, can, requires
+from app.db import get_session, utcnow
+from app.htmx import client_redirect, is_htmx, render, render_partial
+from app.patients.views import get_patient_or_404
+from app.scheduling import booking, picker, services
+from app.scheduling.forms import BookForm, RescheduleForm, StatusForm, parse_local, parse_uuid
+from app.scheduling.models import Appointment
+from app.scheduling.services import Doctor
+
+bp = Blueprint("schedule", __name__, url_prefix="/schedule")
+
+
+def day_param() -> date:
+    """The `day` query parameter, or today at the clinic."""
+    try:
+        return date.fromisoformat(request.args.get("day", ""))
+    except ValueError:
+        return services.today(g.clinic)
+
+
+def doctor_or_404(doctor_id) -> Doctor:
+    doctor = next((d for d in services.doctors(get_session(), g.clinic.id, include_disabled=True)
+                   if d.id == doctor_id), None)
+    if doctor is None:
+        abort(404)
+    return doctor
+
+
+def get_appointment_or_404(appointment_id: uuid.UUID, action: str, *, for_update: bool = False) -> Appointment:
+    db = get_session()
+    appointment = db.get(Appointment, (g.clinic.id, appointment_id), with_for_update=for_update)
+    if appointment is None:
+        deny_not_found(db, action, object_type="appointment", object_id=appointment_id)
+    return appointment
+
+
+def board_changed(response: Response) -> Response:
+    """Tell every board on this page to refresh now."""
+    response.headers["HX-Trigger"] = "board-changed"
+    return response
+
+
+# --- Day board, week, sheet ---------------------------------------------------------------------------
+
+def _board_context(day: date) -> dict:
+    db = get_session()
+    board = services.board(db, g.clinic, day)
+    record(db, "schedule.day", patient_ids=board.patient_ids, object_type="schedule", reason=day.isoformat())
+    db.commit()
+    patient_id = parse_uuid(request.args.get("patient_id"))
+    return {"board": board, "day": day, "today": services.today(g.clinic), "patient_id": patient_id,
+            "can_book": can(g.role, Permission.SCHEDULE_BOOK), "can_setup": can(g.role, Permission.SETTINGS_MANAGE),
+            "timedelta": timedelta}
+
+
+@bp.get("/")
+@requires(Permission.SCHEDULE_VIEW)
+def day():
+    """The day board: a column per doctor working that day."""
+    return render("scheduling/day.html", "board", **_board_context(day_param()))
+
+
+@bp.get("/board")
+@requires(Permission.SCHEDULE_VIEW, background=True)
+def board_poll():
+    """The board, polled every few seconds: 204 while nothing changed (no PHI read, no audit)."""
+    the_day = day_param()
+    if request.args.get("v") == services.board_stamp(get_session(), g.clinic, the_day):
+        return Response(status=204)
+    return render("scheduling/day.html", "board", **_board_context(the_day))
+
+
+@bp.get("/week")
+@requires(Permission.SCHEDULE_VIEW)
+def week():
+    """One doctor's week."""
+    db = get_session()
+    doctors = services.doctors(db, g.clinic.id)
+    doctor_id = parse_uuid(request.args.get("doctor_id")) or (doctors[0].id if doctors else None)
+    if doctor_id is None:
+        return render("scheduling/week.html", "main", doctor=None, doctors=doctors)
+    doctor = doctor_or_404(doctor_id)
+    the_day = day_param()
+    days, columns, statuses, patient_ids = services.week(db, g.clinic, doctor, the_day)
+    record(db, "schedule.week", patient_ids=patient_ids, object_type="schedule", object_id=doctor.id,
+           reason=days[0].isoformat())
+    db.commit()
+    return render("scheduling/week.html", "main", doctor=doctor, doctors=doctors, days=days, columns=columns,
+                  statuses=statuses, day=the_day, today=services.today(g.clinic), timedelta=timedelta)
+
+
+@bp.get("/sheet/<uuid:doctor_id>")
+@requires(Permission.SCHEDULE_VIEW)
+def sheet(doctor_id):
+    """A doctor's printable day sheet."""
+    db = get_session()
+    doctor = doctor_or_404(doctor_id)
+    the_day = day_param()
+    board = services.board(db, g.clinic, the_day, [doctor.id])
+    cards = [c for column in board.columns for c in
+             [r.card for r in column.rows if r.card] + column.walk_ins + column.not_held]
+    reasons = {c.appointment.id: services.reason_of(db, c.appointment) for c in cards}
+    record(db, "schedule.print", patient_ids=board.patient_ids, object_type="schedule", object_id=doctor.id,
+           reason=the_day.isoformat())
+    db.commit()
+    return render("scheduling/sheet.html", "main", doctor=doctor, day=the_day, board=board, cards=cards,
+                  reasons=reasons, printed_at=utcnow())
+
+
+# --- Booking ----------------------------------------------------------------------------------------------
+
+def _book_context(form: BookForm, new_form, pick: picker.Pick, **extra) -> dict:
+    db = get_session()
+    doctor_id = parse_uuid(form.doctor_id.data)
+    doctor = next((d for d in services.doctors(db, g.clinic.id) if d.id == doctor_id), None)
+    return {"form": form, "new_form": new_form, "pick": pick, "doctor": doctor,
+            "starts": parse_local(form.start.data, g.clinic.timezone),
+            "can_overbook": can(g.role, Permission.SCHEDULE_OVERBOOK), "overlaps": [], "booked": None,
+            "problem": pick.error, **extra}
+
+
+def _types_for(form) -> list:
+    types = services.appointment_types(get_session(), g.clinic.id)
+    form.set_types(types)
+    return types
+
+
+@bp.get("/book")
+@requires(Permission.SCHEDULE_BOOK)
+def book_form():
+    """The booking form for a slot (opens in the board's side panel)."""
+    form = BookForm(formdata=None, doctor_id=request.args.get("doctor_id"), start=request.args.get("start"),
+                    patient_id=request.args.get("patient_id"))
+    _types_for(form)
+    db = get_session()
+    pick = picker.Pick(chosen=picker.chosen(db, form.chosen_patient_id()))
+    if pick.chosen:
+        record(db, "patient.view", patient_id=pick.chosen[0].id, object_type="patient", reason="booking")
+        db.commit()
+    return render("scheduling/book.html", "book_form", **_book_context(form, picker.new_patient_form(), pick))
+
+
+@bp.post("/book")
+@requires(Permission.SCHEDULE_BOOK)
+def book():
+    """Search for the patient (intent=search), or book the slot."""
+    form = BookForm()
+    types = _types_for(form)
+    new_form = picker.new_patient_form(request.form)
+    db = get_session()
+    if picker.wants_search(form):
+        pick = picker.search(db, form)
+        db.commit()
+        if is_htmx():
+            return render_partial("scheduling/_pick_results.html", form=form, pick=pick)
+        return render("scheduling/book.html", "book_form", **_book_context(form, new_form, pick))
+    if request.form.get("use_patient"):  # chose an existing patient from the duplicate list
+        form.patient_id.data, form.new_patient.data = request.form["use_patient"], False
+    return _save_booking(form, new_form, types)
+
+
+def _refuse(form, new_form, pick, status: int, problem: str, **extra) -> Response:
+    if form.new_patient.data:
+        pick = picker.Pick(duplicates=pick.duplicates)  # the inline registration was not kept
+    return render("scheduling/book.html", "book_form", status=status,
+                  **_book_context(form, new_form, pick, **{**extra, "problem": problem}))
+
+
+def _save_booking(form: BookForm, new_form, types) -> Response:
+    db = get_session()
+    starts = parse_local(form.start.data, g.clinic.timezone)
+    doctor_id = parse_uuid(form.doctor_id.data)
+    valid = form.validate() and starts is not None and doctor_id in {d.id for d in services.doctors(db, g.clinic.id)}
+    if not valid:
+        return _refuse(form, new_form, picker.Pick(), 422, "Check the highlighted fields.")
+    overbook_reason = form.overbook_reason.data if form.overbook.data else None
+    if form.overbook.data and not can(g.role, Permission.SCHEDULE_OVERBOOK):
+        return _refuse(form, new_form, picker.Pick(), 403, "Your role may not overbook.")
+    if form.overbook.data and not overbook_reason:
+        form.overbook_reason.errors.append("Say why this patient must be overbooked.")
+        return _refuse(form, new_form, picker.Pick(), 422, "Say why this patient must be overbooked.")
+    patient, pick = picker.resolve(db, form, new_form, current_user.id)
+    if patient is None:
+        db.commit()  # only the duplicate check's audit record
+        return render("scheduling/book.html", "book_form", status=422, **_book_context(form, new_form, pick))
+    type_ = next(t for t in types if str(t.id) == form.type_id.data)
+    ends = starts + timedelta(minutes=type_.duration_minutes)
+    overlaps = booking.patient_overlaps(db, g.clinic.id, patient.id, starts, ends)
+    if overlaps and not form.confirm_overlap.data:
+        db.rollback()
+        return _refuse(form, new_form, pick, 409, "This patient already has an appointment at this time.",
+                       overlaps=overlaps)
+    try:
+        appointment = booking.book(db, clinic=g.clinic, patient=patient, doctor_id=doctor_id, starts=starts,
+                                   type_=type_, reason=form.reason.data, by=current_user.id,
+                                   overbook_reason=overbook_reason)
+    except booking.SlotTaken as exc:
+        db.rollback()
+        return _refuse(form, new_form, pick, 409, str(exc), conflict=True)
+    except booking.ScheduleError as exc:
+        db.rollback()
+        return _refuse(form, new_form, pick, 422, str(exc), conflict=True)
+    record(db, "appointment.book", patient_id=patient.id, object_type="appointment", object_id=appointment.id)
+    if overbook_reason:
+        record(db, "appointment.overbook", patient_id=patient.id, object_type="appointment",
+               object_id=appointment.id, reason=overbook_reason, flagged=True)
+    db.commit()
+    if is_htmx():
+        return board_changed(render("scheduling/book.html", "book_form",
+                                    **_book_context(form, new_form, pick, booked=appointment)))
+    flash("The appointment is booked.", "success")
+    return redirect(url_for("schedule.appointment", appointment_id=appointment.id), code=303)
+
+
+# --- One appointment --------------------------------------------------------------------------------------
+
+def _appointment_context(appointment: Appointment, **extra) -> dict:
+    db = get_session()
+    label = services.labels_of_one(db, appointment)
+    events = booking.history(db, appointment)
+    people = {e.by for e, _ in events}
+    return {
+        "a": appointment, "patient": label, "doctor": doctor_or_404(appointment.doctor_id),
+        "type": services.type_of(db, appointment), "reason": services.reason_of(db, appointment),
+        "events": events, "staff": services.staff_names(db, people), "previous_id": appointment.rescheduled_from,
+        "next_appointment": services.successor(db, appointment),
+        "actions": booking.allowed_actions(g.clinic, appointment) if can(g.role, Permission.SCHEDULE_BOOK) else [],
+        "labels": booking.ACTION_LABELS, "can_book": can(g.role, Permission.SCHEDULE_BOOK),
+        "status_form": StatusForm(formdata=None), "problem": None, **extra,
+    }
+
+
+def _show(appointment: Appointment, status: int = 200, **extra) -> Response:
+    context = _appointment_context(appointment, **extra)
+    db = get_session()
+    record(db, "appointment.view", patient_id=appointment.patient_id, object_type="appointment",
+           object_id=appointment.id)
+    db.commit()
+    return render("scheduling/appointment.html", "appointment_panel", status=status, **context)
+
+
+@bp.get("/appointments/<uuid:appointment_id>")
+@requires(Permission.SCHEDULE_VIEW)
+def appointment(appointment_id):
+    """One appointment: patient, time, status and its history; the actions its status allows."""
+    return _show(get_appointment_or_404(appointment_id, "appointment.view"))
+
+
+def _safe_next(target: str | None) -> str | None:
+    return target if target and target.startswith("/") and not target.startswith("//") else None
+
+
+@bp.post("/appointments/<uuid:appointment_id>/status")
+@requires(Permission.SCHEDULE_BOOK)
+def change_status(appointment_id):
+    """Confirm, check in, start, complete, cancel, mark no-show, or undo a no-show."""
+    appointment = get_appointment_or_404(appointment_id, "appointment.status", for_update=True)
+    form = StatusForm()
+    db = get_session()
+    action = form.action.data or ""
+    try:
+        booking.change_status(db, clinic=g.clinic, appointment=appointment, action=action, by=current_user.id,
+                              reason=form.reason.data)
+    except booking.ScheduleError as exc:
+        db.rollback()
+        appointment = get_appointment_or_404(appointment_id, "appointment.status")
+        if is_htmx():
+            return _show(appointment, 409, problem=str(exc), status_form=form)
+        flash(str(exc), "error")
+        return redirect(_safe_next(form.next.data) or url_for("schedule.appointment", appointment_id=appointment.id),
+                        code=303)
+    record(db, f"appointment.{action}", patient_id=appointment.patient_id, object_type="appointment",
+           object_id=appointment.id, reason=form.reason.data if action == "cancel" else None)
+    db.commit()
+    if is_htmx():
+        return board_changed(_show(appointment))
+    flash(_done_message(appointment, action), "success")
+    return redirect(_safe_next(form.next.data) or url_for("schedule.appointment", appointment_id=appointment.id),
+                    code=303)
+
+
+def _done_message(appointment: Appointment, action: str) -> str:
+    if action == "check_in":
+        return f"Checked in: token {appointment.token}."
+    return f"{booking.ACTION_LABELS[action]}: done."
+
+
+@bp.get("/appointments/<uuid:appointment_id>/reschedule")
+@requires(Permission.SCHEDULE_BOOK)
+def reschedule_form(appointment_id):
+    """Free slots to move the appointment to (same doctor by default; any day)."""
+    appointment = get_appointment_or_404(appointment_id, "appointment.reschedule_form")
+    return _reschedule_page(appointment, RescheduleForm(formdata=None))
+
+
+def _reschedule_page(appointment: Appointment, form: RescheduleForm, status: int = 200, problem=None) -> Response:
+    db = get_session()
+    doctors = services.doctors(db, g.clinic.id)
+    doctor_id = parse_uuid(request.args.get("doctor_id")) or appointment.doctor_id
+    the_day = day_param() if request.args.get("day") else max(appointment.day, services.today(g.clinic))
+    board = services.board(db, g.clinic, the_day, [doctor_id])
+    free = [r.slot for c in board.columns for r in c.rows if r.slot and not r.past]
+    label = services.labels_of_one(db, appointment)
+    record(db, "appointment.view", patient_id=appointment.patient_id, object_type="appointment",
+           object_id=appointment.id, reason="reschedule")
+    db.commit()
+    return render("scheduling/reschedule.html", "main", status=status, a=appointment, patient=label,
+                  doctors=doctors, doctor_id=doctor_id, day=the_day, free=free, form=form, problem=problem,
+                  can_overbook=can(g.role, Permission.SCHEDULE_OVERBOOK), timedelta=timedelta)
+
+
+@bp.post("/appointments/<uuid:appointment_id>/reschedule")
+@requires(Permission.SCHEDULE_BOOK)
+def reschedule(appointment_id):
+    """Move the appointment: the old one is kept as 'rescheduled' and linked to the new one."""
+    appointment = get_appointment_or_404(appointment_id, "appointment.reschedule", for_update=True)
+    form = RescheduleForm()
+    if not form.start.data and request.form.get("overbook_time"):  # "overbook at this time"
+        form.start.data = f"{request.form.get('day', '')}T{request.form['overbook_time']}"
+    db = get_session()
+    starts = parse_local(form.start.data, g.clinic.timezone)
+    doctor_id = parse_uuid(form.doctor_id.data)
+    overbook_reason = form.overbook_reason.data if form.overbook.data else None
+    if not form.validate() or starts is None or doctor_id not in {d.id for d in services.doctors(db, g.clinic.id)}:
+        return _reschedule_page(appointment, form, 422, "Choose one of the free slots.")
+    if form.overbook.data and (not can(g.role, Permission.SCHEDULE_OVERBOOK) or not overbook_reason):
+        return _reschedule_page(appointment, form, 422, "An overbooking needs a reason (and a role allowed to).")
+    patient = get_patient_or_404(appointment.patient_id, "appointment.reschedule")
+    type_ = services.type_of(db, appointment)
+    try:
+        new = booking.reschedule(db, clinic=g.clinic, appointment=appointment, patient=patient, doctor_id=doctor_id,
+                                 starts=starts, type_=type_, by=current_user.id, overbook_reason=overbook_reason)
+    except booking.ScheduleError as exc:
+        db.rollback()
+        appointment = get_appointment_or_404(appointment_id, "appointment.reschedule")
+        return _reschedule_page(appointment, form, 409, str(exc))
+    record(db, "appointment.reschedule", patient_id=patient.id, object_type="appointment", object_id=new.id,
+           reason=f"from {appointment.id}")
+    if overbook_reason:
+        record(db, "appointment.overbook", patient_id=patient.id, object_type="appointment", object_id=new.id,
+               reason=overbook_reason, flagged=True)
+    db.commit()
+    flash("The appointment is moved; the old one is kept as rescheduled.", "success")
+    return client_redirect(url_for("schedule.appointment", appointment_id=new.id))

@@ -3,6 +3,7 @@
 import json
 import os
 import stat
+from datetime import date, timedelta
 from pathlib import Path
 
 from app.demo.cli import demo_users, seed_demo
@@ -40,6 +41,19 @@ def test_demo_users_json_lists_every_role_and_signs_in(app, browser, new_browser
     family = desk.post("/patients/search", {"q": "98450 12301"}).get_data(as_text=True)
     assert "Lakshmi Narayanan" in family and "Venkatesh Narayanan" in family  # a shared family phone
     assert "Sunita Deshpande" not in desk.post("/patients/search", {"q": "sunita"}).get_data(as_text=True)
+
+    # A week of appointments: today's board has both doctors, booked cards and free slots; the queue has
+    # patients waiting (unless the seed ran after the day's last session).
+    board = desk.get("/schedule/").get_data(as_text=True)
+    assert "Dr. Vikram Rao" in board or "Dr. Ayesha Khan" in board or "closed" in board
+    for offset in range(-2, 5):
+        day = (date.today() + timedelta(days=offset)).isoformat()
+        html = desk.get(f"/schedule/?day={day}").get_data(as_text=True)
+        if "Dr. Ayesha Khan" in html:
+            assert "data-card" in html
+            break
+    else:
+        raise AssertionError("no seeded appointments in the demo week")
 
 
 def test_demo_users_refuses_on_a_non_demo_database(app, factory):

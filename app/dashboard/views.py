@@ -31,7 +31,8 @@ def home():
         mrns=mrns_of(db, g.clinic.id, [r.patient_id for r in reviews]),
         can_staff=can(g.role, Permission.STAFF_MANAGE), can_settings=can(g.role, Permission.SETTINGS_MANAGE),
         can_audit=can(g.role, Permission.AUDIT_VIEW), can_find=can(g.role, Permission.PATIENT_VIEW_CONTACT),
-        can_register=can(g.role, Permission.PATIENT_EDIT),
+        can_register=can(g.role, Permission.PATIENT_EDIT), can_schedule=can(g.role, Permission.SCHEDULE_VIEW),
+        can_own_queue=can(g.role, Permission.QUEUE_OWN),
     )
 
 

@@ -1,4 +1,5 @@
-"""Demo data: two clinics in two states, one person of every role, a doctor in both clinics.
+"""Demo data: two clinics in two states, one person of every role, a doctor in both clinics, patients,
+and each clinic's schedule with a week of appointments.
 
 Passwords and TOTP secrets are generated at seed time (never in the repo) and written to
 `instance/demo-credentials.json` (0600), which `flask demo-users` prints.
@@ -6,6 +7,7 @@ Passwords and TOTP secrets are generated at seed time (never in the repo) and wr
 
 import json
 import os
+import random
 import secrets
 import uuid
 from datetime import date
@@ -20,6 +22,7 @@ from app.auth.policy import Role
 from app.auth.services import hash_password, issue_recovery_codes, seal_totp_secret
 from app.clinics.models import Clinic, Membership
 from app.db import new_id, set_tenant, utcnow
+from app.demo.schedule import seed_schedule
 
 CLINICS = [
     dict(key="blr", name="Indiranagar Family Clinic", legal_name="Indiranagar Family Clinic LLP",
@@ -32,6 +35,8 @@ CLINICS = [
 STAFF = [
     ("admin@demo.clinicdesk.in", "Asha Kulkarni", [("blr", Role.ADMIN), ("pune", Role.ADMIN)]),
     ("doctor@demo.clinicdesk.in", "Dr. Vikram Rao", [("blr", Role.DOCTOR), ("pune", Role.DOCTOR)]),
+    ("doctor2@demo.clinicdesk.in", "Dr. Ayesha Khan", [("blr", Role.DOCTOR)]),
+    ("doctor.pune@demo.clinicdesk.in", "Dr. Sanjay Kulkarni", [("pune", Role.DOCTOR)]),
     ("nurse@demo.clinicdesk.in", "Meera Nair", [("blr", Role.NURSE)]),
     ("reception@demo.clinicdesk.in", "Ravi Shankar", [("blr", Role.RECEPTION)]),
     ("reception.pune@demo.clinicdesk.in", "Sneha Patil", [("pune", Role.RECEPTION)]),
@@ -69,10 +74,23 @@ PATIENTS = {
 }
 
 
-def _seed_patients(db: Session, clinic: Clinic, people: list[tuple], registrar: uuid.UUID) -> int:
+# Weekly sessions: (doctor's e-mail, weekdays (0 = Monday), starts, ends, slot minutes, room).
+SESSIONS = {
+    "blr": [("doctor@demo.clinicdesk.in", range(6), "09:00", "13:00", 15, "Room 1"),
+            ("doctor@demo.clinicdesk.in", (0, 2, 4), "17:00", "20:00", 15, "Room 1"),
+            ("doctor2@demo.clinicdesk.in", range(6), "10:00", "14:00", 10, "Room 2"),
+            ("doctor2@demo.clinicdesk.in", (1, 3), "16:00", "19:00", 10, "Room 2")],
+    "pune": [("doctor.pune@demo.clinicdesk.in", range(6), "09:30", "13:30", 15, "Cabin 1"),
+             ("doctor.pune@demo.clinicdesk.in", (0, 2, 4), "17:00", "20:00", 15, "Cabin 1"),
+             ("doctor@demo.clinicdesk.in", (1, 3), "14:00", "18:00", 15, "Cabin 2")],
+}
+
+
+def _seed_patients(db: Session, clinic: Clinic, people: list[tuple], registrar: uuid.UUID) -> list[uuid.UUID]:
     from app.audit.services import record
     from app.patients.services import PatientData, register
 
+    ids = []
     for name, sex, dob, phone, language in people:
         born = date.fromisoformat(dob)
         minor = (date.today() - born).days < 18 * 365
@@ -84,7 +102,8 @@ def _seed_patients(db: Session, clinic: Clinic, people: list[tuple], registrar: 
         patient = register(db, clinic_id=clinic.id, data=data, by=registrar, consents=consents)
         record(db, "patient.create", clinic_id=clinic.id, patient_id=patient.id, object_type="patient",
                object_id=patient.id, reason="demo data")
-    return len(people)
+        ids.append(patient.id)
+    return ids
 
 
 def is_empty(db: Session) -> bool:
@@ -122,10 +141,13 @@ def seed(db: Session, credentials_file: Path) -> list[dict]:
             people.append({"email": email, "password": password, "role": role.value,
                            "clinic": clinics[key].name, "totp_secret": secret})
     reception = {"blr": "reception@demo.clinicdesk.in", "pune": "reception.pune@demo.clinicdesk.in"}
+    ids = dict(db.execute(select(StaffUser.email, StaffUser.id)).all())
+    rng = random.Random(2026)  # noqa: S311 (demo data, fixed seed, nothing secret)
     for key, clinic in clinics.items():
         set_tenant(db, clinic_id=clinic.id, user_id=None)
-        registrar = db.scalar(select(StaffUser.id).where(StaffUser.email == reception[key]))
-        _seed_patients(db, clinic, PATIENTS[key], registrar)
+        patients = _seed_patients(db, clinic, PATIENTS[key], ids[reception[key]])
+        doctors = {email: ids[email] for email, *_ in SESSIONS[key]}
+        seed_schedule(db, clinic, doctors, SESSIONS[key], patients, ids[reception[key]], rng)
     db.add(AppMeta(key="demo", value="true"))
     db.flush()
     _write_credentials(credentials_file, people)

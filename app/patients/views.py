@@ -100,11 +100,23 @@ def show(patient_id):
         "consents": services.current_consents(ledger), "staff": services.staff_names(db, people),
         "purposes": services.CONSENT_PURPOSES, "methods": services.CONSENT_METHODS,
         "can_edit": can(g.role, Permission.PATIENT_EDIT),
+        "can_book": can(g.role, Permission.SCHEDULE_BOOK),
+        "appointments": appointment_list(db, patient) if can(g.role, Permission.SCHEDULE_VIEW) else None,
     }
     record(db, "patient.view", patient_id=patient.id, object_type="patient", object_id=patient.id,
            reason=None if full else "contact details only")
     db.commit()
     return render("patients/show.html", "consents", **context)
+
+
+def appointment_list(db, patient: Patient) -> list:
+    """The patient's latest appointments with their doctors' names and types (for the patient page)."""
+    from app.scheduling import services as schedule
+
+    appointments = schedule.patient_appointments(db, patient.clinic_id, patient.id)
+    doctors = services.staff_names(db, {a.doctor_id for a in appointments})
+    types = {t.id: t for t in schedule.appointment_types(db, patient.clinic_id, active_only=False)}
+    return [(a, doctors.get(a.doctor_id, "—"), types.get(a.type_id)) for a in appointments]
 
 
 @bp.get("/<uuid:patient_id>/edit")

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from app.db import utcnow
 from app.patients.models import Patient, PatientHistory, PatientToken
 from app.patients.services import open_patient, seal_into, write_tokens
+from app.scheduling.models import Appointment, AppointmentEvent
 from app.security.fields import add_key_version, keyring
 from app.security.models import ClinicKey
 
@@ -44,14 +45,38 @@ def _stale_patients(clinic_id: uuid.UUID, active: int):
         Patient.key_version != active, _sealed_under(Patient.full_name_enc) != _version_bytes(active), stale_token))
 
 
-def _stale_history(clinic_id: uuid.UUID, active: int):
-    """History entries not (by column or sealed header) under the active key."""
-    return select(PatientHistory).where(PatientHistory.clinic_id == clinic_id, or_(
-        PatientHistory.key_version != active, _sealed_under(PatientHistory.changes_enc) != _version_bytes(active)))
+# Rows besides patients that hold sealed values: (model, table, [(attribute, column)]). Each row has a
+# `key_version` naming the key its values are sealed under.
+SEALED = [
+    (PatientHistory, "patient_history", [("changes_enc", "changes")]),
+    (Appointment, "appointment", [("reason_enc", "reason")]),
+    (AppointmentEvent, "appointment_event", [("detail_enc", "detail")]),
+]
+
+
+def _stale_rows(model, attrs, clinic_id: uuid.UUID, active: int):
+    """Rows not (by column or any sealed header) under the active key."""
+    headers = [_sealed_under(getattr(model, attr)) != _version_bytes(active) for attr, _ in attrs]
+    return select(model).where(model.clinic_id == clinic_id, or_(model.key_version != active, *headers))
+
+
+def _reseal_rows(db: Session, ring, clinic_id: uuid.UUID, batch_size: int) -> int:
+    """Re-seal up to `batch_size` rows of each SEALED table under the active key."""
+    active, count = ring.active.version, 0
+    for model, table, attrs in SEALED:
+        rows = db.scalars(_stale_rows(model, attrs, clinic_id, active).order_by(model.id).limit(batch_size)
+                          .with_for_update(skip_locked=True).execution_options(populate_existing=True)).all()
+        for row in rows:
+            for attr, column in attrs:
+                value = ring.open(table, column, row.id, getattr(row, attr))
+                setattr(row, attr, ring.seal(table, column, row.id, value))
+            row.key_version = active
+        count += len(rows)
+    return count
 
 
 def reencrypt_batch(db: Session, clinic_id: uuid.UUID, batch_size: int = 200) -> int:
-    """Re-seal up to `batch_size` patients and history entries not on the active key; returns how many."""
+    """Re-seal up to `batch_size` patients and rows of each SEALED table not on the active key; returns how many."""
     ring = keyring(db, clinic_id)
     active = ring.active.version
     # populate_existing: the rows as locked now, never a copy the session loaded before someone's write.
@@ -63,36 +88,28 @@ def reencrypt_batch(db: Session, clinic_id: uuid.UUID, batch_size: int = 200) ->
         seal_into(ring, patient, data)
         db.flush()
         write_tokens(db, ring, patient, data)
-    entries = db.scalars(_stale_history(clinic_id, active).order_by(PatientHistory.id).limit(batch_size)
-                         .with_for_update(skip_locked=True).execution_options(populate_existing=True)).all()
-    for entry in entries:
-        changes = ring.open("patient_history", "changes", entry.id, entry.changes_enc)
-        entry.changes_enc = ring.seal("patient_history", "changes", entry.id, changes)
-        entry.key_version = active
+    others = _reseal_rows(db, ring, clinic_id, batch_size)
     db.flush()
-    return len(patients) + len(entries)
+    return len(patients) + others
 
 
 def remaining(db: Session, clinic_id: uuid.UUID) -> int:
-    """How many patients and history entries are not yet on the active key."""
+    """How many patients and other sealed rows are not yet on the active key."""
     active = keyring(db, clinic_id).active.version
     patients = db.scalar(select(func.count()).select_from(_stale_patients(clinic_id, active).subquery()))
-    entries = db.scalar(select(func.count()).select_from(_stale_history(clinic_id, active).subquery()))
-    return patients + entries
+    return patients + sum(db.scalar(select(func.count()).select_from(_stale_rows(m, a, clinic_id, active).subquery()))
+                          for m, _, a in SEALED)
 
 
 def _in_use(db: Session, clinic_id: uuid.UUID, version: int) -> bool:
     """Whether any row of the clinic names the key version, in its column or its sealed header."""
     sealed = _version_bytes(version)
     checks = [
-        or_(Patient.key_version == version, _sealed_under(Patient.full_name_enc) == sealed),
-        PatientToken.key_version == version,
-        or_(PatientHistory.key_version == version, _sealed_under(PatientHistory.changes_enc) == sealed),
-    ]
-    for model, check in zip((Patient, PatientToken, PatientHistory), checks, strict=True):
-        if db.scalar(select(exists().where(model.clinic_id == clinic_id, check))):
-            return True
-    return False
+        (Patient, or_(Patient.key_version == version, _sealed_under(Patient.full_name_enc) == sealed)),
+        (PatientToken, PatientToken.key_version == version),
+    ] + [(model, or_(model.key_version == version, *[_sealed_under(getattr(model, a)) == sealed for a, _ in attrs]))
+         for model, _, attrs in SEALED]
+    return any(db.scalar(select(exists().where(model.clinic_id == clinic_id, check))) for model, check in checks)
 
 
 def retire_unused_keys(db: Session, clinic_id: uuid.UUID) -> list[int]:
@@ -109,13 +126,15 @@ def retire_unused_keys(db: Session, clinic_id: uuid.UUID) -> list[int]:
 
 
 def rotation_status(db: Session, clinic_id: uuid.UUID) -> list[dict]:
-    """Each key version of the clinic with its status and how many patient, token and history rows use it."""
+    """Each key version of the clinic with its status and how many patient, token, history and appointment rows
+    use it."""
     def counts(model) -> dict[int, int]:
         return dict(db.execute(select(model.key_version, func.count()).where(model.clinic_id == clinic_id)
                                .group_by(model.key_version)).all())
 
     patients, tokens, entries = counts(Patient), counts(PatientToken), counts(PatientHistory)
+    appointments = counts(Appointment)
     keys = db.scalars(select(ClinicKey).where(ClinicKey.clinic_id == clinic_id).order_by(ClinicKey.version)).all()
     return [{"version": k.version, "status": k.status, "created_at": k.created_at, "retired_at": k.retired_at,
              "patients": patients.get(k.version, 0), "tokens": tokens.get(k.version, 0),
-             "history": entries.get(k.version, 0)} for k in keys]
+             "history": entries.get(k.version, 0), "appointments": appointments.get(k.version, 0)} for k in keys]

@@ -7,9 +7,7 @@ overview and the board keep flagging them until the desk has dealt with each.
 """
 
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date, time, timedelta
+from datetime import date
 
 from flask import Blueprint, abort, flash, g, request, url_for
 from flask_login import current_user
@@ -26,7 +24,6 @@ from app.scheduling.models import (
     Appointment,
     AppointmentType,
     ClinicDay,
-    ClinicHours,
     DoctorSession,
     ExceptionKind,
     SessionException,
@@ -41,33 +38,10 @@ from app.scheduling.setup_forms import (
     SessionForm,
     TypeForm,
 )
+from app.scheduling.setup_services import Conflict, change_availability, set_day, set_hours, upcoming_holidays
 from app.scheduling.slots import public_holidays
 
 bp = Blueprint("schedule_setup", __name__, url_prefix="/schedule/setup")
-
-
-# --- Changes that may leave booked appointments outside availability -----------------------------
-
-@dataclass(frozen=True)
-class Conflict:
-    """Booked appointments a change would leave outside availability, and the form that asked for it."""
-
-    form_id: str
-    appointments: list[Appointment]
-
-
-def change_availability(db: Session, change: Callable[[], object], *, confirmed: bool,
-                        doctor_ids: list[uuid.UUID] | None = None) -> tuple[bool, list[Appointment]]:
-    """Apply `change` and return (applied, the booked appointments it newly leaves outside availability).
-    Unless the admin has confirmed seeing them, a change that leaves any is rolled back."""
-    before = {a.id for a in services.upcoming_outside_availability(db, g.clinic, doctor_ids)}
-    change()
-    db.flush()
-    newly = [a for a in services.upcoming_outside_availability(db, g.clinic, doctor_ids) if a.id not in before]
-    if newly and not confirmed:
-        db.rollback()
-        return False, newly
-    return True, newly
 
 
 def _saved(db: Session, object_type: str, object_id: uuid.UUID, reason: str, newly: list[Appointment],
@@ -81,36 +55,6 @@ def _saved(db: Session, object_type: str, object_id: uuid.UUID, reason: str, new
     db.commit()
     flash(message, "warning" if newly else "success")
     return client_redirect(to)
-
-
-# --- Overview: opening hours, closures and holidays ---------------------------------------------
-
-def set_hours(db: Session, clinic_id: uuid.UUID, hours: dict[int, tuple[time, time]]) -> None:
-    """Replace the weekly opening hours (a weekday missing from `hours` is closed)."""
-    rows = {r.weekday: r for r in db.scalars(select(ClinicHours).where(ClinicHours.clinic_id == clinic_id))}
-    for weekday, row in rows.items():
-        if weekday not in hours:
-            db.delete(row)
-    for weekday, (opens, closes) in hours.items():
-        row = rows.get(weekday) or ClinicHours(clinic_id=clinic_id, weekday=weekday)
-        row.opens, row.closes = opens, closes
-        db.add(row)
-
-
-def set_day(db: Session, clinic_id: uuid.UUID, day: date, is_open: bool, note: str, by: uuid.UUID) -> None:
-    """Close the clinic on `day`, or open it on a holiday (replacing an earlier decision for that day)."""
-    row = db.get(ClinicDay, (clinic_id, day)) or ClinicDay(clinic_id=clinic_id, day=day)
-    row.is_open, row.note, row.created_by, row.created_at = is_open, note, by, utcnow()
-    db.add(row)
-
-
-def upcoming_holidays(state_code: str | None, today: date) -> list[tuple[date, str]]:
-    """The state's public holidays from today through the next 12 months."""
-    end = today + timedelta(days=365)
-    found = {}
-    for year in range(today.year, end.year + 1):
-        found.update(public_holidays(state_code, year))
-    return sorted((d, name) for d, name in found.items() if today <= d <= end)
 
 
 def _doctor_names(db: Session) -> dict[uuid.UUID, str]:
@@ -131,13 +75,13 @@ def _overview(status: int = 200, *, hours_form=None, closure_form=None, conflict
                           .order_by(DoctorSession.weekday, DoctorSession.starts))
     weekly = {}
     for s in sessions:
-        weekly.setdefault(s.doctor_id, []).append(f"{WEEKDAYS[s.weekday][:3]} {s.starts:%H:%M}-{s.ends:%H:%M}")
+        weekly.setdefault(s.doctor_id, []).append(s)
     return render("scheduling/setup/index.html", "main", status=status, hours_form=hours_form,
                   closure_form=closure_form or DayForm(formdata=None), conflict=conflict, today=today,
                   holidays=upcoming_holidays(clinic.state_code, today), overrides=overrides,
                   closures=[d for d in overrides.values() if not d.is_open],
                   types=services.appointment_types(db, clinic.id, active_only=False),
-                  names=_doctor_names(db), active=active, weekly=weekly, colours=COLOURS,
+                  names=_doctor_names(db), active=active, weekly=weekly, colours=COLOURS, weekdays=WEEKDAYS,
                   outside=services.upcoming_outside_availability(db, clinic))
 
 

@@ -155,12 +155,17 @@ class LeaveForm(ConfirmForm):
         if field.data and self.first_day.data and field.data < self.first_day.data:
             raise ValidationError("The last day cannot be before the first day.")
 
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        if not (self.starts.errors or self.ends.errors) and (self.starts.data is None) != (self.ends.data is None):
+            self.ends.errors.append("For leave of some hours, enter both times; for whole days, neither.")
+            return False
+        return valid
+
     def validate_ends(self, field):
-        if bool(self.starts.data) != bool(field.data):
-            raise ValidationError("For leave of some hours, enter both times; for whole days, neither.")
-        if field.data and field.data <= self.starts.data:
+        if self.starts.data and field.data <= self.starts.data:
             raise ValidationError("The leave must end after it starts.")
-        if field.data and self.last_day.data not in (None, self.first_day.data):
+        if self.last_day.data not in (None, self.first_day.data):
             raise ValidationError("Leave of some hours is for a single day; leave the last day empty.")
 
 

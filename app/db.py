@@ -56,7 +56,16 @@ def init_app(app: Flask) -> None:
     engine = make_engine(app.config["DATABASE_APP_URL"])
     app.extensions["db_engine"] = engine
     app.extensions["db_sessionmaker"] = sessionmaker(bind=engine, expire_on_commit=False)
+    app.after_request(_release_connection)
     app.teardown_appcontext(_close_session)
+
+
+def _release_connection(response):
+    """Give the request's connection back to the pool once the response is made: saving the sign-in
+    session afterwards uses a connection of its own, and holding both at once would halve the
+    requests the pool can serve."""
+    _close_session(None)
+    return response
 
 
 def get_session() -> Session:
@@ -82,6 +91,8 @@ def set_tenant(session: Session, *, clinic_id: uuid.UUID | None, user_id: uuid.U
 
 @event.listens_for(Session, "after_begin")
 def _tenant_on_begin(session: Session, transaction, connection) -> None:
+    if transaction.nested:  # a savepoint: set_config(..., true) already holds to the outer transaction's end
+        return
     _apply_tenant(session, connection)
 
 

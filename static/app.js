@@ -141,10 +141,17 @@
 
   // --- Schedule keyboard: shortcuts listed in the help dialog (?) -----------------------------
   var panel = function () { return document.getElementById("panel"); };
+  var opener = null;  // the id of the slot or appointment whose panel is open, to go back to
+  document.body.addEventListener("htmx:beforeRequest", function (evt) {
+    if (evt.detail.target && evt.detail.target.id === "panel") opener = evt.detail.elt.id || null;
+  });
   var closePanel = function () {
     var box = panel();
-    if (box && box.children.length) { box.innerHTML = ""; return true; }
-    return false;
+    if (!box || !box.children.length) return false;
+    box.innerHTML = "";
+    var back = opener && document.getElementById(opener);
+    if (back) back.focus();
+    return true;
   };
   var navItems = function () {
     return Array.prototype.slice.call(document.querySelectorAll("main [data-nav-item]"));
@@ -190,11 +197,13 @@
     var t = evt.target;
     if (evt.ctrlKey || evt.metaKey || evt.altKey) return;
     var typing = t && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName));
-    if (evt.key === "Escape" && t && t.closest && t.closest("#panel")) {
-      if (closePanel()) { evt.preventDefault(); var b = document.getElementById("board"); if (b) b.focus(); }
+    if (document.querySelector("dialog[open]")) return;
+    if (evt.key === "Escape") {  // from inside the panel, or from anywhere but another field
+      var inPanel = t && t.closest && t.closest("#panel");
+      if ((inPanel || !typing) && closePanel()) evt.preventDefault();
       return;
     }
-    if (typing || document.querySelector("dialog[open]")) return;
+    if (typing) return;
     if (evt.key.length === 1 && shortcut(evt.key)) evt.preventDefault();
   });
   document.addEventListener("click", function (evt) {
@@ -208,26 +217,65 @@
   });
 
   // The booking and walk-in patient picker: Enter in the search box takes the first match and
-  // moves on to the next field; arrow down walks the matches.
+  // moves on to the next field; arrow down walks the matches, and Enter on one takes it. Matches
+  // of an earlier search (the desk typed faster than the search answered) are never taken: Enter
+  // then searches at once and takes the first match of the answer.
+  var picks = function (form) { return Array.prototype.slice.call(form.querySelectorAll("[data-pick]")); };
+  var answered = function (input) {
+    var results = input.form.querySelector("#picker-results [data-results-for]");
+    return results !== null && results.getAttribute("data-results-for") === input.value.trim();
+  };
+  var take = function (radio, moveOn) {
+    radio.checked = true;
+    var next = radio.form.querySelector("select[name='type_id'], select[name='doctor_id']");
+    if (moveOn) (next || radio).focus();
+  };
+  var takeFirst = function (input) {
+    var radios = picks(input.form);
+    if (radios.length) take(radios.filter(function (r) { return r.checked; })[0] || radios[0], true);
+  };
+  var awaitingPick = null;  // the search box whose Enter waits for the search's answer
   document.addEventListener("keydown", function (evt) {
-    var input = evt.target;
-    if (!input.matches || !input.matches("[data-picker-input]")) return;
-    var radios = Array.prototype.slice.call(input.form.querySelectorAll("[data-pick]"));
+    var t = evt.target;
+    if (!t.matches || !t.form) return;
+    if (evt.key === "Enter" && t.matches("[data-pick]")) { evt.preventDefault(); take(t, true); return; }
+    if (!t.matches("[data-picker-input]")) return;
+    var radios = picks(t.form);
     if (evt.key === "ArrowDown" && radios.length) { evt.preventDefault(); radios[0].focus(); return; }
     if (evt.key !== "Enter") return;
     evt.preventDefault();
-    if (!radios.length) return;
-    var chosen = radios.filter(function (r) { return r.checked; })[0] || radios[0];
-    chosen.checked = true;
-    var type = input.form.querySelector("select[name='type_id'], select[name='doctor_id']");
-    (type || chosen).focus();
+    if (answered(t)) { awaitingPick = null; takeFirst(t); return; }
+    if (!t.value.trim()) return;
+    awaitingPick = t;
+    t.dispatchEvent(new Event("search"));  // one of the box's htmx triggers: search now, not after the pause
+  });
+  document.addEventListener("input", function (evt) {
+    if (evt.target === awaitingPick) awaitingPick = null;  // typing on: the Enter was for another search
+  });
+  document.body.addEventListener("htmx:afterSettle", function (evt) {
+    var input = awaitingPick;
+    if (!input || !input.isConnected || evt.detail.target !== input.form.querySelector("#picker-results")) return;
+    if (!answered(input)) return;
+    awaitingPick = null;
+    if (document.activeElement === input) { takeFirst(input); return; }
+    var radios = picks(input.form);  // the desk has moved on: choose, but leave the focus where it is
+    if (radios.length && !radios.some(function (r) { return r.checked; })) take(radios[0], false);
   });
 
   // --- Small enhancements ------------------------------------------------------------------
   document.querySelectorAll(".js-only").forEach(function (el) { el.hidden = false; });
+  // A date chosen in the calendar opens that day at once. A date typed changes the value at every
+  // digit, so typing shows the Go button instead and Enter (or Go) opens the day.
   document.querySelectorAll("input[data-autosubmit-date]").forEach(function (input) {
-    input.form.querySelectorAll("button").forEach(function (el) { el.hidden = true; });
-    input.addEventListener("change", function () { if (input.value) input.form.requestSubmit(); });
+    var buttons = input.form.querySelectorAll("button");
+    var typed = false;
+    buttons.forEach(function (el) { el.hidden = true; });
+    input.addEventListener("keydown", function (evt) {
+      if (/^(Enter|Tab|Escape|Shift)$/.test(evt.key) || evt.altKey || evt.ctrlKey || evt.metaKey) return;
+      typed = true;
+      buttons.forEach(function (el) { el.hidden = false; });
+    });
+    input.addEventListener("change", function () { if (input.value && !typed) input.form.requestSubmit(); });
   });
   document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
     var form = select.form;

@@ -29,7 +29,7 @@ from app.security.sessions import end_sessions_of, seconds_left
 bp = Blueprint("auth", __name__)
 
 
-def _safe_next(value: str | None) -> str | None:
+def safe_next(value: str | None) -> str | None:
     """A same-site path to return to after sign-in, or None (no scheme, host, backslash or control chars)."""
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
         return None
@@ -54,7 +54,7 @@ def login():
     """The sign-in page."""
     if current_user.is_authenticated:
         return redirect(url_for("dashboard.home"))
-    return render_template("auth/login.html", form=LoginForm(), next=_safe_next(request.args.get("next")))
+    return render_template("auth/login.html", form=LoginForm(), next=safe_next(request.args.get("next")))
 
 
 @bp.post("/auth/login")
@@ -62,7 +62,7 @@ def login():
 def login_post():
     """Check e-mail and password; on success the session rotates and waits for the second factor."""
     form = LoginForm()
-    nxt = _safe_next(request.form.get("next"))
+    nxt = safe_next(request.form.get("next"))
     if not form.validate():
         return render_template("auth/login.html", form=form, next=nxt), 422
     db = get_session()

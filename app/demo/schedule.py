@@ -15,7 +15,7 @@ from app.clinics.models import Clinic
 from app.db import new_id, utcnow
 from app.patients.services import next_number
 from app.scheduling import services
-from app.scheduling.booking import _history
+from app.scheduling.booking import add_history
 from app.scheduling.models import (
     Appointment,
     AppointmentType,
@@ -94,7 +94,7 @@ def _add(db: Session, clinic: Clinic, doctor_id, patient_id, type_, starts: date
     a.reason_enc = ring.seal("appointment", "reason", a.id, rng.choice(REASONS))
     db.add(a)
     db.flush()
-    _history(db, a, "booked", desk, before=None)
+    add_history(db, a, "booked", desk, before=None)
     if rng.random() < 0.5:
         _step(db, a, "confirm", Status.CONFIRMED, desk)
     if ends <= now:  # over: most came, some did not, a few cancelled beforehand
@@ -115,7 +115,7 @@ def _add(db: Session, clinic: Clinic, doctor_id, patient_id, type_, starts: date
 def _step(db: Session, a: Appointment, action: str, status: Status, by: uuid.UUID, detail: str | None = None):
     before, a.status = a.status, status
     a.version += 1
-    _history(db, a, action, by, before=before, detail=detail)
+    add_history(db, a, action, by, before=before, detail=detail)
 
 
 def _start_queue(db: Session, clinic: Clinic, today: date, desk: uuid.UUID) -> None:

@@ -17,6 +17,7 @@ from app.db import new_id, utcnow
 from app.patients.models import Patient
 from app.patients.services import next_number
 from app.scheduling import services
+from app.scheduling import slots as sl
 from app.scheduling.models import (
     HOLDS_SLOT,
     NO_OVERLAP_CONSTRAINT,
@@ -55,8 +56,9 @@ ACTION_LABELS = {
 SAME_DAY_ONLY = {"check_in", "start", "complete", "back_to_waiting"}
 
 
-def _history(db: Session, appointment: Appointment, action: str, by: uuid.UUID, *, before: Status | None,
-             detail: str | None = None) -> None:
+def add_history(db: Session, appointment: Appointment, action: str, by: uuid.UUID, *, before: Status | None,
+                detail: str | None = None) -> None:
+    """Append one entry to the appointment's history (the stated reason, if any, sealed)."""
     ring = keyring(db, appointment.clinic_id)
     event = AppointmentEvent(clinic_id=appointment.clinic_id, id=new_id(), appointment_id=appointment.id,
                              action=action, from_status=before.value if before else None,
@@ -95,14 +97,22 @@ def patient_overlaps(db: Session, clinic_id: uuid.UUID, patient_id: uuid.UUID, s
 
 
 def check_slot(db: Session, clinic: Clinic, doctor_id: uuid.UUID, starts: datetime, ends: datetime, *,
-               overbook: bool) -> None:
-    """Refuse a time in the past or outside the doctor's availability (unless overbooking)."""
+               overbook: bool) -> sl.DoctorDay:
+    """Refuse a time in the past or outside the doctor's availability (unless overbooking); returns the
+    doctor's day."""
     if starts < utcnow() - timedelta(minutes=5):
         raise ScheduleError("That time has already passed; choose a later slot.")
-    if not overbook and not services.doctor_day(db, clinic, doctor_id, services.local_day(clinic, starts)).contains(
-            starts, ends):
+    day = services.doctor_day(db, clinic, doctor_id, services.local_day(clinic, starts))
+    if not overbook and not day.contains(starts, ends):
         raise ScheduleError("The doctor is not available for the whole of that time. Choose a free slot, "
                             "or overbook with a reason.")
+    # Overbooked appointments stand outside the exclusion constraint, so an ordinary booking checks for
+    # them here (the constraint remains what settles two ordinary bookings racing each other).
+    if not overbook and db.scalar(select(Appointment.id).where(
+            Appointment.clinic_id == clinic.id, Appointment.doctor_id == doctor_id, Appointment.overbooked,
+            Appointment.status.in_(HOLDS_SLOT), Appointment.starts_at < ends, Appointment.ends_at > starts).limit(1)):
+        raise SlotTaken()
+    return day
 
 
 def book(db: Session, *, clinic: Clinic, patient: Patient, doctor_id: uuid.UUID, starts: datetime,
@@ -110,7 +120,7 @@ def book(db: Session, *, clinic: Clinic, patient: Patient, doctor_id: uuid.UUID,
          rescheduled_from: Appointment | None = None) -> Appointment:
     """Book the patient with the doctor from `starts` for the type's duration."""
     ends = starts + timedelta(minutes=type_.duration_minutes)
-    check_slot(db, clinic, doctor_id, starts, ends, overbook=bool(overbook_reason))
+    day = check_slot(db, clinic, doctor_id, starts, ends, overbook=bool(overbook_reason))
     ring = keyring(db, clinic.id)
     now = utcnow()
     appointment = Appointment(
@@ -118,19 +128,14 @@ def book(db: Session, *, clinic: Clinic, patient: Patient, doctor_id: uuid.UUID,
         walk_in=False, day=services.local_day(clinic, starts), starts_at=starts, ends_at=ends, status=Status.BOOKED,
         overbooked=bool(overbook_reason), key_version=ring.active.version, version=1, created_at=now, created_by=by,
         updated_at=now, updated_by=by, rescheduled_from=rescheduled_from.id if rescheduled_from else None)
-    appointment.room = _room(db, clinic, doctor_id, starts, ends)
+    appointment.room = next((b.room for b in day.blocks if b.starts <= starts < b.ends), None)
     appointment.reason_enc = ring.seal("appointment", "reason", appointment.id, reason or None)
     _insert(db, appointment)
-    _history(db, appointment, "rescheduled_here" if rescheduled_from else "booked", by, before=None)
+    add_history(db, appointment, "rescheduled_here" if rescheduled_from else "booked", by, before=None)
     if overbook_reason:
-        _history(db, appointment, "overbooked", by, before=Status.BOOKED, detail=overbook_reason)
+        add_history(db, appointment, "overbooked", by, before=Status.BOOKED, detail=overbook_reason)
     db.flush()
     return appointment
-
-
-def _room(db: Session, clinic: Clinic, doctor_id: uuid.UUID, starts: datetime, ends: datetime) -> str | None:
-    day = services.doctor_day(db, clinic, doctor_id, services.local_day(clinic, starts))
-    return next((b.room for b in day.blocks if b.starts <= starts < b.ends), None)
 
 
 def reschedule(db: Session, *, clinic: Clinic, appointment: Appointment, patient: Patient, doctor_id: uuid.UUID,
@@ -142,7 +147,7 @@ def reschedule(db: Session, *, clinic: Clinic, appointment: Appointment, patient
     before = appointment.status
     appointment.status = Status.RESCHEDULED
     _touch(appointment, by)
-    _history(db, appointment, "rescheduled", by, before=before)
+    add_history(db, appointment, "rescheduled", by, before=before)
     db.flush()  # frees the old time first, so moving within an overlapping time works
     return book(db, clinic=clinic, patient=patient, doctor_id=doctor_id, starts=starts, type_=type_,
                 reason=services.reason_of(db, appointment), by=by, overbook_reason=overbook_reason,
@@ -163,7 +168,7 @@ def add_walk_in(db: Session, *, clinic: Clinic, patient: Patient, doctor_id: uui
     appointment.reason_enc = ring.seal("appointment", "reason", appointment.id, reason or None)
     db.add(appointment)
     db.flush()
-    _history(db, appointment, "walked_in", by, before=None)
+    add_history(db, appointment, "walked_in", by, before=None)
     db.flush()
     return appointment
 
@@ -209,13 +214,15 @@ def change_status(db: Session, *, clinic: Clinic, appointment: Appointment, acti
         if getattr(getattr(exc.orig, "diag", None), "constraint_name", None) == NO_OVERLAP_CONSTRAINT:
             raise ScheduleError("That time has been booked for someone else since; book a new slot instead.") from exc
         raise
-    _history(db, appointment, action, by, before=before, detail=reason)
+    add_history(db, appointment, action, by, before=before, detail=reason)
     db.flush()
     return appointment
 
 
 def _refusal(appointment: Appointment, action: str) -> str:
-    label = ACTION_LABELS.get(action, action).lower()
+    if action not in ACTION_LABELS:
+        return "Choose one of the actions shown for this appointment."
+    label = ACTION_LABELS[action].lower()
     if action in SAME_DAY_ONLY and action in TRANSITIONS.get(appointment.status, {}):
         return f"You can {label} only on the day of the appointment."
     if action == "no_show" and action in TRANSITIONS.get(appointment.status, {}):
@@ -223,22 +230,32 @@ def _refusal(appointment: Appointment, action: str) -> str:
     return f"An appointment that is {appointment.status.label.lower()} cannot be changed that way ({label})."
 
 
-def call_next(db: Session, *, clinic: Clinic, doctor_id: uuid.UUID, by: uuid.UUID) -> Appointment | None:
-    """Finish the doctor's current consultation, if any, and bring in the longest-waiting patient."""
+def call_next(db: Session, *, clinic: Clinic, doctor_id: uuid.UUID, by: uuid.UUID,
+              token: int | None = None) -> tuple[list[Appointment], Appointment | None]:
+    """Finish the doctor's current consultation, if any, and bring in the longest-waiting patient.
+
+    `token` is the patient the desk saw at the head of the queue (the button says "call next (token 4)"):
+    when given, a second press for the same token (a double click, two desks at once) changes nothing
+    and says so, instead of finishing the patient the first press has just called in. Returns the
+    consultations finished and the appointment called in (None: nobody was waiting).
+    """
     day = services.today(clinic)
-    current = db.scalars(select(Appointment).where(
-        Appointment.clinic_id == clinic.id, Appointment.doctor_id == doctor_id, Appointment.day == day,
-        Appointment.status == Status.IN_CONSULTATION).with_for_update()).all()
+    of_doctor = (Appointment.clinic_id == clinic.id, Appointment.doctor_id == doctor_id, Appointment.day == day)
+    current = db.scalars(select(Appointment).where(*of_doctor, Appointment.status == Status.IN_CONSULTATION)
+                         .order_by(Appointment.token).with_for_update()).all()
+    if token is not None:
+        waiting = db.scalar(select(Appointment).where(*of_doctor, Appointment.token == token).with_for_update())
+        if waiting is None or waiting.status != Status.ARRIVED:
+            raise ScheduleError(f"Token {token} has already been called in; the queue below is up to date.")
+    else:
+        # SKIP LOCKED: presses without a token never wait for each other nor call the same patient twice.
+        waiting = db.scalar(select(Appointment).where(*of_doctor, Appointment.status == Status.ARRIVED)
+                            .order_by(Appointment.token).limit(1).with_for_update(skip_locked=True))
     for appointment in current:
         change_status(db, clinic=clinic, appointment=appointment, action="complete", by=by)
-    # SKIP LOCKED: two presses of "call next" (two desks, a double click) bring in two different patients.
-    waiting = db.scalar(select(Appointment).where(
-        Appointment.clinic_id == clinic.id, Appointment.doctor_id == doctor_id, Appointment.day == day,
-        Appointment.status == Status.ARRIVED).order_by(Appointment.token)
-        .limit(1).with_for_update(skip_locked=True))
     if waiting is None:
-        return None
-    return change_status(db, clinic=clinic, appointment=waiting, action="start", by=by)
+        return list(current), None
+    return list(current), change_status(db, clinic=clinic, appointment=waiting, action="start", by=by)
 
 
 def history(db: Session, appointment: Appointment) -> list[tuple[AppointmentEvent, str | None]]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from flask import g, request
 from sqlalchemy.orm import Session
 
-from app.audit.services import record
+from app.audit.services import deny_not_found, record
 from app.patients import services as patients
 from app.patients.models import Patient
 from app.scheduling.forms import NewPatientForm, PickForm
@@ -48,9 +48,14 @@ def search(db: Session, form: PickForm) -> Pick:
 
 
 def chosen(db: Session, patient_id: uuid.UUID | None) -> tuple | None:
-    """The chosen patient of this clinic, opened for display (None if not one of the clinic's)."""
-    patient = db.get(Patient, (g.clinic.id, patient_id)) if patient_id else None
-    return (patient, patients.open_patient(db, patient, contact_only=True)) if patient else None
+    """The chosen patient, opened for display; None if none was chosen. A patient id that is not one of
+    this clinic's is refused like any other look at another clinic's patient: a denied record and 404."""
+    if patient_id is None:
+        return None
+    patient = db.get(Patient, (g.clinic.id, patient_id))
+    if patient is None:
+        deny_not_found(db, "patient.view", object_type="patient", object_id=patient_id)
+    return patient, patients.open_patient(db, patient, contact_only=True)
 
 
 def resolve(db: Session, form: PickForm, new_form: NewPatientForm, by: uuid.UUID) -> tuple[Patient | None, Pick]:

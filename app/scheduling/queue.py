@@ -20,12 +20,13 @@ bp = Blueprint("queue", __name__, url_prefix="/queue")
 def _queues_context(doctor_ids=None, *, mine: bool = False) -> dict:
     db = get_session()
     day = services.today(g.clinic)
+    # The stamp first: a change committed while the queue is read makes the next poll fetch it again.
+    stamp = services.queue_stamp(db, g.clinic, day)
     queues = services.queues(db, g.clinic, day, doctor_ids)
-    record(db, "queue.view", patient_ids=[c.appointment.patient_id for q in queues
-                                          for c in q.waiting + q.current + q.done],
-           object_type="queue", reason=day.isoformat())
+    shown = dict.fromkeys(c.appointment.patient_id for q in queues for c in q.waiting + q.current + q.done)
+    record(db, "queue.view", patient_ids=list(shown), object_type="queue", reason=day.isoformat())
     db.commit()
-    return {"queues": queues, "day": day, "mine": mine, "stamp": services.queue_stamp(db, g.clinic, day),
+    return {"queues": queues, "day": day, "mine": mine, "stamp": stamp,
             "can_call": can(g.role, Permission.SCHEDULE_BOOK), "now": utcnow()}
 
 
@@ -61,11 +62,25 @@ def call_next(doctor_id):
     """Finish the current consultation (if any) and call in the next waiting patient."""
     doctor = doctor_or_404(doctor_id)
     db = get_session()
-    called = booking.call_next(db, clinic=g.clinic, doctor_id=doctor.id, by=current_user.id)
-    if called:
-        record(db, "queue.call_next", patient_id=called.patient_id, object_type="appointment", object_id=called.id)
-    db.commit()
     mine = request.form.get("mine") == "1"
+    token = request.form.get("token", "")
+    try:
+        finished, called = booking.call_next(db, clinic=g.clinic, doctor_id=doctor.id, by=current_user.id,
+                                             token=int(token) if token.isdigit() else None)
+    except booking.ScheduleError as exc:
+        db.rollback()
+        if is_htmx():
+            return render("scheduling/queue.html", "queues", status=409, problem=str(exc),
+                          **_queues_context([current_user.id] if mine else None, mine=mine))
+        flash(str(exc), "error")
+        return redirect(url_for("queue.mine" if mine else "queue.board"), code=303)
+    for appointment in finished:  # each status change is on the trail, like any other
+        record(db, "appointment.complete", patient_id=appointment.patient_id, object_type="appointment",
+               object_id=appointment.id, reason="call next")
+    if called:
+        record(db, "appointment.start", patient_id=called.patient_id, object_type="appointment",
+               object_id=called.id, reason="call next")
+    db.commit()
     if is_htmx():
         return board_changed(render("scheduling/queue.html", "queues",
                                     **_queues_context([current_user.id] if mine else None, mine=mine)))

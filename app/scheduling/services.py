@@ -10,14 +10,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from app.auth.models import StaffUser
 from app.auth.policy import Role
 from app.clinics.models import Clinic, Membership
 from app.db import utcnow
-from app.patients.services import PatientLabel, labels_of, staff_names  # noqa: F401 (re-exported)
+from app.patients.services import PatientLabel, labels_of, staff_names
 from app.scheduling import slots as sl
 from app.scheduling.models import (
     Appointment,
@@ -64,15 +64,26 @@ def clinic_days(db: Session, clinic: Clinic, days: list[date]) -> dict[date, sl.
 class Doctor:
     id: uuid.UUID
     name: str
+    active: bool = True  # False: the account is disabled, or no longer a doctor here (appointments stay)
 
 
 def doctors(db: Session, clinic_id: uuid.UUID, *, include_disabled: bool = False) -> list[Doctor]:
     """The clinic's doctors (active accounts unless asked), by name."""
-    query = (select(StaffUser.id, StaffUser.full_name).join(Membership, Membership.user_id == StaffUser.id)
+    query = (select(StaffUser.id, StaffUser.full_name, StaffUser.disabled_at.is_(None))
+             .join(Membership, Membership.user_id == StaffUser.id)
              .where(Membership.clinic_id == clinic_id, Membership.role == Role.DOCTOR).order_by(StaffUser.full_name))
     if not include_disabled:
         query = query.where(StaffUser.disabled_at.is_(None))
-    return [Doctor(i, n) for i, n in db.execute(query)]
+    return [Doctor(i, n, active) for i, n, active in db.execute(query)]
+
+
+def _and_former_doctors(db: Session, known: list[Doctor], appointments: list[Appointment]) -> list[Doctor]:
+    """`known` plus whoever holds some of `appointments` without being one of the clinic's doctors any
+    more (a changed role): their appointments must not vanish from the board or the queue."""
+    missing = {a.doctor_id for a in appointments} - {d.id for d in known}
+    names = staff_names(db, missing)
+    return known + sorted((Doctor(i, names.get(i, "Former doctor"), active=False) for i in missing),
+                          key=lambda d: d.name)
 
 
 def availability(db: Session, clinic: Clinic, days: list[date], doctor_ids: list[uuid.UUID],
@@ -134,6 +145,11 @@ class Column:
     def free(self) -> int:
         return sum(1 for r in self.rows if r.slot and not r.past)
 
+    @property
+    def cards(self) -> list[Card]:
+        """Every appointment in the column: walk-ins, booked ones in time order, then those not held."""
+        return self.walk_ins + [r.card for r in self.rows if r.card] + self.not_held
+
 
 @dataclass
 class Board:
@@ -151,13 +167,31 @@ def appointment_types(db: Session, clinic_id: uuid.UUID, *, active_only: bool = 
     return list(db.scalars(query))
 
 
+# Whatever the day board shows besides appointments: the clinic's hours and overrides for the day, the
+# doctors' sessions for its weekday and their leave and extra sessions covering it (rows as text, hashed).
+_AVAILABILITY_DIGEST = text(
+    "SELECT md5(concat_ws('|',"
+    " (SELECT string_agg(h::text, ',') FROM clinic_hours h WHERE h.clinic_id = :c AND h.weekday = :w),"
+    " (SELECT string_agg(o::text, ',') FROM clinic_day o WHERE o.clinic_id = :c AND o.day = :d),"
+    " (SELECT string_agg(s::text, ',' ORDER BY s.id) FROM doctor_session s WHERE s.clinic_id = :c AND s.weekday = :w),"
+    " (SELECT string_agg(e::text, ',' ORDER BY e.id) FROM doctor_exception e"
+    "   WHERE e.clinic_id = :c AND :d BETWEEN e.first_day AND e.last_day)))")
+
+
 def board_stamp(db: Session, clinic: Clinic, day: date) -> str:
-    """Changes whenever the board would: an appointment of the day changed, or a 5-minute step passed
-    (slots move into the past). Polling desks get 204 while it stays the same."""
+    """Changes whenever the board would: an appointment of the day changed, the day's availability
+    changed (hours, closure, sessions, leave), or a 5-minute step passed (slots move into the past).
+    Polling desks get 204 while it stays the same."""
     count, latest = db.execute(select(func.count(), func.max(Appointment.updated_at))
                                .where(Appointment.clinic_id == clinic.id, Appointment.day == day)).one()
+    availability_digest = db.scalar(_AVAILABILITY_DIGEST, {"c": clinic.id, "d": day, "w": day.weekday()})
     step = int(utcnow().timestamp() // 300)
-    return f"{count}.{latest.timestamp() if latest else 0}.{step}"
+    return f"{count}.{latest.timestamp() if latest else 0}.{availability_digest[:12]}.{step}"
+
+
+def _shown(cards: list[Card]) -> list[uuid.UUID]:
+    """The patients on these cards, each once, in the order shown (for the page's audit record)."""
+    return list(dict.fromkeys(c.appointment.patient_id for c in cards))
 
 
 def _cards(db: Session, clinic: Clinic, appointments: list[Appointment]) -> list[Card]:
@@ -173,6 +207,17 @@ def day_appointments(db: Session, clinic_id: uuid.UUID, day: date, doctor_ids=No
     return list(db.scalars(query.order_by(Appointment.starts_at.nulls_first(), Appointment.token)))
 
 
+def _merged(spans: list[tuple[datetime, datetime]]) -> list[list[datetime]]:
+    """Sorted time spans with the overlapping ones joined."""
+    merged: list[list[datetime]] = []
+    for start, end in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    return merged
+
+
 def _column(doctor: Doctor, day: sl.DoctorDay, cards: list[Card], now: datetime) -> Column:
     column = Column(doctor, day)
     held = [c for c in cards if c.appointment.holds_slot]
@@ -185,29 +230,38 @@ def _column(doctor: Doctor, day: sl.DoctorDay, cards: list[Card], now: datetime)
         else:
             card.outside = a.overbooked or not day.contains(a.starts_at, a.ends_at)
             column.rows.append(Row(a.starts_at, card=card, past=a.ends_at <= now))
-    for slot in day.slots():
-        if not any(c.appointment.starts_at < slot.ends and slot.starts < c.appointment.ends_at
-                   for c in held if not c.appointment.walk_in):
+    # One sweep over the merged busy times, not every slot against every appointment.
+    busy = _merged(sorted((c.appointment.starts_at, c.appointment.ends_at) for c in held if not c.appointment.walk_in))
+    at = 0
+    for slot in sorted(day.slots(), key=lambda s: s.starts):
+        while at < len(busy) and busy[at][1] <= slot.starts:
+            at += 1
+        if at == len(busy) or slot.ends <= busy[at][0]:
             column.rows.append(Row(slot.starts, slot=slot, past=slot.starts < now))
     column.rows.sort(key=lambda r: (r.starts, r.card is None))
     return column
 
 
 def board(db: Session, clinic: Clinic, day: date, doctor_ids: list[uuid.UUID] | None = None) -> Board:
-    """The day board: a column per doctor working that day (or with appointments that day)."""
+    """The day board: a column per doctor working that day (or with appointments that day). A doctor
+    whose account is disabled keeps their appointments on the board but offers no free slot."""
+    # The stamp first: a change committed while the board is read makes the next poll fetch it again.
+    stamp = board_stamp(db, clinic, day)
     status = clinic_days(db, clinic, [day])
-    all_doctors = doctors(db, clinic.id, include_disabled=True)
+    appointments = day_appointments(db, clinic.id, day, doctor_ids)
+    all_doctors = _and_former_doctors(db, doctors(db, clinic.id, include_disabled=True), appointments)
     if doctor_ids is not None:
         all_doctors = [d for d in all_doctors if d.id in doctor_ids]
-    days = availability(db, clinic, [day], [d.id for d in all_doctors], status)
-    cards = _cards(db, clinic, day_appointments(db, clinic.id, day, doctor_ids))
+    days = availability(db, clinic, [day], [d.id for d in all_doctors if d.active], status)
+    cards = _cards(db, clinic, appointments)
     by_doctor = defaultdict(list)
     for card in cards:
         by_doctor[card.appointment.doctor_id].append(card)
     now = utcnow()
-    columns = [_column(d, days[(d.id, day)], by_doctor[d.id], now) for d in all_doctors
-               if days[(d.id, day)].blocks or by_doctor[d.id]]
-    return Board(day, status[day], columns, board_stamp(db, clinic, day), [c.appointment.patient_id for c in cards])
+    working = {d.id: days.get((d.id, day)) or sl.DoctorDay() for d in all_doctors}
+    columns = [_column(d, working[d.id], by_doctor[d.id], now) for d in all_doctors
+               if working[d.id].blocks or by_doctor[d.id]]
+    return Board(day, status[day], columns, stamp, _shown([card for column in columns for card in column.cards]))
 
 
 def week(db: Session, clinic: Clinic, doctor: Doctor, day: date) -> tuple[list[date], dict[date, Column], list]:
@@ -221,9 +275,9 @@ def week(db: Session, clinic: Clinic, doctor: Doctor, day: date) -> tuple[list[d
         Appointment.day.between(days[0], days[-1])).order_by(Appointment.starts_at.nulls_first(), Appointment.token))
     cards = _cards(db, clinic, list(appointments))
     now = utcnow()
-    columns = {d: _column(doctor, avail[(doctor.id, d)], [c for c in cards if c.appointment.day == d], now)
-               for d in days}
-    return days, columns, statuses, [c.appointment.patient_id for c in cards]
+    columns = {d: _column(doctor, avail[(doctor.id, d)] if doctor.active else sl.DoctorDay(),
+                          [c for c in cards if c.appointment.day == d], now) for d in days}
+    return days, columns, statuses, _shown(cards)
 
 
 # --- The queue --------------------------------------------------------------------------------------
@@ -245,8 +299,10 @@ def queues(db: Session, clinic: Clinic, day: date, doctor_ids: list[uuid.UUID] |
                                       Appointment.status.in_(QUEUE_STATUSES))
     if doctor_ids is not None:
         query = query.where(Appointment.doctor_id.in_(doctor_ids))
-    cards = _cards(db, clinic, list(db.scalars(query.order_by(Appointment.token))))
-    result = {d.id: Queue(d) for d in doctors(db, clinic.id, include_disabled=True)
+    appointments = list(db.scalars(query.order_by(Appointment.token)))
+    cards = _cards(db, clinic, appointments)
+    result = {d.id: Queue(d) for d in _and_former_doctors(db, doctors(db, clinic.id, include_disabled=True),
+                                                          appointments)
               if doctor_ids is None or d.id in doctor_ids}
     for card in cards:
         queue = result[card.appointment.doctor_id]
@@ -289,25 +345,30 @@ def upcoming_outside_availability(db: Session, clinic: Clinic, doctor_ids: list[
                                   *, horizon_days: int = 400) -> list[Appointment]:
     """Future appointments that no longer fall inside their doctor's availability (none hidden)."""
     now = utcnow()
-    query = select(Appointment).where(
+    # Only the columns the check needs: a busy clinic has thousands of future bookings.
+    query = select(Appointment.id, Appointment.doctor_id, Appointment.day, Appointment.starts_at,
+                   Appointment.ends_at).where(
         Appointment.clinic_id == clinic.id, Appointment.starts_at >= now,
         Appointment.starts_at < now + timedelta(days=horizon_days),
         Appointment.status.in_((Status.BOOKED, Status.CONFIRMED)), Appointment.overbooked.is_(False))
     if doctor_ids is not None:
         query = query.where(Appointment.doctor_id.in_(doctor_ids))
-    appointments = list(db.scalars(query.order_by(Appointment.starts_at)))
-    if not appointments:
+    rows = db.execute(query).all()
+    if not rows:
         return []
-    days = sorted({a.day for a in appointments})
-    doctor_set = sorted({a.doctor_id for a in appointments})
+    days = sorted({r.day for r in rows})
+    doctor_set = sorted({r.doctor_id for r in rows})
     avail = {}
     # A day range per query keeps it to a few queries, not one per day.
     for first in range(0, len(days), 62):
         chunk = days[first:first + 62]
         span = [chunk[0] + timedelta(days=i) for i in range((chunk[-1] - chunk[0]).days + 1)]
         avail.update(availability(db, clinic, span, doctor_set))
-    return [a for a in appointments if not avail[(a.doctor_id, a.day)].contains(a.starts_at, a.ends_at)]
-
+    outside = [r.id for r in rows if not avail[(r.doctor_id, r.day)].contains(r.starts_at, r.ends_at)]
+    if not outside:
+        return []
+    return list(db.scalars(select(Appointment).where(Appointment.clinic_id == clinic.id, Appointment.id.in_(outside))
+                           .order_by(Appointment.starts_at)))
 
 
 def labels_of_one(db: Session, appointment: Appointment) -> PatientLabel:

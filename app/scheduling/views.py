@@ -12,6 +12,7 @@ from flask_login import current_user
 
 from app.audit.services import deny_not_found, record
 from app.auth.policy import Permission, can, requires
+from app.auth.views import safe_next
 from app.db import get_session, utcnow
 from app.htmx import client_redirect, is_htmx, render, render_partial
 from app.patients.views import get_patient_or_404
@@ -99,7 +100,9 @@ def week():
            reason=days[0].isoformat())
     db.commit()
     return render("scheduling/week.html", "main", doctor=doctor, doctors=doctors, days=days, columns=columns,
-                  statuses=statuses, day=the_day, today=services.today(g.clinic), timedelta=timedelta)
+                  statuses=statuses, day=the_day, today=services.today(g.clinic), timedelta=timedelta,
+                  can_book=can(g.role, Permission.SCHEDULE_BOOK),
+                  back=url_for("schedule.week", doctor_id=doctor.id, day=the_day.isoformat()))
 
 
 @bp.get("/sheet/<uuid:doctor_id>")
@@ -112,7 +115,9 @@ def sheet(doctor_id):
     board = services.board(db, g.clinic, the_day, [doctor.id])
     cards = [c for column in board.columns for c in
              [r.card for r in column.rows if r.card] + column.walk_ins + column.not_held]
-    reasons = {c.appointment.id: services.reason_of(db, c.appointment) for c in cards}
+    # Visit reasons are what the patient told the desk: not for roles that see contact details only.
+    full = can(g.role, Permission.PATIENT_VIEW)
+    reasons = {c.appointment.id: services.reason_of(db, c.appointment) for c in cards} if full else None
     record(db, "schedule.print", patient_ids=board.patient_ids, object_type="schedule", object_id=doctor.id,
            reason=the_day.isoformat())
     db.commit()
@@ -149,8 +154,9 @@ def book_form():
     pick = picker.Pick(chosen=picker.chosen(db, form.chosen_patient_id()))
     if pick.chosen:
         record(db, "patient.view", patient_id=pick.chosen[0].id, object_type="patient", reason="booking")
-        db.commit()
-    return render("scheduling/book.html", "book_form", **_book_context(form, picker.new_patient_form(), pick))
+    response = render("scheduling/book.html", "book_form", **_book_context(form, picker.new_patient_form(), pick))
+    db.commit()  # the audit record, if any; and the connection goes back before the session row is saved
+    return response
 
 
 @bp.post("/book")
@@ -173,10 +179,19 @@ def book():
 
 
 def _refuse(form, new_form, pick, status: int, problem: str, **extra) -> Response:
+    """The booking form again with the desk's input and why it was refused. The chosen patient stays
+    chosen (and is shown, so the view is audited)."""
+    db = get_session()
     if form.new_patient.data:
         pick = picker.Pick(duplicates=pick.duplicates)  # the inline registration was not kept
-    return render("scheduling/book.html", "book_form", status=status,
-                  **_book_context(form, new_form, pick, **{**extra, "problem": problem}))
+    elif pick.chosen is None:
+        pick = picker.Pick(chosen=picker.chosen(db, form.chosen_patient_id()))
+    if pick.chosen:
+        record(db, "patient.view", patient_id=pick.chosen[0].id, object_type="patient", reason="booking")
+    response = render("scheduling/book.html", "book_form", status=status,
+                      **_book_context(form, new_form, pick, **{**extra, "problem": problem}))
+    db.commit()  # the audit record; and the connection goes back before the session row is saved
+    return response
 
 
 def _save_booking(form: BookForm, new_form, types) -> Response:
@@ -217,10 +232,12 @@ def _save_booking(form: BookForm, new_form, types) -> Response:
     if overbook_reason:
         record(db, "appointment.overbook", patient_id=patient.id, object_type="appointment",
                object_id=appointment.id, reason=overbook_reason, flagged=True)
-    db.commit()
     if is_htmx():
-        return board_changed(render("scheduling/book.html", "book_form",
-                                    **_book_context(form, new_form, pick, booked=appointment)))
+        response = board_changed(render("scheduling/book.html", "book_form",
+                                        **_book_context(form, new_form, pick, booked=appointment)))
+        db.commit()
+        return response
+    db.commit()
     flash("The appointment is booked.", "success")
     return redirect(url_for("schedule.appointment", appointment_id=appointment.id), code=303)
 
@@ -231,10 +248,14 @@ def _appointment_context(appointment: Appointment, **extra) -> dict:
     db = get_session()
     label = services.labels_of_one(db, appointment)
     events = booking.history(db, appointment)
+    # Visit and cancellation reasons are what the patient told the desk: not for contact-only roles.
+    full = can(g.role, Permission.PATIENT_VIEW)
+    events = events if full else [(e, None) for e, _ in events]
     people = {e.by for e, _ in events}
     return {
         "a": appointment, "patient": label, "doctor": doctor_or_404(appointment.doctor_id),
-        "type": services.type_of(db, appointment), "reason": services.reason_of(db, appointment),
+        "type": services.type_of(db, appointment),
+        "reason": services.reason_of(db, appointment) if full else None,
         "events": events, "staff": services.staff_names(db, people), "previous_id": appointment.rescheduled_from,
         "next_appointment": services.successor(db, appointment),
         "actions": booking.allowed_actions(g.clinic, appointment) if can(g.role, Permission.SCHEDULE_BOOK) else [],
@@ -243,11 +264,13 @@ def _appointment_context(appointment: Appointment, **extra) -> dict:
     }
 
 
-def _show(appointment: Appointment, status: int = 200, **extra) -> Response:
+def _show(appointment: Appointment, status: int = 200, *, audit: bool = True, **extra) -> Response:
+    """The appointment page or panel, with its one audit record (unless the caller wrote it)."""
     context = _appointment_context(appointment, **extra)
     db = get_session()
-    record(db, "appointment.view", patient_id=appointment.patient_id, object_type="appointment",
-           object_id=appointment.id)
+    if audit:
+        record(db, "appointment.view", patient_id=appointment.patient_id, object_type="appointment",
+               object_id=appointment.id)
     db.commit()
     return render("scheduling/appointment.html", "appointment_panel", status=status, **context)
 
@@ -259,10 +282,6 @@ def appointment(appointment_id):
     return _show(get_appointment_or_404(appointment_id, "appointment.view"))
 
 
-def _safe_next(target: str | None) -> str | None:
-    return target if target and target.startswith("/") and not target.startswith("//") else None
-
-
 @bp.post("/appointments/<uuid:appointment_id>/status")
 @requires(Permission.SCHEDULE_BOOK)
 def change_status(appointment_id):
@@ -272,6 +291,8 @@ def change_status(appointment_id):
     db = get_session()
     action = form.action.data or ""
     try:
+        if not form.validate() and form.reason.errors:
+            raise booking.ScheduleError("Keep the reason to 200 characters.")
         booking.change_status(db, clinic=g.clinic, appointment=appointment, action=action, by=current_user.id,
                               reason=form.reason.data)
     except booking.ScheduleError as exc:
@@ -280,15 +301,16 @@ def change_status(appointment_id):
         if is_htmx():
             return _show(appointment, 409, problem=str(exc), status_form=form)
         flash(str(exc), "error")
-        return redirect(_safe_next(form.next.data) or url_for("schedule.appointment", appointment_id=appointment.id),
+        return redirect(safe_next(form.next.data) or url_for("schedule.appointment", appointment_id=appointment.id),
                         code=303)
+    # The stated reason is PHI: it is sealed in the appointment's history, never copied into the trail.
     record(db, f"appointment.{action}", patient_id=appointment.patient_id, object_type="appointment",
-           object_id=appointment.id, reason=form.reason.data if action == "cancel" else None)
+           object_id=appointment.id)
+    if is_htmx():  # the panel shows the patient this record already names
+        return board_changed(_show(appointment, audit=False))
     db.commit()
-    if is_htmx():
-        return board_changed(_show(appointment))
     flash(_done_message(appointment, action), "success")
-    return redirect(_safe_next(form.next.data) or url_for("schedule.appointment", appointment_id=appointment.id),
+    return redirect(safe_next(form.next.data) or url_for("schedule.appointment", appointment_id=appointment.id),
                     code=303)
 
 

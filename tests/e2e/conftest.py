@@ -72,14 +72,16 @@ def chromium() -> Iterator[Browser]:
 def open_page(chromium, request, tmp_path):
     """Open a page in a fresh browser context (own cookies) at a server's base URL.
 
+    Extra keyword arguments are browser context options (for instance `java_script_enabled=False`).
     Closes every context at teardown and fails the test if a page had a JavaScript error or a
     console error (for instance a script or style refused by the Content-Security-Policy). When the
     test failed, a screenshot and the HTML of each page are kept in the test's tmp_path.
     """
     opened: list[tuple[BrowserContext, Page, list[str]]] = []
 
-    def open_(base_url: str) -> Page:
-        context = chromium.new_context(base_url=base_url, locale="en-IN", timezone_id="Asia/Kolkata")
+    def open_(base_url: str, **options) -> Page:
+        context = chromium.new_context(**{"base_url": base_url, "locale": "en-IN", "timezone_id": "Asia/Kolkata",
+                                          **options})
         context.set_default_timeout(STEP_TIMEOUT_MS)
         page = context.new_page()
         errors: list[str] = []

@@ -1,0 +1,284 @@
+"""The bench data generator: eight clinics, N patients and M appointments over about three years.
+
+`python -m bench.data [--small | --patients N --appointments M] [--fresh]` fills the bench database
+(see bench/env.py); `python -m bench.schedule` does the same before it measures.
+
+The set-up (clinics, staff, hours, sessions, leave, types, data keys) goes through the app's models and
+runtime role (bench/clinics.py). Then bench/plan.py decides how many appointments each doctor has each
+day, and worker processes make patients (bench/patients.py) and appointments (bench/visits.py) clinic
+by clinic and load them by binary COPY on the admin connection with `app.clinic_id` set (a superuser
+skips the foreign-key triggers: the keys hold by construction). Secondary indexes are dropped for the
+load and rebuilt from their own definitions afterwards; the no-overlap exclusion constraint stays and
+checks every appointment as it goes in. Everything random comes from a fixed seed.
+"""
+
+import json
+import multiprocessing
+import os
+import sys
+import time as clock
+import uuid
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import psycopg
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+
+from app.auth.models import StaffUser
+from app.db import get_session, set_tenant
+from app.patients.models import Patient
+from app.patients.services import open_patient
+from app.security.crypto import DecryptionError
+from app.security.fields import Keyring, keyring
+from bench import clinics, patients, visits
+from bench.names import seeded
+from bench.patients import CachingRing
+from bench.plan import FUTURE_DAYS, SMALL, Plan, Size, bench_day_after, history_days, plan_counts, share_patients
+
+__all__ = ["FUTURE_DAYS", "SMALL", "Size", "bench_day_after", "existing", "generate", "matches", "readable"]
+
+FORMAT = 1  # bump when the generator changes what it makes: older bench databases are rebuilt
+META_KEY = "bench"
+COLUMNS = patients.COLUMNS | visits.COLUMNS
+TABLES = tuple(COLUMNS)
+
+
+# --- Loading --------------------------------------------------------------------------------------------------
+
+_PLAN: Plan | None = None
+_RINGS: dict[uuid.UUID, Keyring] = {}
+_CONN: psycopg.Connection | None = None
+_TYPES: dict[str, list[str]] = {}
+
+
+def say(text: str) -> None:
+    """Progress for whoever runs the generator (flushed: `make bench` may be writing to a file)."""
+    print(text, flush=True)
+
+
+def conninfo(admin_url: str) -> str:
+    """A libpq connection string for a SQLAlchemy URL."""
+    return make_url(admin_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def _connect(info: str, superuser: bool) -> None:
+    global _CONN
+    _CONN = psycopg.connect(info)
+    _CONN.execute("SET synchronous_commit = off")
+    if superuser:  # loading generated rows: the foreign keys hold by construction, so skip their triggers
+        _CONN.execute("SET session_replication_role = replica")
+    _CONN.commit()
+
+
+def _types(table: str) -> list[str]:
+    if table not in _TYPES:
+        found = dict(_CONN.execute(
+            "SELECT a.attname, t.typname FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
+            "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped", [table]).fetchall())
+        _TYPES[table] = [found[c] for c in COLUMNS[table]]
+    return _TYPES[table]
+
+
+def _copy(table: str, rows: list[tuple]) -> None:
+    types = _types(table)  # before the COPY starts: the connection serves nothing else during it
+    statement = f"COPY {table} ({', '.join(COLUMNS[table])}) FROM STDIN (FORMAT BINARY)"
+    with _CONN.cursor() as cur, cur.copy(statement) as cp:
+        cp.set_types(types)
+        for row in rows:
+            cp.write_row(row)
+
+
+def _task(task: tuple) -> tuple[str, int]:
+    """Make and COPY one piece (a clinic's patients low..high, or a clinic's days) in one transaction."""
+    kind, ci, arg = task
+    cp = _PLAN.clinics[ci]
+    ring = _RINGS[cp.id]
+    rows = patients.make(_PLAN, cp, ring, *arg) if kind == "patients" else visits.make(_PLAN, cp, ring, arg)
+    _CONN.execute("SELECT set_config('app.clinic_id', %s, true)", [str(cp.id)])
+    for table, table_rows in rows.items():
+        _copy(table, table_rows)
+    _CONN.commit()
+    return kind, len(rows.get("patient", rows.get("appointment")))
+
+
+def _tasks(plan: Plan) -> tuple[list[tuple], list[tuple]]:
+    """A clinic's patients 4,000 at a time; its appointments some 12,000 at a time, biggest pieces first."""
+    patient_tasks = [("patients", cp.index, (low, min(low + 4000, cp.patients + 1)))
+                     for cp in plan.clinics for low in range(1, cp.patients + 1, 4000)]
+    appointments = []
+    for cp in plan.clinics:
+        days, total, day = [], 0, plan.first
+        while day <= plan.last:
+            days.append(day)
+            total += sum(plan.counts.get((cp.index, day), ()))
+            if total >= 12_000 or day == plan.last:
+                appointments.append(("appointments", cp.index, days))
+                days, total = [], 0
+            day += timedelta(days=1)
+    return patient_tasks, sorted(appointments, key=lambda t: -sum(sum(plan.counts.get((t[1], d), ())) for d in t[2]))
+
+
+def _run(tasks: list[tuple], pool, total: int, what: str, log) -> float:
+    started, done, shown = clock.perf_counter(), 0, 0
+    for _, count in (pool.imap_unordered(_task, tasks) if pool else map(_task, tasks)):
+        done += count
+        if done - shown >= total / 10 or done == total:
+            shown = done
+            elapsed = clock.perf_counter() - started
+            log(f"  {what}: {done:,} of {total:,} ({done / elapsed:,.0f}/s, {elapsed:.0f} s)")
+    return clock.perf_counter() - started
+
+
+@contextmanager
+def indexes_deferred(conn: psycopg.Connection, log):
+    """Drop the loaded tables' secondary indexes and rebuild them afterwards from their own definitions
+    (also when the load fails). Constraints stay: the no-overlap exclusion constraint checks every row
+    as it arrives (and a rebuilt one would not read back exactly as the migration wrote it)."""
+    indexes = conn.execute(
+        "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index i "
+        "WHERE indrelid = ANY(%s::regclass[]) AND NOT EXISTS "
+        "(SELECT FROM pg_constraint c WHERE c.conindid = i.indexrelid)", [list(TABLES)]).fetchall()
+    for name, _ in indexes:
+        conn.execute(f"DROP INDEX {name}")
+    try:
+        yield
+    finally:
+        started = clock.perf_counter()
+        conn.execute("SET maintenance_work_mem = '512MB'")
+        for name, definition in indexes:
+            conn.execute(definition)
+            log(f"  index {name} rebuilt ({clock.perf_counter() - started:.0f} s)")
+
+
+def _check_columns(conn: psycopg.Connection) -> None:
+    """Fail clearly when the schema gained a required column this generator does not fill."""
+    for table, columns in COLUMNS.items():
+        required = {r[0] for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = %s AND is_nullable = 'NO' "
+            "AND column_default IS NULL", [table])}
+        if required - set(columns):
+            raise SystemExit(f"bench/data.py does not fill {table}.{', '.join(sorted(required - set(columns)))}")
+
+
+def _mark(admin_url: str, meta: dict) -> None:
+    """The bench marker in `app_meta`: which generator made this database, at what size, when."""
+    with psycopg.connect(conninfo(admin_url), autocommit=True) as conn:
+        conn.execute("INSERT INTO app_meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = "
+                     "excluded.value", [META_KEY, json.dumps(meta, separators=(",", ":"))])
+
+
+def _finish(conn: psycopg.Connection, plan: Plan) -> None:
+    """Counters the app continues from (MRNs, today's queue tokens) and fresh statistics."""
+    for cp in plan.clinics:
+        with conn.transaction():
+            conn.execute("SELECT set_config('app.clinic_id', %s, true)", [str(cp.id)])
+            conn.execute("INSERT INTO clinic_counter (clinic_id, name, value) VALUES (%s, 'mrn', %s)",
+                         [cp.id, cp.patients])
+            conn.execute("INSERT INTO clinic_counter (clinic_id, name, value) SELECT clinic_id, %s, max(token) "
+                         "FROM appointment WHERE clinic_id = %s AND day = %s AND token IS NOT NULL GROUP BY clinic_id",
+                         [f"token:{plan.anchor.isoformat()}", cp.id, plan.anchor])
+    for table in TABLES:
+        conn.execute(f"VACUUM (ANALYZE) {table}")
+
+
+def generate(app, admin_url: str, size: Size, *, workers: int | None = None, log=say) -> dict:
+    """Fill an empty, migrated database; returns the bench marker stored in `app_meta`."""
+    global _PLAN, _RINGS
+    started = clock.perf_counter()
+    now = datetime.now(UTC).replace(microsecond=0)
+    anchor = now.astimezone(ZoneInfo(clinics.TZ)).date()
+    bench_day = bench_day_after(anchor, clinics.SPECS[0].place.state_code)
+    first, last = anchor - timedelta(days=history_days(size)), anchor + timedelta(days=FUTURE_DAYS)
+    with app.app_context():
+        db = get_session()
+        if db.scalar(select(StaffUser.id).limit(1)) is not None:
+            raise SystemExit("the bench database is not empty")
+        _mark(admin_url, {"format": FORMAT, "loading": True})  # from here on, a rebuild may drop it
+        plans = clinics.create(db, seeded(size.seed, "set-up"), first=first, last=last, bench_day=bench_day,
+                               ms=int(now.timestamp() * 1000))
+        rings = {cp.id: CachingRing(keyring(db, cp.id)) for cp in plans}
+        db.commit()
+    plan = Plan(size, now, anchor, first, last, bench_day, plans)
+    plan_counts(plan)
+    share_patients(plan)
+    log(f"set-up: {len(plans)} clinics, {sum(len(c.doctors) for c in plans)} doctors, appointments "
+        f"{first} to {last}, benchmark day {bench_day} ({clock.perf_counter() - started:.1f} s)")
+    _PLAN, _RINGS = plan, rings
+    workers = workers or os.cpu_count() or 1
+    patient_tasks, appointment_tasks = _tasks(plan)
+    info = conninfo(admin_url)
+    timings = {}
+    with psycopg.connect(info, autocommit=True) as conn:
+        _check_columns(conn)
+        superuser = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0]
+        with indexes_deferred(conn, log):
+            pool = multiprocessing.get_context("fork").Pool(workers, _connect, (info, superuser)) \
+                if workers > 1 else None
+            if pool is None:
+                _connect(info, superuser)
+            try:
+                timings["patients_s"] = _run(patient_tasks, pool, size.patients, "patients", log)
+                timings["appointments_s"] = _run(appointment_tasks, pool, size.appointments, "appointments", log)
+            finally:
+                if pool:
+                    pool.close()
+                    pool.join()
+                elif _CONN:
+                    _CONN.close()
+            index_started = clock.perf_counter()
+        timings["indexes_s"] = clock.perf_counter() - index_started
+        meta = {"format": FORMAT, **asdict(size), "anchor": anchor.isoformat(), "bench_day": bench_day.isoformat(),
+                "load_s": 0}
+        analyze_started = clock.perf_counter()
+        _finish(conn, plan)
+        timings["analyze_s"] = clock.perf_counter() - analyze_started
+    meta["load_s"] = round(clock.perf_counter() - started)
+    _mark(admin_url, meta)
+    log("loaded in " + ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in timings.items()) + f"; {meta['load_s']} s in all")
+    return meta
+
+
+def existing(admin_url: str) -> dict | None:
+    """The bench marker of a generated database, or None."""
+    with psycopg.connect(conninfo(admin_url)) as conn:
+        found = conn.execute("SELECT to_regclass('app_meta') IS NOT NULL").fetchone()[0] and conn.execute(
+            "SELECT value FROM app_meta WHERE key = %s", [META_KEY]).fetchone()
+    return json.loads(found[0]) if found else None
+
+
+def matches(meta: dict | None, size: Size) -> bool:
+    """Whether a finished bench database of this generator has this size."""
+    return bool(meta) and meta.get("format") == FORMAT and not meta.get("loading") and all(
+        meta.get(k) == v for k, v in asdict(size).items())
+
+
+def readable(app, admin_url: str) -> bool:
+    """Whether this app's master key opens the bench data (one patient's record)."""
+    with psycopg.connect(conninfo(admin_url)) as conn:
+        row = conn.execute("SELECT clinic_id, id FROM patient LIMIT 1").fetchone()
+    if row is None:
+        return False
+    with app.app_context():
+        db = get_session()
+        set_tenant(db, clinic_id=row[0], user_id=None)
+        try:
+            open_patient(db, db.get(Patient, (row[0], row[1])))
+        except DecryptionError:
+            return False
+    return True
+
+
+def main(argv: list[str] | None = None) -> None:
+    from bench import env
+
+    args = env.parser("Generate the bench database (reused when it already has this size).").parse_args(argv)
+    bench = env.resolve(args)
+    env.prepare(bench, env.size_of(args), fresh=args.fresh, workers=args.workers)
+    print(f"bench database ready: {bench.safe_url}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

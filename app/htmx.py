@@ -13,6 +13,11 @@ def is_htmx() -> bool:
     )
 
 
+def target() -> str | None:
+    """The id of the element an htmx request will swap (None for a plain request)."""
+    return request.headers.get("HX-Target") if request.headers.get("HX-Request") == "true" else None
+
+
 def is_htmx_any() -> bool:
     """Any request made by htmx, boosted or not."""
     return request.headers.get("HX-Request") == "true"

@@ -27,7 +27,10 @@ def settings_post():
     if not form.validate():
         return render_template("clinics/settings.html", form=form), 422
     db = get_session()
-    update_clinic(db, g.clinic, form.data)
+    outside = update_clinic(db, g.clinic, form.data)
     db.commit()
     flash(f"Settings saved for {g.clinic.name} ({BY_CODE[g.clinic.state_code].name}).", "success")
+    if outside:
+        flash(f"{outside} booked appointment(s) now fall outside their doctor's hours (the new time zone or "
+              "state's holidays): they stay booked and are listed under Schedule setup for follow-up.", "warning")
     return client_redirect(url_for("clinics.settings"))

@@ -337,12 +337,14 @@ class PatientLabel:
 
     full_name: str
     mrn: str
-    sex: str
-    age: int
+    sex: str | None = None  # None for roles that see name and contact details only
+    age: int | None = None
 
 
-def labels_of(db: Session, clinic_id: uuid.UUID, patient_ids) -> dict[uuid.UUID, PatientLabel]:
-    """Schedule labels for some of the clinic's patients, in one query."""
+def labels_of(db: Session, clinic_id: uuid.UUID, patient_ids, *,
+              contact_only: bool = False) -> dict[uuid.UUID, PatientLabel]:
+    """Schedule labels for some of the clinic's patients, in one query (name and MRN only when
+    `contact_only`: sex and date of birth are not even decrypted)."""
     if not patient_ids:
         return {}
     ring = keyring(db, clinic_id)
@@ -350,8 +352,10 @@ def labels_of(db: Session, clinic_id: uuid.UUID, patient_ids) -> dict[uuid.UUID,
                       .where(Patient.clinic_id == clinic_id, Patient.id.in_(set(patient_ids))))
     labels = {}
     for pid, name, mrn, sex, dob in rows:
-        born = date.fromisoformat(ring.open("patient", "dob", pid, dob))
-        labels[pid] = PatientLabel(ring.open("patient", "full_name", pid, name), ring.open("patient", "mrn", pid, mrn),
-                                   ring.open("patient", "sex", pid, sex),
-                                   PatientData(full_name="", sex="", dob=born).age)
+        label = PatientLabel(ring.open("patient", "full_name", pid, name), ring.open("patient", "mrn", pid, mrn))
+        if not contact_only:
+            born = date.fromisoformat(ring.open("patient", "dob", pid, dob))
+            label = PatientLabel(label.full_name, label.mrn, ring.open("patient", "sex", pid, sex),
+                                 PatientData(full_name="", sex="", dob=born).age)
+        labels[pid] = label
     return labels

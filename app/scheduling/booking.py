@@ -28,6 +28,13 @@ from app.scheduling.models import (
 )
 from app.security.fields import keyring
 
+# No appointment is longer than this (the appointment type's check constraint): an overlap query may
+# bound the index range it scans to start times after `starts - LONGEST`.
+LONGEST = timedelta(minutes=480)
+
+
+TAKEN_SINCE = "That time has been booked for someone else since; book a new slot instead."
+
 
 class ScheduleError(Exception):
     """A change the desk asked for that is not allowed; the message says why, in plain words."""
@@ -90,7 +97,7 @@ def patient_overlaps(db: Session, clinic_id: uuid.UUID, patient_id: uuid.UUID, s
     """The patient's other appointments (any doctor) that overlap this time."""
     query = select(Appointment).where(
         Appointment.clinic_id == clinic_id, Appointment.patient_id == patient_id, Appointment.status.in_(HOLDS_SLOT),
-        Appointment.starts_at < ends, Appointment.ends_at > starts)
+        Appointment.starts_at < ends, Appointment.ends_at > starts, Appointment.starts_at > starts - LONGEST)
     if exclude:
         query = query.where(Appointment.id != exclude)
     return list(db.scalars(query))
@@ -102,17 +109,25 @@ def check_slot(db: Session, clinic: Clinic, doctor_id: uuid.UUID, starts: dateti
     doctor's day."""
     if starts < utcnow() - timedelta(minutes=5):
         raise ScheduleError("That time has already passed; choose a later slot.")
+    services.lock_availability(db, clinic.id, doctor_id)  # an admin's change to the hours waits for this
     day = services.doctor_day(db, clinic, doctor_id, services.local_day(clinic, starts))
     if not overbook and not day.contains(starts, ends):
         raise ScheduleError("The doctor is not available for the whole of that time. Choose a free slot, "
                             "or overbook with a reason.")
-    # Overbooked appointments stand outside the exclusion constraint, so an ordinary booking checks for
-    # them here (the constraint remains what settles two ordinary bookings racing each other).
-    if not overbook and db.scalar(select(Appointment.id).where(
-            Appointment.clinic_id == clinic.id, Appointment.doctor_id == doctor_id, Appointment.overbooked,
-            Appointment.status.in_(HOLDS_SLOT), Appointment.starts_at < ends, Appointment.ends_at > starts).limit(1)):
+    if not overbook and overbooked_overlap(db, clinic.id, doctor_id, starts, ends):
         raise SlotTaken()
     return day
+
+
+def overbooked_overlap(db: Session, clinic_id: uuid.UUID, doctor_id: uuid.UUID, starts: datetime,
+                       ends: datetime) -> bool:
+    """Whether an overbooked appointment of the doctor holds part of this time. Overbooked appointments
+    stand outside the exclusion constraint, so an ordinary booking checks for them here (the constraint
+    remains what settles two ordinary bookings racing each other)."""
+    return db.scalar(select(Appointment.id).where(
+        Appointment.clinic_id == clinic_id, Appointment.doctor_id == doctor_id, Appointment.overbooked,
+        Appointment.status.in_(HOLDS_SLOT), Appointment.starts_at < ends, Appointment.ends_at > starts,
+        Appointment.starts_at > starts - LONGEST).limit(1)) is not None
 
 
 def book(db: Session, *, clinic: Clinic, patient: Patient, doctor_id: uuid.UUID, starts: datetime,
@@ -158,6 +173,11 @@ def add_walk_in(db: Session, *, clinic: Clinic, patient: Patient, doctor_id: uui
                 type_: AppointmentType | None, reason: str | None, by: uuid.UUID) -> Appointment:
     """A patient without a slot joins the doctor's queue today with the next token."""
     day = services.today(clinic)
+    waiting = db.scalar(select(Appointment).where(
+        Appointment.clinic_id == clinic.id, Appointment.patient_id == patient.id, Appointment.doctor_id == doctor_id,
+        Appointment.day == day, Appointment.status.in_((Status.ARRIVED, Status.IN_CONSULTATION))).limit(1))
+    if waiting is not None:
+        raise ScheduleError(f"This patient is already in the doctor's queue today (token {waiting.token}).")
     ring = keyring(db, clinic.id)
     now = utcnow()
     appointment = Appointment(
@@ -194,6 +214,9 @@ def change_status(db: Session, *, clinic: Clinic, appointment: Appointment, acti
         raise ScheduleError(_refusal(appointment, action))
     if action == "cancel" and not (reason or "").strip():
         raise ScheduleError("Say why the appointment is cancelled.")
+    if action == "undo_no_show" and not appointment.overbooked and overbooked_overlap(
+            db, clinic.id, appointment.doctor_id, appointment.starts_at, appointment.ends_at):
+        raise ScheduleError(TAKEN_SINCE)
     before = appointment.status
     now = utcnow()
     appointment.status = target
@@ -212,7 +235,7 @@ def change_status(db: Session, *, clinic: Clinic, appointment: Appointment, acti
             db.flush()
     except IntegrityError as exc:  # undoing a no-show whose time someone else has booked since
         if getattr(getattr(exc.orig, "diag", None), "constraint_name", None) == NO_OVERLAP_CONSTRAINT:
-            raise ScheduleError("That time has been booked for someone else since; book a new slot instead.") from exc
+            raise ScheduleError(TAKEN_SINCE) from exc
         raise
     add_history(db, appointment, action, by, before=before, detail=reason)
     db.flush()

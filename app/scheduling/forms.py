@@ -1,7 +1,7 @@
 """Booking, walk-in, status and reschedule forms. Each keeps every typed value when it comes back."""
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask_wtf import FlaskForm
@@ -26,12 +26,14 @@ def parse_uuid(text: str | None) -> uuid.UUID | None:
 
 
 def parse_local(text: str | None, tz: str) -> datetime | None:
-    """'2026-11-21T10:30' as an aware time in the clinic's zone, or None."""
+    """'2026-11-21T10:30' as an aware time in the clinic's zone, or None (also for a time too far from now
+    to be a real booking)."""
     try:
         moment = datetime.fromisoformat(text or "")
     except ValueError:
         return None
-    return moment.replace(tzinfo=ZoneInfo(tz)) if moment.tzinfo is None else moment
+    moment = moment.replace(tzinfo=ZoneInfo(tz)) if moment.tzinfo is None else moment
+    return moment if abs(moment - datetime.now(UTC)) <= timedelta(days=5 * 366) else None
 
 
 class PickForm(FlaskForm):
@@ -83,5 +85,6 @@ class StatusForm(FlaskForm):
 class RescheduleForm(FlaskForm):
     doctor_id = HiddenField(validators=[DataRequired()])
     start = HiddenField(validators=[DataRequired()])
+    confirm_overlap = BooleanField("Move anyway: the patient has another appointment at that time")
     overbook = BooleanField("Overbook: the doctor is already booked (or not available) at this time")
     overbook_reason = StringField("Why overbook", validators=[Optional(), Length(max=200)], filters=[_strip])

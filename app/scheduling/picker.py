@@ -11,6 +11,7 @@ from flask import g, request
 from sqlalchemy.orm import Session
 
 from app.audit.services import deny_not_found, record
+from app.auth.policy import Permission, can
 from app.patients import services as patients
 from app.patients.models import Patient
 from app.scheduling.forms import NewPatientForm, PickForm
@@ -65,6 +66,9 @@ def resolve(db: Session, form: PickForm, new_form: NewPatientForm, by: uuid.UUID
         if pick is None:
             return None, Pick(error="Choose the patient: search by name, phone or MRN, or register a new patient.")
         return pick[0], Pick(chosen=pick)
+    if not can(g.role, Permission.PATIENT_EDIT):
+        return None, Pick(error="Your role may not register patients: ask the front desk, or choose a registered "
+                                "patient.")
     if not new_form.validate():
         return None, Pick(error="Check the new patient's details below.")
     data = new_form.to_data()

@@ -9,10 +9,10 @@ from flask_login import current_user
 from app.audit.services import record
 from app.auth.policy import Permission, can, requires
 from app.db import get_session, utcnow
-from app.htmx import is_htmx, render, render_partial
+from app.htmx import is_htmx, render, render_partial, target
 from app.scheduling import booking, picker, services
 from app.scheduling.forms import WalkInForm, parse_uuid
-from app.scheduling.views import board_changed, doctor_or_404
+from app.scheduling.views import board_changed, contact_only, doctor_or_404
 
 bp = Blueprint("queue", __name__, url_prefix="/queue")
 
@@ -22,7 +22,7 @@ def _queues_context(doctor_ids=None, *, mine: bool = False) -> dict:
     day = services.today(g.clinic)
     # The stamp first: a change committed while the queue is read makes the next poll fetch it again.
     stamp = services.queue_stamp(db, g.clinic, day)
-    queues = services.queues(db, g.clinic, day, doctor_ids)
+    queues = services.queues(db, g.clinic, day, doctor_ids, contact_only=contact_only())
     shown = dict.fromkeys(c.appointment.patient_id for q in queues for c in q.waiting + q.current + q.done)
     record(db, "queue.view", patient_ids=list(shown), object_type="queue", reason=day.isoformat())
     db.commit()
@@ -66,7 +66,7 @@ def call_next(doctor_id):
     token = request.form.get("token", "")
     try:
         finished, called = booking.call_next(db, clinic=g.clinic, doctor_id=doctor.id, by=current_user.id,
-                                             token=int(token) if token.isdigit() else None)
+                                             token=int(token) if token.isdecimal() and len(token) < 7 else None)
     except booking.ScheduleError as exc:
         db.rollback()
         if is_htmx():
@@ -94,7 +94,8 @@ def call_next(doctor_id):
 # --- Walk-ins -------------------------------------------------------------------------------------------
 
 def _walk_in_context(form: WalkInForm, new_form, pick: picker.Pick, **extra) -> dict:
-    return {"form": form, "new_form": new_form, "pick": pick, "problem": pick.error, "added": None, **extra}
+    return {"form": form, "new_form": new_form, "pick": pick, "problem": pick.error, "added": None,
+            "can_register": can(g.role, Permission.PATIENT_EDIT), **extra}
 
 
 def _prepare(form: WalkInForm) -> list:
@@ -133,8 +134,9 @@ def walk_in():
     if picker.wants_search(form):
         pick = picker.search(db, form)
         db.commit()
-        if is_htmx():
-            return render_partial("scheduling/_pick_results.html", form=form, pick=pick)
+        if target() == "picker-results":  # search as you type; the Search button swaps the whole form
+            return render_partial("scheduling/_pick_results.html", form=form, pick=pick,
+                                  can_register=can(g.role, Permission.PATIENT_EDIT))
         return render("scheduling/walk_in.html", "walk_in_form", **_walk_in_context(form, new_form, pick))
     if request.form.get("use_patient"):
         form.patient_id.data, form.new_patient.data = request.form["use_patient"], False
@@ -146,8 +148,14 @@ def walk_in():
         db.commit()
         return render("scheduling/walk_in.html", "walk_in_form", status=422, **_walk_in_context(form, new_form, pick))
     type_ = next((t for t in types if str(t.id) == form.type_id.data), None)
-    added = booking.add_walk_in(db, clinic=g.clinic, patient=patient, doctor_id=parse_uuid(form.doctor_id.data),
-                                type_=type_, reason=form.reason.data, by=current_user.id)
+    try:
+        added = booking.add_walk_in(db, clinic=g.clinic, patient=patient, doctor_id=parse_uuid(form.doctor_id.data),
+                                    type_=type_, reason=form.reason.data, by=current_user.id)
+    except booking.ScheduleError as exc:
+        db.rollback()
+        pick = picker.Pick(chosen=None if form.new_patient.data else picker.chosen(db, form.chosen_patient_id()))
+        return render("scheduling/walk_in.html", "walk_in_form", status=409,
+                      **_walk_in_context(form, new_form, pick, problem=str(exc)))
     record(db, "appointment.walk_in", patient_id=patient.id, object_type="appointment", object_id=added.id)
     db.commit()
     if is_htmx():

@@ -20,6 +20,7 @@ from app.db import utcnow
 from app.patients.services import PatientLabel, labels_of, staff_names
 from app.scheduling import slots as sl
 from app.scheduling.models import (
+    HOLDS_SLOT,
     Appointment,
     AppointmentType,
     ClinicDay,
@@ -75,6 +76,17 @@ def doctors(db: Session, clinic_id: uuid.UUID, *, include_disabled: bool = False
     if not include_disabled:
         query = query.where(StaffUser.disabled_at.is_(None))
     return [Doctor(i, n, active) for i, n, active in db.execute(query)]
+
+
+def find_doctor(db: Session, clinic_id: uuid.UUID, doctor_id: uuid.UUID | None) -> Doctor | None:
+    """One of the clinic's doctors, or someone who was (their appointments stay reachable); else None."""
+    if doctor_id is None:
+        return None
+    found = next((d for d in doctors(db, clinic_id, include_disabled=True) if d.id == doctor_id), None)
+    if found is None and db.scalar(select(Appointment.id).where(Appointment.clinic_id == clinic_id,
+                                                                Appointment.doctor_id == doctor_id).limit(1)):
+        found = Doctor(doctor_id, staff_names(db, {doctor_id}).get(doctor_id, "Former doctor"), active=False)
+    return found
 
 
 def _and_former_doctors(db: Session, known: list[Doctor], appointments: list[Appointment]) -> list[Doctor]:
@@ -182,11 +194,18 @@ def board_stamp(db: Session, clinic: Clinic, day: date) -> str:
     """Changes whenever the board would: an appointment of the day changed, the day's availability
     changed (hours, closure, sessions, leave), or a 5-minute step passed (slots move into the past).
     Polling desks get 204 while it stays the same."""
-    count, latest = db.execute(select(func.count(), func.max(Appointment.updated_at))
-                               .where(Appointment.clinic_id == clinic.id, Appointment.day == day)).one()
+    changes = _changes(db, clinic, day)
     availability_digest = db.scalar(_AVAILABILITY_DIGEST, {"c": clinic.id, "d": day, "w": day.weekday()})
     step = int(utcnow().timestamp() // 300)
-    return f"{count}.{latest.timestamp() if latest else 0}.{availability_digest[:12]}.{step}"
+    return f"{changes}.{availability_digest[:12]}.{step}"
+
+
+def _changes(db: Session, clinic: Clinic, day: date) -> str:
+    """The day's appointments: how many, and the sum of their versions (every committed change raises one;
+    the latest `updated_at` alone can miss a change whose clock was earlier but whose commit was later)."""
+    count, versions = db.execute(select(func.count(), func.coalesce(func.sum(Appointment.version), 0))
+                                 .where(Appointment.clinic_id == clinic.id, Appointment.day == day)).one()
+    return f"{count}.{versions}"
 
 
 def _shown(cards: list[Card]) -> list[uuid.UUID]:
@@ -194,8 +213,8 @@ def _shown(cards: list[Card]) -> list[uuid.UUID]:
     return list(dict.fromkeys(c.appointment.patient_id for c in cards))
 
 
-def _cards(db: Session, clinic: Clinic, appointments: list[Appointment]) -> list[Card]:
-    labels = labels_of(db, clinic.id, {a.patient_id for a in appointments})
+def _cards(db: Session, clinic: Clinic, appointments: list[Appointment], contact_only: bool) -> list[Card]:
+    labels = labels_of(db, clinic.id, {a.patient_id for a in appointments}, contact_only=contact_only)
     types = {t.id: t for t in appointment_types(db, clinic.id, active_only=False)}
     return [Card(a, labels[a.patient_id], types.get(a.type_id)) for a in appointments]
 
@@ -242,7 +261,8 @@ def _column(doctor: Doctor, day: sl.DoctorDay, cards: list[Card], now: datetime)
     return column
 
 
-def board(db: Session, clinic: Clinic, day: date, doctor_ids: list[uuid.UUID] | None = None) -> Board:
+def board(db: Session, clinic: Clinic, day: date, doctor_ids: list[uuid.UUID] | None = None, *,
+          contact_only: bool = False) -> Board:
     """The day board: a column per doctor working that day (or with appointments that day). A doctor
     whose account is disabled keeps their appointments on the board but offers no free slot."""
     # The stamp first: a change committed while the board is read makes the next poll fetch it again.
@@ -253,7 +273,7 @@ def board(db: Session, clinic: Clinic, day: date, doctor_ids: list[uuid.UUID] | 
     if doctor_ids is not None:
         all_doctors = [d for d in all_doctors if d.id in doctor_ids]
     days = availability(db, clinic, [day], [d.id for d in all_doctors if d.active], status)
-    cards = _cards(db, clinic, appointments)
+    cards = _cards(db, clinic, appointments, contact_only)
     by_doctor = defaultdict(list)
     for card in cards:
         by_doctor[card.appointment.doctor_id].append(card)
@@ -264,7 +284,8 @@ def board(db: Session, clinic: Clinic, day: date, doctor_ids: list[uuid.UUID] | 
     return Board(day, status[day], columns, stamp, _shown([card for column in columns for card in column.cards]))
 
 
-def week(db: Session, clinic: Clinic, doctor: Doctor, day: date) -> tuple[list[date], dict[date, Column], list]:
+def week(db: Session, clinic: Clinic, doctor: Doctor, day: date, *,
+         contact_only: bool = False) -> tuple[list[date], dict[date, Column], list]:
     """One doctor's week (Monday to Sunday around `day`): a column per day, and the patients shown."""
     monday = day - timedelta(days=day.weekday())
     days = [monday + timedelta(days=i) for i in range(7)]
@@ -273,7 +294,7 @@ def week(db: Session, clinic: Clinic, doctor: Doctor, day: date) -> tuple[list[d
     appointments = db.scalars(select(Appointment).where(
         Appointment.clinic_id == clinic.id, Appointment.doctor_id == doctor.id,
         Appointment.day.between(days[0], days[-1])).order_by(Appointment.starts_at.nulls_first(), Appointment.token))
-    cards = _cards(db, clinic, list(appointments))
+    cards = _cards(db, clinic, list(appointments), contact_only)
     now = utcnow()
     columns = {d: _column(doctor, avail[(doctor.id, d)] if doctor.active else sl.DoctorDay(),
                           [c for c in cards if c.appointment.day == d], now) for d in days}
@@ -293,14 +314,15 @@ class Queue:
 QUEUE_STATUSES = (Status.ARRIVED, Status.IN_CONSULTATION, Status.COMPLETED)
 
 
-def queues(db: Session, clinic: Clinic, day: date, doctor_ids: list[uuid.UUID] | None = None) -> list[Queue]:
+def queues(db: Session, clinic: Clinic, day: date, doctor_ids: list[uuid.UUID] | None = None, *,
+           contact_only: bool = False) -> list[Queue]:
     """Per doctor: waiting (by token), in consultation, done, for the day."""
     query = select(Appointment).where(Appointment.clinic_id == clinic.id, Appointment.day == day,
                                       Appointment.status.in_(QUEUE_STATUSES))
     if doctor_ids is not None:
         query = query.where(Appointment.doctor_id.in_(doctor_ids))
     appointments = list(db.scalars(query.order_by(Appointment.token)))
-    cards = _cards(db, clinic, appointments)
+    cards = _cards(db, clinic, appointments, contact_only)
     result = {d.id: Queue(d) for d in _and_former_doctors(db, doctors(db, clinic.id, include_disabled=True),
                                                           appointments)
               if doctor_ids is None or d.id in doctor_ids}
@@ -314,10 +336,8 @@ def queues(db: Session, clinic: Clinic, day: date, doctor_ids: list[uuid.UUID] |
 
 
 def queue_stamp(db: Session, clinic: Clinic, day: date) -> str:
-    """Changes when the queue does, and every minute (the minutes waited move on)."""
-    count, latest = db.execute(select(func.count(), func.max(Appointment.updated_at)).where(
-        Appointment.clinic_id == clinic.id, Appointment.day == day, Appointment.status.in_(QUEUE_STATUSES))).one()
-    return f"{count}.{latest.timestamp() if latest else 0}.{int(utcnow().timestamp() // 60)}"
+    """Changes when the day's appointments do, and every minute (the minutes waited move on)."""
+    return f"{_changes(db, clinic, day)}.{int(utcnow().timestamp() // 60)}"
 
 
 # --- One appointment ----------------------------------------------------------------------------------
@@ -341,15 +361,28 @@ def patient_appointments(db: Session, clinic_id: uuid.UUID, patient_id: uuid.UUI
                            .limit(limit)))
 
 
-def upcoming_outside_availability(db: Session, clinic: Clinic, doctor_ids: list[uuid.UUID] | None = None,
-                                  *, horizon_days: int = 400) -> list[Appointment]:
+def lock_availability(db: Session, clinic_id: uuid.UUID, doctor_id: uuid.UUID | None = None) -> None:
+    """Serialise a booking against a change of the availability it is checked against (until commit).
+
+    With a doctor: this doctor's bookings and setup changes wait for each other; without one (opening
+    hours, closures), the change waits for every booking in the clinic and they for it.
+    """
+    clinic_key = func.hashtextextended(f"availability:{clinic_id}", 0)
+    if doctor_id is None:
+        db.execute(select(func.pg_advisory_xact_lock(clinic_key)))
+        return
+    db.execute(select(func.pg_advisory_xact_lock_shared(clinic_key)))
+    db.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(f"availability:{clinic_id}:{doctor_id}", 0))))
+
+
+def upcoming_outside_availability(db: Session, clinic: Clinic,
+                                  doctor_ids: list[uuid.UUID] | None = None) -> list[Appointment]:
     """Future appointments that no longer fall inside their doctor's availability (none hidden)."""
     now = utcnow()
     # Only the columns the check needs: a busy clinic has thousands of future bookings.
     query = select(Appointment.id, Appointment.doctor_id, Appointment.day, Appointment.starts_at,
                    Appointment.ends_at).where(
         Appointment.clinic_id == clinic.id, Appointment.starts_at >= now,
-        Appointment.starts_at < now + timedelta(days=horizon_days),
         Appointment.status.in_((Status.BOOKED, Status.CONFIRMED)), Appointment.overbooked.is_(False))
     if doctor_ids is not None:
         query = query.where(Appointment.doctor_id.in_(doctor_ids))
@@ -371,8 +404,21 @@ def upcoming_outside_availability(db: Session, clinic: Clinic, doctor_ids: list[
                            .order_by(Appointment.starts_at)))
 
 
-def labels_of_one(db: Session, appointment: Appointment) -> PatientLabel:
-    return labels_of(db, appointment.clinic_id, [appointment.patient_id])[appointment.patient_id]
+def free_slots(db: Session, clinic: Clinic, doctor_id: uuid.UUID, day: date) -> list[sl.Slot]:
+    """The doctor's free slots on the day that have not begun (no patient's data is opened)."""
+    available = availability(db, clinic, [day], [doctor_id])[(doctor_id, day)]
+    held = db.execute(select(Appointment.starts_at, Appointment.ends_at).where(
+        Appointment.clinic_id == clinic.id, Appointment.doctor_id == doctor_id, Appointment.day == day,
+        Appointment.starts_at.is_not(None), Appointment.status.in_(HOLDS_SLOT))).all()
+    busy = _merged(sorted((s, e) for s, e in held))
+    now = utcnow()
+    return [slot for slot in available.slots()
+            if slot.starts >= now and not any(b[0] < slot.ends and slot.starts < b[1] for b in busy)]
+
+
+def labels_of_one(db: Session, appointment: Appointment, *, contact_only: bool = False) -> PatientLabel:
+    return labels_of(db, appointment.clinic_id, [appointment.patient_id],
+                     contact_only=contact_only)[appointment.patient_id]
 
 
 def type_of(db: Session, appointment: Appointment) -> AppointmentType | None:

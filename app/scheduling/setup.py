@@ -14,7 +14,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.audit.services import record
+from app.audit.services import deny_not_found, record
 from app.auth.policy import Permission, requires
 from app.db import get_session, new_id, utcnow
 from app.htmx import client_redirect, render
@@ -181,9 +181,10 @@ def _type_page(form: TypeForm, type_=None, status: int = 200):
 
 
 def _get_type(type_id: uuid.UUID) -> AppointmentType:
-    type_ = get_session().get(AppointmentType, (g.clinic.id, type_id))
+    db = get_session()
+    type_ = db.get(AppointmentType, (g.clinic.id, type_id))
     if type_ is None:
-        abort(404)
+        deny_not_found(db, "schedule.setup", object_type="appointment_type", object_id=type_id)
     return type_
 
 
@@ -237,9 +238,10 @@ def type_update(type_id):
 # --- A doctor's weekly sessions and exceptions ------------------------------------------------------
 
 def _get_doctor(doctor_id: uuid.UUID) -> services.Doctor:
-    found = [d for d in services.doctors(get_session(), g.clinic.id, include_disabled=True) if d.id == doctor_id]
+    db = get_session()
+    found = [d for d in services.doctors(db, g.clinic.id, include_disabled=True) if d.id == doctor_id]
     if not found:
-        abort(404)
+        deny_not_found(db, "schedule.setup", object_type="staff", object_id=doctor_id)
     return found[0]
 
 
@@ -250,9 +252,10 @@ def _sessions(db: Session, doctor_id: uuid.UUID) -> list[DoctorSession]:
 
 
 def _get_row(model, row_id: uuid.UUID, doctor_id: uuid.UUID):
-    row = get_session().get(model, (g.clinic.id, row_id))
+    db = get_session()
+    row = db.get(model, (g.clinic.id, row_id))
     if row is None or row.doctor_id != doctor_id:
-        abort(404)
+        deny_not_found(db, "schedule.setup", object_type=model.__tablename__, object_id=row_id)
     return row
 
 

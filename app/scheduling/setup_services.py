@@ -27,7 +27,12 @@ class Conflict:
 def change_availability(db: Session, change: Callable[[], object], *, confirmed: bool,
                         doctor_ids: list[uuid.UUID] | None = None) -> tuple[bool, list[Appointment]]:
     """Apply `change` and return (applied, the booked appointments it newly leaves outside availability).
-    Unless the admin has confirmed seeing them, a change that leaves any is rolled back."""
+    Unless the admin has confirmed seeing them, a change that leaves any is rolled back. Bookings wait
+    meanwhile, so none slips in between the two looks."""
+    if doctor_ids is not None and len(doctor_ids) == 1:
+        services.lock_availability(db, g.clinic.id, doctor_ids[0])
+    else:
+        services.lock_availability(db, g.clinic.id)
     before = {a.id for a in services.upcoming_outside_availability(db, g.clinic, doctor_ids)}
     change()
     db.flush()

@@ -7,14 +7,14 @@ in the background (not user activity) and gets 204 while nothing changed.
 import uuid
 from datetime import date, timedelta
 
-from flask import Blueprint, Response, abort, flash, g, redirect, request, url_for
+from flask import Blueprint, Response, flash, g, redirect, request, url_for
 from flask_login import current_user
 
 from app.audit.services import deny_not_found, record
 from app.auth.policy import Permission, can, requires
 from app.auth.views import safe_next
 from app.db import get_session, utcnow
-from app.htmx import client_redirect, is_htmx, render, render_partial
+from app.htmx import client_redirect, is_htmx, render, render_partial, target
 from app.patients.views import get_patient_or_404
 from app.scheduling import booking, picker, services
 from app.scheduling.forms import BookForm, RescheduleForm, StatusForm, parse_local, parse_uuid
@@ -22,21 +22,34 @@ from app.scheduling.models import Appointment
 from app.scheduling.services import Doctor
 
 bp = Blueprint("schedule", __name__, url_prefix="/schedule")
+MAX_DAYS_AWAY = 5 * 366  # the schedule pages show days within about five years of today
+# The reason typed for an overbooking may be clinical ("chest pain"): it is sealed in the appointment's
+# history; the audit trail, which auditors read, says only that one was given.
+OVERBOOK_AUDIT = "overbooked; reason in the appointment's history"
 
 
-def day_param() -> date:
-    """The `day` query parameter, or today at the clinic."""
+def contact_only() -> bool:
+    """Whether the role sees patients' names and contact details only (not sex, age or visit reasons)."""
+    return not can(g.role, Permission.PATIENT_VIEW)
+
+
+def day_param(source=None) -> date:
+    """The `day` parameter (of the query string unless another source is given), or today at the clinic
+    (also for a day too far away to make sense)."""
+    today = services.today(g.clinic)
     try:
-        return date.fromisoformat(request.args.get("day", ""))
+        day = date.fromisoformat((request.args if source is None else source).get("day", ""))
     except ValueError:
-        return services.today(g.clinic)
+        return today
+    return day if abs((day - today).days) <= MAX_DAYS_AWAY else today
 
 
 def doctor_or_404(doctor_id) -> Doctor:
-    doctor = next((d for d in services.doctors(get_session(), g.clinic.id, include_disabled=True)
-                   if d.id == doctor_id), None)
+    """The clinic's doctor (or former doctor with appointments here), or a denied audit record and 404."""
+    db = get_session()
+    doctor = services.find_doctor(db, g.clinic.id, doctor_id)
     if doctor is None:
-        abort(404)
+        deny_not_found(db, "doctor.view", object_type="staff", object_id=doctor_id)
     return doctor
 
 
@@ -58,7 +71,7 @@ def board_changed(response: Response) -> Response:
 
 def _board_context(day: date) -> dict:
     db = get_session()
-    board = services.board(db, g.clinic, day)
+    board = services.board(db, g.clinic, day, contact_only=contact_only())
     record(db, "schedule.day", patient_ids=board.patient_ids, object_type="schedule", reason=day.isoformat())
     db.commit()
     patient_id = parse_uuid(request.args.get("patient_id"))
@@ -95,7 +108,7 @@ def week():
         return render("scheduling/week.html", "main", doctor=None, doctors=doctors)
     doctor = doctor_or_404(doctor_id)
     the_day = day_param()
-    days, columns, statuses, patient_ids = services.week(db, g.clinic, doctor, the_day)
+    days, columns, statuses, patient_ids = services.week(db, g.clinic, doctor, the_day, contact_only=contact_only())
     record(db, "schedule.week", patient_ids=patient_ids, object_type="schedule", object_id=doctor.id,
            reason=days[0].isoformat())
     db.commit()
@@ -112,7 +125,7 @@ def sheet(doctor_id):
     db = get_session()
     doctor = doctor_or_404(doctor_id)
     the_day = day_param()
-    board = services.board(db, g.clinic, the_day, [doctor.id])
+    board = services.board(db, g.clinic, the_day, [doctor.id], contact_only=contact_only())
     cards = [c for column in board.columns for c in
              [r.card for r in column.rows if r.card] + column.walk_ins + column.not_held]
     # Visit reasons are what the patient told the desk: not for roles that see contact details only.
@@ -134,6 +147,7 @@ def _book_context(form: BookForm, new_form, pick: picker.Pick, **extra) -> dict:
     return {"form": form, "new_form": new_form, "pick": pick, "doctor": doctor,
             "starts": parse_local(form.start.data, g.clinic.timezone),
             "can_overbook": can(g.role, Permission.SCHEDULE_OVERBOOK), "overlaps": [], "booked": None,
+            "can_register": can(g.role, Permission.PATIENT_EDIT),
             "problem": pick.error, **extra}
 
 
@@ -170,8 +184,9 @@ def book():
     if picker.wants_search(form):
         pick = picker.search(db, form)
         db.commit()
-        if is_htmx():
-            return render_partial("scheduling/_pick_results.html", form=form, pick=pick)
+        if target() == "picker-results":  # search as you type; the Search button swaps the whole form
+            return render_partial("scheduling/_pick_results.html", form=form, pick=pick,
+                                  can_register=can(g.role, Permission.PATIENT_EDIT))
         return render("scheduling/book.html", "book_form", **_book_context(form, new_form, pick))
     if request.form.get("use_patient"):  # chose an existing patient from the duplicate list
         form.patient_id.data, form.new_patient.data = request.form["use_patient"], False
@@ -231,7 +246,7 @@ def _save_booking(form: BookForm, new_form, types) -> Response:
     record(db, "appointment.book", patient_id=patient.id, object_type="appointment", object_id=appointment.id)
     if overbook_reason:
         record(db, "appointment.overbook", patient_id=patient.id, object_type="appointment",
-               object_id=appointment.id, reason=overbook_reason, flagged=True)
+               object_id=appointment.id, reason=OVERBOOK_AUDIT, flagged=True)
     if is_htmx():
         response = board_changed(render("scheduling/book.html", "book_form",
                                         **_book_context(form, new_form, pick, booked=appointment)))
@@ -246,7 +261,7 @@ def _save_booking(form: BookForm, new_form, types) -> Response:
 
 def _appointment_context(appointment: Appointment, **extra) -> dict:
     db = get_session()
-    label = services.labels_of_one(db, appointment)
+    label = services.labels_of_one(db, appointment, contact_only=contact_only())
     events = booking.history(db, appointment)
     # Visit and cancellation reasons are what the patient told the desk: not for contact-only roles.
     full = can(g.role, Permission.PATIENT_VIEW)
@@ -298,11 +313,7 @@ def change_status(appointment_id):
     except booking.ScheduleError as exc:
         db.rollback()
         appointment = get_appointment_or_404(appointment_id, "appointment.status")
-        if is_htmx():
-            return _show(appointment, 409, problem=str(exc), status_form=form)
-        flash(str(exc), "error")
-        return redirect(safe_next(form.next.data) or url_for("schedule.appointment", appointment_id=appointment.id),
-                        code=303)
+        return _show(appointment, 409, problem=str(exc), status_form=form)  # with the typed reason
     # The stated reason is PHI: it is sealed in the appointment's history, never copied into the trail.
     record(db, f"appointment.{action}", patient_id=appointment.patient_id, object_type="appointment",
            object_id=appointment.id)
@@ -328,19 +339,22 @@ def reschedule_form(appointment_id):
     return _reschedule_page(appointment, RescheduleForm(formdata=None))
 
 
-def _reschedule_page(appointment: Appointment, form: RescheduleForm, status: int = 200, problem=None) -> Response:
+def _reschedule_page(appointment: Appointment, form: RescheduleForm, status: int = 200, problem=None,
+                     overlaps=()) -> Response:
     db = get_session()
     doctors = services.doctors(db, g.clinic.id)
-    doctor_id = parse_uuid(request.args.get("doctor_id")) or appointment.doctor_id
-    the_day = day_param() if request.args.get("day") else max(appointment.day, services.today(g.clinic))
-    board = services.board(db, g.clinic, the_day, [doctor_id])
-    free = [r.slot for c in board.columns for r in c.rows if r.slot and not r.past]
-    label = services.labels_of_one(db, appointment)
+    source = request.form if request.method == "POST" else request.args  # a refused move keeps its choices
+    doctor_id = parse_uuid(source.get("doctor_id"))
+    doctor_id = doctor_id if doctor_id in {d.id for d in doctors} else appointment.doctor_id
+    the_day = day_param(source) if source.get("day") else max(appointment.day, services.today(g.clinic))
+    free = services.free_slots(db, g.clinic, doctor_id, the_day)
+    label = services.labels_of_one(db, appointment, contact_only=contact_only())
     record(db, "appointment.view", patient_id=appointment.patient_id, object_type="appointment",
            object_id=appointment.id, reason="reschedule")
     db.commit()
     return render("scheduling/reschedule.html", "main", status=status, a=appointment, patient=label,
                   doctors=doctors, doctor_id=doctor_id, day=the_day, free=free, form=form, problem=problem,
+                  overlaps=overlaps,
                   can_overbook=can(g.role, Permission.SCHEDULE_OVERBOOK), timedelta=timedelta)
 
 
@@ -362,6 +376,11 @@ def reschedule(appointment_id):
         return _reschedule_page(appointment, form, 422, "An overbooking needs a reason (and a role allowed to).")
     patient = get_patient_or_404(appointment.patient_id, "appointment.reschedule")
     type_ = services.type_of(db, appointment)
+    ends = starts + timedelta(minutes=type_.duration_minutes)
+    overlaps = booking.patient_overlaps(db, g.clinic.id, patient.id, starts, ends, exclude=appointment.id)
+    if overlaps and not form.confirm_overlap.data:
+        return _reschedule_page(appointment, form, 409, "The patient already has an appointment at that time.",
+                                overlaps=overlaps)
     try:
         new = booking.reschedule(db, clinic=g.clinic, appointment=appointment, patient=patient, doctor_id=doctor_id,
                                  starts=starts, type_=type_, by=current_user.id, overbook_reason=overbook_reason)
@@ -373,7 +392,7 @@ def reschedule(appointment_id):
            reason=f"from {appointment.id}")
     if overbook_reason:
         record(db, "appointment.overbook", patient_id=patient.id, object_type="appointment", object_id=new.id,
-               reason=overbook_reason, flagged=True)
+               reason=OVERBOOK_AUDIT, flagged=True)
     db.commit()
     flash("The appointment is moved; the old one is kept as rescheduled.", "success")
     return client_redirect(url_for("schedule.appointment", appointment_id=new.id))

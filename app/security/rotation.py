@@ -9,7 +9,7 @@ flushes and leaves the commit to its caller; all need the session's tenant set t
 
 import uuid
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
@@ -55,9 +55,11 @@ SEALED = [
 
 
 def _stale_rows(model, attrs, clinic_id: uuid.UUID, active: int):
-    """Rows not (by column or any sealed header) under the active key."""
-    headers = [_sealed_under(getattr(model, attr)) != _version_bytes(active) for attr, _ in attrs]
-    return select(model).where(model.clinic_id == clinic_id, or_(model.key_version != active, *headers))
+    """Rows with a sealed value not under the active key (rows whose sealed columns are all empty, most
+    appointments and their history, hold nothing to re-seal and are left alone)."""
+    stale = [and_(getattr(model, attr).is_not(None), _sealed_under(getattr(model, attr)) != _version_bytes(active))
+             for attr, _ in attrs]
+    return select(model).where(model.clinic_id == clinic_id, or_(*stale))
 
 
 def _reseal_rows(db: Session, ring, clinic_id: uuid.UUID, batch_size: int) -> int:
@@ -107,8 +109,7 @@ def _in_use(db: Session, clinic_id: uuid.UUID, version: int) -> bool:
     checks = [
         (Patient, or_(Patient.key_version == version, _sealed_under(Patient.full_name_enc) == sealed)),
         (PatientToken, PatientToken.key_version == version),
-    ] + [(model, or_(model.key_version == version, *[_sealed_under(getattr(model, a)) == sealed for a, _ in attrs]))
-         for model, _, attrs in SEALED]
+    ] + [(model, or_(*[_sealed_under(getattr(model, a)) == sealed for a, _ in attrs])) for model, _, attrs in SEALED]
     return any(db.scalar(select(exists().where(model.clinic_id == clinic_id, check))) for model, check in checks)
 
 
@@ -126,15 +127,13 @@ def retire_unused_keys(db: Session, clinic_id: uuid.UUID) -> list[int]:
 
 
 def rotation_status(db: Session, clinic_id: uuid.UUID) -> list[dict]:
-    """Each key version of the clinic with its status and how many patient, token, history and appointment rows
-    use it."""
+    """Each key version of the clinic with its status and how many patient, token and history rows use it."""
     def counts(model) -> dict[int, int]:
         return dict(db.execute(select(model.key_version, func.count()).where(model.clinic_id == clinic_id)
                                .group_by(model.key_version)).all())
 
     patients, tokens, entries = counts(Patient), counts(PatientToken), counts(PatientHistory)
-    appointments = counts(Appointment)
     keys = db.scalars(select(ClinicKey).where(ClinicKey.clinic_id == clinic_id).order_by(ClinicKey.version)).all()
     return [{"version": k.version, "status": k.status, "created_at": k.created_at, "retired_at": k.retired_at,
              "patients": patients.get(k.version, 0), "tokens": tokens.get(k.version, 0),
-             "history": entries.get(k.version, 0), "appointments": appointments.get(k.version, 0)} for k in keys]
+             "history": entries.get(k.version, 0)} for k in keys]

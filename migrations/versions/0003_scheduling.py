@@ -185,16 +185,19 @@ def upgrade() -> None:
         statements += rls.clinic_isolation(table)
     statements += rls.grant_dml("clinic_hours", "clinic_day", "doctor_session", "doctor_exception")
     statements += rls.grant("SELECT, INSERT, UPDATE", "appointment_type", "appointment")
-    # History is append-only, except re-sealing under a newer key (rotation).
+    # History is append-only, except re-sealing under a newer key (rotation): only the sealed column and
+    # its key version may be updated, and a sealed value can be neither added nor erased.
     statements += [
-        f"GRANT SELECT, INSERT, UPDATE ON appointment_event TO {APP_DB_ROLE}",
+        f"GRANT SELECT, INSERT ON appointment_event TO {APP_DB_ROLE}",
+        f"GRANT UPDATE (detail_enc, key_version) ON appointment_event TO {APP_DB_ROLE}",
         """CREATE FUNCTION appointment_event_reseal_only() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
           IF TG_OP = 'UPDATE'
              AND (NEW.clinic_id, NEW.id, NEW.appointment_id, NEW.action, NEW.from_status, NEW.to_status, NEW.at,
-                  NEW.by)
+                  NEW."by")
                  IS NOT DISTINCT FROM (OLD.clinic_id, OLD.id, OLD.appointment_id, OLD.action, OLD.from_status,
-                  OLD.to_status, OLD.at, OLD.by)
+                  OLD.to_status, OLD.at, OLD."by")
+             AND (NEW.detail_enc IS NULL) = (OLD.detail_enc IS NULL)
              AND NEW.key_version > OLD.key_version THEN
             RETURN NEW;
           END IF;

@@ -300,3 +300,57 @@ def test_a_walk_in_committed_while_the_queue_is_read_reaches_the_next_poll(app, 
     poll = re.search(r'hx-get="(/queue/poll\?v=[^"]+)"', html).group(1).replace("&amp;", "&")
     response = desk.get(poll, headers=HTMX)
     assert response.status_code == 200 and "Racing Walkin" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("change", ["UPDATE membership SET role = 'nurse' WHERE user_id = :d",
+                                    "DELETE FROM membership WHERE user_id = :d"])
+def test_a_former_doctors_appointment_week_and_sheet_stay_reachable(desk, setup, register, sql, doctor, change):
+    day = working_day()
+    patient = patient_id(register(full_name="Omar Former"))
+    aid = appointment_id(book(desk, setup, slot(day, "09:00"), patient).headers["Location"])
+    sql(change, d=doctor.id)
+    for url, action in [(f"/schedule/appointments/{aid}", "appointment.view"),
+                        (f"/schedule/week?doctor_id={doctor.id}&day={day}", "schedule.week"),
+                        (f"/schedule/sheet/{doctor.id}?day={day}", "schedule.print")]:
+        mark = high_water(sql)
+        response = desk.get(url)
+        assert response.status_code == 200, url
+        html = response.get_data(as_text=True)
+        assert "Omar Former" in html and "Dr Meera Rao" in html, url
+        assert [(a, o) for a, o, *_ in audit_since(sql, mark)] == [(action, "allowed")], url
+
+
+# --- Malformed days -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01", "2026-13-40", "9999-99-99"])
+def test_a_day_out_of_range_shows_today_instead_of_failing(desk, setup, day):
+    shown = today()
+    pages = [(f"/schedule/?day={day}", shown.strftime("%A %d %B %Y")),
+             (f"/schedule/board?day={day}&v=x", shown.strftime("%A %d %B %Y")),
+             (f"/schedule/week?doctor_id={setup.doctor_id}&day={day}", f'id="day-{shown.isoformat()}"'),
+             (f"/schedule/week?day={day}", f'id="day-{shown.isoformat()}"'),
+             (f"/schedule/sheet/{setup.doctor_id}?day={day}", shown.strftime("%A %d %B %Y"))]
+    for url, expected in pages:
+        response = desk.get(url)
+        assert response.status_code == 200, url
+        assert expected in response.get_data(as_text=True), url
+
+
+# --- A change whose clock is earlier than the latest ------------------------------------------------------
+
+def test_a_change_whose_clock_is_earlier_than_the_latest_still_reaches_polling_desks(desk, setup, day_with_patients,
+                                                                                     sql):
+    """Two transactions: the one that read the clock first may commit last. The poll must still see it."""
+    day, _patients, ids = day_with_patients
+    for _ in range(3):  # the stamp also moves every 5 minutes: all of it inside one step
+        step = int(time.time() // 300)
+        url, unchanged = settled_poll(desk, f"/schedule/?day={day}")
+        sql("UPDATE appointment SET status = 'confirmed', version = version + 1, "
+            "updated_at = (SELECT max(updated_at) FROM appointment) - interval '1 minute' WHERE id = :a", a=ids[0])
+        changed = desk.get(url, headers=HTMX)
+        if int(time.time() // 300) == step:
+            break
+    assert unchanged.status_code == 204
+    assert changed.status_code == 200
+    card = changed.get_data(as_text=True).split(f'id="appt-{ids[0]}"')[1].split("</article>")[0]
+    assert "status-confirmed" in card

@@ -1,7 +1,7 @@
 """Booking a slot (existing or newly registered patient), overbooking, the same patient twice,
 rescheduling, and the visit reason sealed at rest."""
 
-from datetime import datetime, time
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,6 +17,7 @@ from tests.scheduling.conftest import (
     book_data,
     high_water,
     slot,
+    today,
     working_day,
 )
 from tests.security.test_field_encryption import leaks
@@ -83,11 +84,16 @@ def test_searching_for_the_patient_inside_the_booking_form(desk, setup, patient,
     day = working_day()
     desk.get(f"/schedule/book?doctor_id={setup.doctor_id}&start={slot(day, '09:15')}")
     data = {"doctor_id": str(setup.doctor_id), "start": slot(day, "09:15"), "q": "kavya", "intent": "search"}
-    response = desk.post("/schedule/book", data, headers=HTMX if htmx else {})
+    # Search as you type swaps the results list alone; the Search button (htmx or not) the whole form.
+    response = desk.post("/schedule/book", data, headers={**HTMX, "HX-Target": "picker-results"} if htmx else {})
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert f'value="{patient}"' in html and "Kavya Iyer" in html
     assert ("<html" in html) is not htmx and ('id="book-form"' in html) is not htmx
+    if htmx:
+        button = desk.post("/schedule/book", data, headers={**HTMX, "HX-Target": "book-form"})
+        html = button.get_data(as_text=True)
+        assert "Kavya Iyer" in html and 'id="book-form"' in html and "<html" not in html
 
 
 def new_patient(name="Rohan Das", **extra) -> dict:
@@ -126,7 +132,10 @@ def test_a_possible_duplicate_is_shown_before_registering_and_can_be_chosen(desk
 @pytest.mark.parametrize("change, message", [
     ({"type_id": ""}, "Check the highlighted fields."),
     ({"patient_id": ""}, "Choose the patient: search by name, phone or MRN"),
-    ({"start": "2020-01-06T09:00"}, "That time has already passed; choose a later slot."),
+    ({"start": (datetime.now(UTC) - timedelta(days=3)).strftime("%Y-%m-%dT09:00")},
+     "That time has already passed; choose a later slot."),
+    ({"start": "2020-01-06T09:00"}, "Check the highlighted fields."),
+    ({"start": "9999-12-31T23:59"}, "Check the highlighted fields."),
     ({"start": "tomorrow"}, "Check the highlighted fields."),
 ])
 def test_an_invalid_booking_comes_back_with_the_typed_input(desk, setup, patient, sql, change, message):
@@ -178,8 +187,9 @@ def test_roles_that_may_overbook_do_so_with_a_reason(sign_in, setup, taken, pati
     assert response.status_code == 303
     assert sorted(a[3] for a in appointments(sql)) == [False, True]
     records = [(a, p, r, f) for a, _o, p, _ids, r, f in audit_since(sql, mark)]
+    # The typed reason may be clinical: it is sealed in the appointment's history, not copied to the trail.
     assert records == [("appointment.book", patient, None, False),
-                       ("appointment.overbook", patient, "Doctor asked to fit in", True)]
+                       ("appointment.overbook", patient, "overbooked; reason in the appointment's history", True)]
     page = browser.get(response.headers["Location"]).get_data(as_text=True)
     assert "Overbooked" in page and "Doctor asked to fit in" in page  # the stated reason is in its history
 
@@ -336,3 +346,139 @@ def test_a_reason_copied_to_another_appointment_does_not_open(desk, setup, patie
     response = desk.get(f"/schedule/appointments/{second}")
     assert response.status_code == 500 and "Secret one" not in response.get_data(as_text=True)
 
+
+
+# --- Only roles that may register patients register them inline ----------------------------------------
+
+def test_a_role_that_may_not_register_patients_cannot_register_one_while_booking(sign_in, setup, sql):
+    nurse, reception = sign_in(Role.NURSE), sign_in(Role.RECEPTION)
+    start = slot(working_day(), "10:00")
+    page = f"/schedule/book?doctor_id={setup.doctor_id}&start={start}"
+    assert "New patient? Register them here" in reception.get(page).get_data(as_text=True)
+    form = nurse.get(page).get_data(as_text=True)
+    assert "New patient? Register them here" not in form and 'name="new_patient"' not in form
+    searched = nurse.post("/schedule/book", {"doctor_id": str(setup.doctor_id), "start": start, "q": "Nobody Known",
+                                             "intent": "search"}, headers={**HTMX, "HX-Target": "picker-results"})
+    assert "No patient matches" in searched.get_data(as_text=True)
+    assert "Register them as a new patient below." not in searched.get_data(as_text=True)
+    mark = high_water(sql)
+    response = nurse.post("/schedule/book", book_data(setup, start, "", **new_patient()), page=page)
+    assert response.status_code == 422
+    assert "Your role may not register patients" in response.get_data(as_text=True)
+    assert sql("SELECT count(*) FROM patient")[0][0] == 0 and appointments(sql) == []
+    assert "patient.create" not in [a for a, *_ in audit_since(sql, mark)]
+
+
+# --- The overbooking's reason stays out of the audit trail ------------------------------------------------
+
+def test_an_overbooking_reason_is_kept_in_the_history_and_never_in_the_audit_trail(desk, setup, taken, patient,
+                                                                                   register, sql):
+    booked, moved = "Sentinelbookoverbook chest pain", "Sentinelmoveoverbook breathless"
+    response = desk.post("/schedule/book", book_data(setup, taken, patient, overbook="y", overbook_reason=booked))
+    assert response.status_code == 303
+    assert booked in desk.get(response.headers["Location"]).get_data(as_text=True)
+    # An overbooking made while rescheduling says the same fixed text in the trail.
+    day = working_day()
+    other = appointment_id(book(desk, setup, slot(day, "11:00"),
+                                patient_id(register(full_name="Moved Patient"))).headers["Location"])
+    response = desk.post(f"/schedule/appointments/{other}/reschedule",
+                         {"doctor_id": str(setup.doctor_id), "day": day.isoformat(), "start": "",
+                          "overbook_time": "09:00", "overbook": "y", "overbook_reason": moved},
+                         page=f"/schedule/appointments/{other}/reschedule")
+    assert response.status_code == 303, response.get_data(as_text=True)[:2000]
+    assert moved in desk.get(response.headers["Location"]).get_data(as_text=True)
+    assert sql("SELECT reason, flagged FROM audit_event WHERE action = 'appointment.overbook' ORDER BY seq") == [
+        ("overbooked; reason in the appointment's history", True)] * 2
+    dumped = "\n".join(row for (row,) in sql("SELECT t::text FROM audit_event t"))
+    assert not leaks(dumped, [booked, moved, "Sentinelbookoverbook", "Sentinelmoveoverbook"])
+
+
+# --- htmx: which element the search swaps ------------------------------------------------------------------
+
+def test_choosing_someone_else_with_htmx_brings_back_the_search_box(desk, setup, patient):
+    start = slot(working_day(), "09:15")
+    desk.get(f"/schedule/book?doctor_id={setup.doctor_id}&start={start}&patient_id={patient}")
+    data = {"doctor_id": str(setup.doctor_id), "start": start, "patient_id": patient, "q": "", "intent": "search",
+            "type_id": str(setup.type_id)}
+    response = desk.post("/schedule/book", data, headers={**HTMX, "HX-Target": "book-form"})
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert html.lstrip().startswith('<form id="book-form"') and "<html" not in html
+    assert 'id="q"' in html and f'name="patient_id" value="{patient}"' not in html
+
+
+# --- Malformed input ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("day", ["9999-12-31", "0001-01-01", "2026-13-40"])
+def test_the_reschedule_page_for_a_day_out_of_range_shows_today(desk, setup, patient, day):
+    aid = appointment_id(book(desk, setup, slot(working_day(), "09:00"), patient).headers["Location"])
+    response = desk.get(f"/schedule/appointments/{aid}/reschedule?day={day}")
+    assert response.status_code == 200
+    assert f"<strong>{today().strftime('%A %d %b %Y')}</strong>" in response.get_data(as_text=True)
+
+
+# --- Rescheduling onto the patient's own other appointment ------------------------------------------------
+
+def unchanged_rows(sql) -> tuple:
+    return (sql("SELECT id, status, version, updated_at FROM appointment ORDER BY created_at"),
+            sql("SELECT count(*) FROM appointment_event")[0][0])
+
+
+def test_rescheduling_onto_the_patients_appointment_with_another_doctor_asks_first(desk, setup, patient, factory,
+                                                                                   clinic, sql):
+    second = factory.person(clinic, Role.DOCTOR, name="Dr Neel Second")
+    add_sessions(sql, clinic.id, second.id, room="Room 2")
+    day = working_day()
+    assert book(desk, setup, slot(day, "10:00"), patient, doctor_id=str(second.id)).status_code == 303
+    old = appointment_id(book(desk, setup, slot(day, "12:00"), patient).headers["Location"])
+    before = unchanged_rows(sql)
+    data = {"doctor_id": str(setup.doctor_id), "day": day.isoformat(), "start": slot(day, "10:00")}
+    response = desk.post(f"/schedule/appointments/{old}/reschedule", data,
+                         page=f"/schedule/appointments/{old}/reschedule")
+    assert response.status_code == 409
+    html = response.get_data(as_text=True)
+    assert "The patient already has an appointment at that time." in html and 'name="confirm_overlap"' in html
+    assert f"{day.strftime('%d %b %Y')}, 10:00\u201310:15 (Booked)" in html
+    assert unchanged_rows(sql) == before
+    response = desk.post(f"/schedule/appointments/{old}/reschedule", {**data, "confirm_overlap": "y"})
+    assert response.status_code == 303
+    assert [a[1] for a in appointments(sql)] == ["booked", "rescheduled", "booked"]
+
+
+def test_overbooking_a_reschedule_onto_the_patients_own_time_asks_first(desk, setup, patient, sql):
+    day = working_day()
+    assert book(desk, setup, slot(day, "09:00"), patient).status_code == 303
+    old = appointment_id(book(desk, setup, slot(day, "11:00"), patient).headers["Location"])
+    before = unchanged_rows(sql)
+    data = {"doctor_id": str(setup.doctor_id), "day": day.isoformat(), "start": "", "overbook_time": "09:00",
+            "overbook": "y", "overbook_reason": "Doctor asked"}
+    response = desk.post(f"/schedule/appointments/{old}/reschedule", data,
+                         page=f"/schedule/appointments/{old}/reschedule")
+    assert response.status_code == 409
+    assert "The patient already has an appointment at that time." in response.get_data(as_text=True)
+    assert unchanged_rows(sql) == before
+    response = desk.post(f"/schedule/appointments/{old}/reschedule", {**data, "confirm_overlap": "y"})
+    assert response.status_code == 303
+    assert [(a[1], a[3]) for a in appointments(sql)] == [("booked", False), ("rescheduled", False), ("booked", True)]
+
+
+def test_a_refused_move_comes_back_for_the_doctor_and_day_that_were_chosen(desk, setup, patient, register, factory,
+                                                                           clinic, sql):
+    second = factory.person(clinic, Role.DOCTOR, name="Dr Neel Second")
+    add_sessions(sql, clinic.id, second.id, room="Room 2")
+    day = working_day()
+    later = working_day((day - today()).days + 2)
+    other = patient_id(register(full_name="Already There"))
+    assert book(desk, setup, slot(later, "09:00"), other, doctor_id=str(second.id)).status_code == 303
+    old = appointment_id(book(desk, setup, slot(day, "09:00"), patient).headers["Location"])
+    before = unchanged_rows(sql)
+    response = desk.post(f"/schedule/appointments/{old}/reschedule",
+                         {"doctor_id": str(second.id), "day": later.isoformat(), "start": slot(later, "09:00")},
+                         page=f"/schedule/appointments/{old}/reschedule")
+    assert response.status_code == 409
+    html = response.get_data(as_text=True)
+    assert "Someone else has just booked this doctor at this time" in html
+    assert f"<strong>{later.strftime('%A %d %b %Y')}</strong>" in html
+    assert f'<option value="{second.id}" selected>' in html and f'name="day" value="{later.isoformat()}"' in html
+    assert f'value="{slot(later, "09:15")}"' in html  # the chosen doctor's free slots that day
+    assert unchanged_rows(sql) == before

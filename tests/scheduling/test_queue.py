@@ -1,6 +1,7 @@
 """Walk-ins get a token at once and join the doctor's queue; "call next" finishes the current
 consultation and brings in the lowest waiting token; the queue board refreshes itself."""
 
+import html
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -235,3 +236,90 @@ def test_other_clinical_roles_may_add_walk_ins_and_call_next(sign_in, setup, pat
     assert walk_in(browser, setup, patients[0]).status_code == 303
     assert call_next(browser, setup).status_code == 303
     assert queue_of(sql) == [(1, "in_consultation")]
+
+
+# --- Only roles that may register patients register them inline ----------------------------------------
+
+def test_a_role_that_may_not_register_patients_cannot_register_a_walk_in(sign_in, setup, sql):
+    nurse, reception = sign_in(Role.NURSE), sign_in(Role.RECEPTION)
+    assert "New patient? Register them here" in reception.get("/queue/walk-in").get_data(as_text=True)
+    assert "New patient? Register them here" not in nurse.get("/queue/walk-in").get_data(as_text=True)
+    form = patient_form(full_name="Esha Walkin", dob="2001-01-01")
+    data = {**{f"new-{k}": v for k, v in form.items()}, "new_patient": "y"}
+    mark = high_water(sql)
+    response = walk_in(nurse, setup, "", **data)
+    assert response.status_code == 422
+    assert "Your role may not register patients" in response.get_data(as_text=True)
+    assert sql("SELECT count(*) FROM patient")[0][0] == 0 and queue_of(sql) == []
+    assert "patient.create" not in [a for a, *_ in audit_since(sql, mark)]
+
+
+# --- htmx: which element the search swaps ------------------------------------------------------------------
+
+def test_the_walk_in_search_swaps_the_results_or_the_whole_form(desk, setup, patients):
+    desk.get("/queue/walk-in")
+    data = {"q": "bela", "intent": "search", "doctor_id": str(setup.doctor_id)}
+    typing = desk.post("/queue/walk-in", data, headers={**HTMX, "HX-Target": "picker-results"})
+    assert typing.status_code == 200
+    html = typing.get_data(as_text=True)
+    assert "Bela Sen" in html and 'id="walk-in-form"' not in html and 'id="q"' not in html
+    button = desk.post("/queue/walk-in", data, headers={**HTMX, "HX-Target": "walk-in-form"})
+    assert button.status_code == 200
+    html = button.get_data(as_text=True)
+    assert html.lstrip().startswith('<form id="walk-in-form"') and "<html" not in html and "Bela Sen" in html
+    # "Choose someone else": the chosen patient is let go and the search box comes back.
+    again = desk.post("/queue/walk-in", {"q": "", "intent": "search", "patient_id": patients[1],
+                                         "doctor_id": str(setup.doctor_id)},
+                      headers={**HTMX, "HX-Target": "walk-in-form"})
+    assert again.status_code == 200
+    html = again.get_data(as_text=True)
+    assert html.lstrip().startswith('<form id="walk-in-form"') and 'id="q"' in html
+    assert f'name="patient_id" value="{patients[1]}"' not in html
+
+
+# --- The same patient twice ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("htmx", [True, False])
+def test_a_patient_already_in_the_doctors_queue_is_not_added_again(desk, setup, patients, sql, htmx):
+    assert walk_in(desk, setup, patients[0]).status_code == 303
+    mark = high_water(sql)
+    response = walk_in(desk, setup, patients[0], htmx=htmx, reason="came back")
+    assert response.status_code == 409 and "HX-Trigger" not in response.headers
+    page = html.unescape(response.get_data(as_text=True))
+    assert "This patient is already in the doctor's queue today (token 1)." in page
+    assert f'name="patient_id" value="{patients[0]}"' in page and 'value="came back"' in page
+    assert ("<html" in page) is not htmx
+    assert sql("SELECT count(*) FROM appointment")[0][0] == 1 and queue_of(sql) == [(1, "arrived")]
+    assert "appointment.walk_in" not in [a for a, *_ in audit_since(sql, mark)]
+
+
+# --- Malformed input ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("token", ["\u00b2", "9" * 20])
+def test_a_token_that_is_no_number_calls_the_next_as_without_one(desk, setup, patients, sql, token):
+    walk_in(desk, setup, patients[0])
+    response = call_next(desk, setup, token=token)
+    assert response.status_code == 303
+    assert queue_of(sql) == [(1, "in_consultation")]
+
+
+# --- Polling ----------------------------------------------------------------------------------------------
+
+def test_a_change_whose_clock_is_earlier_than_the_latest_still_reaches_the_queue_poll(desk, setup, patients, sql):
+    """Two transactions: the one that read the clock first may commit last. The poll must still see it."""
+    walk_in(desk, setup, patients[0])
+    walk_in(desk, setup, patients[1])
+    for _ in range(3):  # the stamp also moves every minute: all of it inside one minute
+        minute = int(time.time() // 60)
+        html_ = desk.get("/queue/", headers=HTMX).get_data(as_text=True)
+        poll = re.search(r'hx-get="(/queue/poll\?v=[^"]+)"', html_).group(1).replace("&amp;", "&")
+        unchanged = desk.get(poll, headers=HTMX)
+        sql("UPDATE appointment SET status = 'in_consultation', started_at = now(), version = version + 1, "
+            "updated_at = (SELECT max(updated_at) FROM appointment) - interval '1 minute' WHERE token = 1")
+        changed = desk.get(poll, headers=HTMX)
+        if int(time.time() // 60) == minute:
+            break
+    assert unchanged.status_code == 204
+    assert changed.status_code == 200
+    current = changed.get_data(as_text=True).split("data-current>")[1].split("</ul>")[0]
+    assert "Anil Rao" in current

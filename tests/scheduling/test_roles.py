@@ -1,6 +1,8 @@
 """Who may do what with the schedule (PRODUCT.md §2), and another clinic's patients and appointments
 answering 404 with a denied audit record."""
 
+import re
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -152,3 +154,55 @@ def test_another_clinics_doctor_is_not_found(desk, setup, elsewhere, sql):
                                                      doctor_id=doctor))
     assert response.status_code in (404, 422)
     assert sql("SELECT count(*) FROM appointment")[0][0] == 1  # only the other clinic's own
+
+
+# --- Contact-only roles: names, not sex, age or what the patient said ------------------------------------
+
+SEX_AGE = re.compile(r"\b[FMO], \d+ y\b")
+SHEET_AGE_SEX = re.compile(r"<td>\d+ [FMO]</td>")
+
+
+def test_billing_sees_who_is_booked_but_not_their_sex_age_or_reasons(sign_in, desk, setup, register, sql, clinic):
+    visit, cancel = "Sentinelvisitreason lump in left breast", "Sentinelcancelreason admitted elsewhere"
+    day = working_day()
+    patient = patient_id(register(full_name="Hema Contact"))
+    kept = desk.post("/schedule/book", book_data(setup, slot(day, "09:00"), patient, reason=visit),
+                     page="/schedule/book")
+    cancelled = desk.post("/schedule/book", book_data(setup, slot(day, "10:00"), patient, reason=visit))
+    assert kept.status_code == cancelled.status_code == 303
+    kept, cancelled = (r.headers["Location"] for r in (kept, cancelled))
+    assert desk.post(f"{cancelled}/status", {"action": "cancel", "reason": cancel}).status_code == 303
+    insert_appointment(sql, clinic.id, setup.doctor_id, patient, day=today(), status="arrived", token=1)
+    week = f"/schedule/week?doctor_id={setup.doctor_id}&day={day}"
+    sheet = f"/schedule/sheet/{setup.doctor_id}?day={day}"
+    cards = [f"/schedule/?day={day}", week, kept, cancelled]
+    billing = sign_in(Role.BILLING)
+    for url in [*cards, sheet, "/queue/"]:
+        response = billing.get(url)
+        assert response.status_code == 200, url
+        html = response.get_data(as_text=True)
+        assert "Hema Contact" in html, url
+        assert not SEX_AGE.search(html) and not SHEET_AGE_SEX.search(html), url
+        assert "Sentinelvisitreason" not in html and "Sentinelcancelreason" not in html, url
+    # The front desk sees all of it.
+    for url in cards:
+        assert SEX_AGE.search(desk.get(url).get_data(as_text=True)), url
+    assert SHEET_AGE_SEX.search(desk.get(sheet).get_data(as_text=True))
+    assert visit in desk.get(sheet).get_data(as_text=True)
+    page = desk.get(cancelled).get_data(as_text=True)
+    assert visit in page and cancel in page
+
+
+# --- A doctor who is not one ------------------------------------------------------------------------------
+
+def test_an_unknown_doctor_is_not_found_and_the_look_is_recorded(desk, setup, elsewhere, sql):
+    for doctor in (elsewhere["doctor"], str(uuid.uuid4())):
+        for method, url in [("get", f"/schedule/week?doctor_id={doctor}"), ("get", f"/schedule/sheet/{doctor}"),
+                            ("post", f"/queue/{doctor}/next")]:
+            if method == "post":
+                desk.get("/schedule/book")
+            mark = high_water(sql)
+            response = desk.get(url) if method == "get" else desk.post(url, {})
+            assert response.status_code == 404, url
+            assert [(a, o) for a, o, *_ in audit_since(sql, mark)] == [("doctor.view", "denied")], url
+            assert sql("SELECT object_id::text FROM audit_event WHERE seq > :s", s=mark) == [(doctor,)], url

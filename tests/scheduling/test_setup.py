@@ -13,6 +13,7 @@ from sqlalchemy import select
 from app.auth.policy import Role
 from app.scheduling.slots import holiday_name, public_holidays
 from tests.conftest import patient_id
+from tests.scheduling.conftest import add_sessions, add_type, high_water, insert_appointment
 
 TZ = ZoneInfo("Asia/Kolkata")
 SETUP = "/schedule/setup/"
@@ -537,3 +538,75 @@ def test_removing_an_extra_session_or_a_holiday_opening_warns(as_admin, doctor, 
     assert sql("SELECT status FROM appointment") == [("booked",), ("booked",)]
     overview = as_admin.get(SETUP).get_data(as_text=True)
     assert f"/schedule/appointments/{on_holiday}" in overview and f"/schedule/appointments/{on_extra}" in overview
+
+
+# --- Another clinic's rows ----------------------------------------------------------------------------
+
+def test_another_clinics_setup_rows_are_not_found_and_the_look_is_recorded(as_admin, factory, other_clinic,
+                                                                           doctor_url, sql):
+    far = factory.person(other_clinic, Role.DOCTOR, name="Dr Far Away")
+    type_id = add_type(sql, other_clinic.id)
+    add_sessions(sql, other_clinic.id, far.id)
+    session_id = sql("SELECT id FROM doctor_session WHERE clinic_id = :c LIMIT 1", c=other_clinic.id)[0][0]
+    exception_id = uuid.uuid4()
+    sql("INSERT INTO doctor_exception (clinic_id, id, doctor_id, kind, first_day, last_day, created_at) "
+        "VALUES (:c, :i, :d, 'leave', :f, :f, now())", c=other_clinic.id, i=exception_id, d=far.id, f=working_day(10))
+    before = sql("SELECT (SELECT count(*) FROM doctor_session), (SELECT count(*) FROM doctor_exception), "
+                 "(SELECT string_agg(name, ',') FROM appointment_type)")
+    attempts = [
+        ("get", f"{SETUP}types/{type_id}", {}, "appointment_type"),
+        ("post", f"{SETUP}types/{type_id}", type_data(name="Taken over"), "appointment_type"),
+        ("get", f"{SETUP}doctors/{far.id}", {}, "staff"),
+        ("post", f"{SETUP}doctors/{far.id}/sessions", session_data(), "staff"),
+        ("post", f"{SETUP}doctors/{far.id}/exceptions", {"kind": "leave", "first_day": working_day(12).isoformat()},
+         "staff"),
+        ("post", f"{doctor_url}/sessions/{session_id}", session_data(), "doctor_session"),
+        ("post", f"{doctor_url}/sessions/{session_id}/delete", {}, "doctor_session"),
+        ("post", f"{doctor_url}/exceptions/{exception_id}/delete", {}, "doctor_exception"),
+    ]
+    for method, url, data, object_type in attempts:
+        as_admin.get(SETUP)
+        mark = high_water(sql)
+        response = as_admin.get(url) if method == "get" else as_admin.post(url, data)
+        assert response.status_code == 404, url
+        assert "Dr Far Away" not in response.get_data(as_text=True), url
+        assert sql("SELECT action, outcome, object_type FROM audit_event WHERE seq > :s", s=mark) == [
+            ("schedule.setup", "denied", object_type)], url
+    assert sql("SELECT (SELECT count(*) FROM doctor_session), (SELECT count(*) FROM doctor_exception), "
+               "(SELECT string_agg(name, ',') FROM appointment_type)") == before
+
+
+# --- The clinic's time zone ----------------------------------------------------------------------------
+
+CLINIC_FIELDS = {"name": "Sunrise Clinic", "legal_name": "Sunrise Clinic LLP", "address_line": "1 MG Road",
+                 "city": "Bengaluru", "pin_code": "560001", "state_code": "29", "gstin": ""}
+OUTSIDE_WARNING = "booked appointment(s) now fall outside their doctor's hours"
+
+
+def test_a_new_time_zone_redates_appointments_and_warns_of_those_now_outside_hours(as_admin, clinic, setup,
+                                                                                  register, sql):
+    day = working_day(7)
+    patient = patient_id(register(full_name="Zone Patient"))
+    morning = insert_appointment(sql, clinic.id, setup.doctor_id, patient, day=day, type_id=setup.type_id,
+                                 starts_at=datetime.combine(day, time(9), TZ))  # 03:30 UTC
+    late = insert_appointment(sql, clinic.id, setup.doctor_id, patient, day=day, type_id=setup.type_id,
+                              starts_at=datetime.combine(day, time(23, 50), TZ))  # 18:20 UTC, outside already
+
+    def save(timezone: str) -> str:
+        response = as_admin.post("/clinic/settings", {**CLINIC_FIELDS, "timezone": timezone}, page="/clinic/settings")
+        assert response.status_code == 303, text(response)[:2000]
+        return text(as_admin.get("/clinic/settings"))
+
+    def days() -> tuple:
+        return tuple(sql("SELECT day FROM appointment WHERE id = :a", a=a)[0][0] for a in (morning, late))
+
+    # Kathmandu is 15 minutes ahead: 23:50 in India is the next day there; 09:00 stays in the doctor's hours.
+    page = save("Asia/Kathmandu")
+    assert sql("SELECT timezone FROM clinic WHERE id = :c", c=clinic.id) == [("Asia/Kathmandu",)]
+    assert days() == (day, day + timedelta(days=1))
+    assert OUTSIDE_WARNING not in page
+    # In Los Angeles 03:30 UTC is the evening before: outside the doctor's 09:00-13:00, and said so.
+    page = save("America/Los_Angeles")
+    assert days() == (day - timedelta(days=1), day)
+    assert f"1 {OUTSIDE_WARNING}" in page
+    assert sql("SELECT status FROM appointment ORDER BY starts_at") == [("booked",), ("booked",)]

@@ -5,13 +5,15 @@ booking, so a refused booking leaves no half-registered patient behind.
 """
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from flask import g, request
+from flask import Response, g, request
 from sqlalchemy.orm import Session
 
 from app.audit.services import deny_not_found, record
 from app.auth.policy import Permission, can
+from app.htmx import render_partial, target
 from app.patients import services as patients
 from app.patients.models import Patient
 from app.scheduling.forms import NewPatientForm, PickForm
@@ -46,6 +48,23 @@ def search(db: Session, form: PickForm) -> Pick:
     if query:
         record(db, "patient.search", patient_ids=[p.id for p, _ in results], object_type="patient")
     return Pick(results=results)
+
+
+def search_response(db: Session, form: PickForm, page: Callable[[Pick], Response]) -> Response:
+    """Answer a search: the results list alone for search-as-you-type, else the whole form (`page`), as
+    for the Search button or "Choose someone else"."""
+    pick = search(db, form)
+    db.commit()
+    if target() == "picker-results":
+        return render_partial("scheduling/_pick_results.html", form=form, pick=pick,
+                              can_register=can(g.role, Permission.PATIENT_EDIT))
+    return page(pick)
+
+
+def take_duplicate_choice(form: PickForm) -> None:
+    """The desk chose an existing patient from the possible duplicates of a new one."""
+    if request.form.get("use_patient"):
+        form.patient_id.data, form.new_patient.data = request.form["use_patient"], False
 
 
 def chosen(db: Session, patient_id: uuid.UUID | None) -> tuple | None:

@@ -9,7 +9,7 @@ from flask_login import current_user
 from app.audit.services import record
 from app.auth.policy import Permission, can, requires
 from app.db import get_session, utcnow
-from app.htmx import is_htmx, render, render_partial, target
+from app.htmx import is_htmx, render
 from app.scheduling import booking, picker, services
 from app.scheduling.forms import WalkInForm, parse_uuid
 from app.scheduling.views import board_changed, contact_only, doctor_or_404
@@ -132,14 +132,9 @@ def walk_in():
     new_form = picker.new_patient_form(request.form)
     db = get_session()
     if picker.wants_search(form):
-        pick = picker.search(db, form)
-        db.commit()
-        if target() == "picker-results":  # search as you type; the Search button swaps the whole form
-            return render_partial("scheduling/_pick_results.html", form=form, pick=pick,
-                                  can_register=can(g.role, Permission.PATIENT_EDIT))
-        return render("scheduling/walk_in.html", "walk_in_form", **_walk_in_context(form, new_form, pick))
-    if request.form.get("use_patient"):
-        form.patient_id.data, form.new_patient.data = request.form["use_patient"], False
+        return picker.search_response(db, form, lambda pick: render(
+            "scheduling/walk_in.html", "walk_in_form", **_walk_in_context(form, new_form, pick)))
+    picker.take_duplicate_choice(form)
     if not form.validate():
         return render("scheduling/walk_in.html", "walk_in_form", status=422,
                       **_walk_in_context(form, new_form, picker.Pick(), problem="Check the highlighted fields."))

@@ -14,7 +14,7 @@ from app.audit.services import deny_not_found, record
 from app.auth.policy import Permission, can, requires
 from app.auth.views import safe_next
 from app.db import get_session, utcnow
-from app.htmx import client_redirect, is_htmx, render, render_partial, target
+from app.htmx import client_redirect, is_htmx, render
 from app.patients.views import get_patient_or_404
 from app.scheduling import booking, picker, services
 from app.scheduling.forms import BookForm, RescheduleForm, StatusForm, parse_local, parse_uuid
@@ -182,14 +182,9 @@ def book():
     new_form = picker.new_patient_form(request.form)
     db = get_session()
     if picker.wants_search(form):
-        pick = picker.search(db, form)
-        db.commit()
-        if target() == "picker-results":  # search as you type; the Search button swaps the whole form
-            return render_partial("scheduling/_pick_results.html", form=form, pick=pick,
-                                  can_register=can(g.role, Permission.PATIENT_EDIT))
-        return render("scheduling/book.html", "book_form", **_book_context(form, new_form, pick))
-    if request.form.get("use_patient"):  # chose an existing patient from the duplicate list
-        form.patient_id.data, form.new_patient.data = request.form["use_patient"], False
+        return picker.search_response(db, form, lambda pick: render(
+            "scheduling/book.html", "book_form", **_book_context(form, new_form, pick)))
+    picker.take_duplicate_choice(form)
     return _save_booking(form, new_form, types)
 
 

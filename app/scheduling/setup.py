@@ -328,15 +328,22 @@ def session_update(doctor_id, session_id):
 @requires(Permission.SETTINGS_MANAGE)
 def session_delete(doctor_id, session_id):
     """Remove a weekly session."""
+    return _delete(doctor_id, DoctorSession, session_id, "session",
+                   lambda s: (f"session removed: {_session_text(s)}", "Session removed"))
+
+
+def _delete(doctor_id: uuid.UUID, model, row_id: uuid.UUID, form_prefix: str, describe):
+    """Remove one of a doctor's sessions or exceptions, through the orphaned-appointment guard.
+    `describe(row)` gives the audit reason and the start of the message to the admin."""
     doctor_, db = _get_doctor(doctor_id), get_session()
-    session, form = _get_row(DoctorSession, session_id, doctor_.id), ConfirmForm()
-    text = _session_text(session)
-    applied, newly = change_availability(db, lambda: db.delete(session), confirmed=form.confirm.data,
+    row, form = _get_row(model, row_id, doctor_.id), ConfirmForm()
+    reason, message = describe(row)
+    applied, newly = change_availability(db, lambda: db.delete(row), confirmed=form.confirm.data,
                                          doctor_ids=[doctor_.id])
     if not applied:
-        return _doctor_page(doctor_, 409, conflict=Conflict(f"session-{session_id}-delete", newly))
-    return _saved(db, "doctor_session", session_id, f"session removed: {text}", newly,
-                  f"Session removed for {doctor_.name}.", url_for("schedule_setup.doctor", doctor_id=doctor_.id))
+        return _doctor_page(doctor_, 409, conflict=Conflict(f"{form_prefix}-{row_id}-delete", newly))
+    return _saved(db, model.__tablename__, row_id, reason, newly, f"{message} for {doctor_.name}.",
+                  url_for("schedule_setup.doctor", doctor_id=doctor_.id))
 
 
 def _exception(form: LeaveForm | ExtraForm, doctor_id: uuid.UUID) -> SessionException:
@@ -380,13 +387,8 @@ def exception_create(doctor_id):
 @requires(Permission.SETTINGS_MANAGE)
 def exception_delete(doctor_id, exception_id):
     """Remove leave or an extra session."""
-    doctor_, db = _get_doctor(doctor_id), get_session()
-    exception, form = _get_row(SessionException, exception_id, doctor_.id), ConfirmForm()
-    text = _exception_text(exception)
-    applied, newly = change_availability(db, lambda: db.delete(exception), confirmed=form.confirm.data,
-                                         doctor_ids=[doctor_.id])
-    if not applied:
-        return _doctor_page(doctor_, 409, conflict=Conflict(f"exception-{exception_id}-delete", newly))
-    return _saved(db, "doctor_exception", exception_id, f"{text} removed", newly,
-                  f"{text[0].upper()}{text[1:]} removed for {doctor_.name}.",
-                  url_for("schedule_setup.doctor", doctor_id=doctor_.id))
+    def describe(e):
+        text = _exception_text(e)
+        return f"{text} removed", f"{text[0].upper()}{text[1:]} removed"
+
+    return _delete(doctor_id, SessionException, exception_id, "exception", describe)

@@ -45,6 +45,9 @@ def create_app(config: dict | None = None) -> Flask:
 def _register_blueprints(app: Flask) -> None:
     from app.audit.views import bp as audit_bp
     from app.auth.views import bp as auth_bp
+    from app.clinical.chart_views import bp as chart_bp
+    from app.clinical.rx_views import bp as prescriptions_bp
+    from app.clinical.views import bp as clinical_bp
     from app.clinics.views import bp as clinics_bp
     from app.dashboard.views import bp as dashboard_bp
     from app.health.views import bp as health_bp
@@ -53,9 +56,10 @@ def _register_blueprints(app: Flask) -> None:
     from app.scheduling.setup import bp as schedule_setup_bp
     from app.scheduling.views import bp as schedule_bp
     from app.staff.views import bp as staff_bp
+    from app.timeline.views import bp as timeline_bp
 
     for bp in (auth_bp, clinics_bp, dashboard_bp, health_bp, staff_bp, audit_bp, patients_bp, schedule_bp, queue_bp,
-               schedule_setup_bp):
+               schedule_setup_bp, clinical_bp, chart_bp, prescriptions_bp, timeline_bp):
         app.register_blueprint(bp)
 
 

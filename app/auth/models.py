@@ -28,6 +28,11 @@ class StaffUser(UserMixin, Base):
     mfa_enrolled_at: Mapped[datetime | None]
     disabled_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A doctor's professional details, printed on prescriptions (not PHI: public registers list them).
+    qualifications: Mapped[str | None] = mapped_column(String(120))
+    speciality: Mapped[str | None] = mapped_column(String(60))
+    registration_number: Mapped[str | None] = mapped_column(String(40))
+    registration_council: Mapped[str | None] = mapped_column(String(80))
 
     @property
     def is_active(self) -> bool:

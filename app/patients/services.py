@@ -20,6 +20,8 @@ from sqlalchemy.orm.attributes import flag_modified
 from app.db import new_id, utcnow
 from app.patients.models import PHI_FIELDS, ClinicCounter, ConsentEvent, Patient, PatientHistory, PatientToken
 from app.security.fields import Keyring, keyring
+from app.timeline import events as timeline
+from app.timeline.models import Kind
 
 CONSENT_PURPOSES = {
     "treatment": "Treatment and care",
@@ -169,11 +171,11 @@ def register(db: Session, *, clinic_id: uuid.UUID, data: PatientData, by: uuid.U
     db.flush()
     write_tokens(db, ring, patient, data)
     _add_history(db, ring, patient, "created", {k: [None, v] for k, v in _as_text(data).items() if v is not None}, by)
+    db.flush()
     for purpose, granted in consents.items():
         if not granted:
             continue  # not asked or declined: nothing to record, and nothing to withdraw
-        db.add(ConsentEvent(clinic_id=clinic_id, patient_id=patient.id, purpose=purpose, granted=granted,
-                            method=method, recorded_by=by))
+        _add_consent(db, patient, purpose, granted, method, by)
     db.flush()
     return patient
 
@@ -203,9 +205,11 @@ def update(db: Session, patient: Patient, data: PatientData, by: uuid.UUID) -> l
 def _add_history(db: Session, ring: Keyring, patient: Patient, action: str, changes: dict, by: uuid.UUID) -> None:
     entry = PatientHistory(clinic_id=patient.clinic_id, id=new_id(), patient_id=patient.id, version=patient.version,
                            action=action, changed_fields=",".join(sorted(changes))[:400], changed_by=by,
-                           key_version=ring.active.version)
+                           key_version=ring.active.version, changed_at=utcnow())
     entry.changes_enc = ring.seal("patient_history", "changes", entry.id, json.dumps(changes))
     db.add(entry)
+    timeline.add(db, clinic_id=patient.clinic_id, patient_id=patient.id, kind=Kind.RECORD, action=action,
+                 ref_id=entry.id, by=by, at=entry.changed_at)
 
 
 def history(db: Session, patient: Patient) -> list[tuple[PatientHistory, dict]]:
@@ -306,9 +310,16 @@ def current_consents(ledger: list[ConsentEvent]) -> dict[str, ConsentEvent | Non
 
 def set_consent(db: Session, patient: Patient, purpose: str, granted: bool, method: str, by: uuid.UUID) -> None:
     """Append a grant or withdrawal; effective at once, nothing rewritten."""
-    db.add(ConsentEvent(clinic_id=patient.clinic_id, patient_id=patient.id, purpose=purpose, granted=granted,
-                        method=method, recorded_by=by, at=utcnow()))
+    _add_consent(db, patient, purpose, granted, method, by)
     db.flush()
+
+
+def _add_consent(db: Session, patient: Patient, purpose: str, granted: bool, method: str, by: uuid.UUID) -> None:
+    event = ConsentEvent(clinic_id=patient.clinic_id, id=new_id(), patient_id=patient.id, purpose=purpose,
+                         granted=granted, method=method, recorded_by=by, at=utcnow())
+    db.add(event)
+    timeline.add(db, clinic_id=patient.clinic_id, patient_id=patient.id, kind=Kind.CONSENT,
+                 action="given" if granted else "withdrawn", ref_id=event.id, by=by, at=event.at)
 
 
 def staff_names(db: Session, ids: set) -> dict:

@@ -27,6 +27,8 @@ from app.scheduling.models import (
     Status,
 )
 from app.security.fields import keyring
+from app.timeline import events as timeline
+from app.timeline.models import Kind
 
 # No appointment is longer than this (the appointment type's check constraint): an overlap query may
 # bound the index range it scans to start times after `starts - LONGEST`.
@@ -72,6 +74,8 @@ def add_history(db: Session, appointment: Appointment, action: str, by: uuid.UUI
                              to_status=appointment.status.value, key_version=ring.active.version, at=utcnow(), by=by)
     event.detail_enc = ring.seal("appointment_event", "detail", event.id, detail or None)
     db.add(event)
+    timeline.add(db, clinic_id=appointment.clinic_id, patient_id=appointment.patient_id, kind=Kind.APPOINTMENT,
+                 action=action, ref_id=event.id, by=by, doctor_id=appointment.doctor_id, at=event.at)
 
 
 def _touch(appointment: Appointment, by: uuid.UUID) -> None:

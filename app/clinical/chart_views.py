@@ -1,0 +1,5 @@
+"""Allergies, problems and vitals."""
+
+from flask import Blueprint
+
+bp = Blueprint("chart", __name__)

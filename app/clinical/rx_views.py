@@ -1,0 +1,5 @@
+"""Prescriptions."""
+
+from flask import Blueprint
+
+bp = Blueprint("prescriptions", __name__)

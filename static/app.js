@@ -282,4 +282,44 @@
     form.querySelectorAll(".js-hide").forEach(function (el) { el.hidden = true; });
     select.addEventListener("change", function () { form.requestSubmit(); });
   });
+
+  // --- Consultation note: autosave never loses typing ------------------------------------------
+  // The form saves itself 1.5 s after typing stops (htmx); here the status says "unsaved" while
+  // typing, a failed save (network, server) is retried every 5 s until it goes through, and leaving
+  // the page with unsaved text asks first. A 409 (saved meanwhile elsewhere) is not retried: the
+  // text stays in the boxes and the status says what to do.
+  var noteForm = document.querySelector("form[data-autosave]");
+  if (noteForm) {
+    var noteState = function (state, text) {
+      var status = document.getElementById("note-status");
+      if (!status) return;
+      status.dataset.state = state;
+      if (text) status.textContent = text;
+    };
+    var retry = null, edits = 0, editsSent = 0;
+    noteForm.addEventListener("input", function () {
+      edits += 1;
+      noteState("unsaved", "Unsaved changes…");
+    });
+    noteForm.addEventListener("htmx:beforeRequest", function () { editsSent = edits; });
+    document.body.addEventListener("htmx:afterSwap", function (evt) {
+      // Typing that went on while a save was in flight is not in it: still unsaved.
+      if (evt.detail.requestConfig && evt.detail.requestConfig.elt === noteForm && edits !== editsSent) {
+        noteState("unsaved", "Unsaved changes…");
+      }
+    });
+    var failed = function (evt) {
+      if (evt.detail.elt !== noteForm) return;
+      if (evt.detail.xhr && evt.detail.xhr.status === 409) return;
+      noteState("unsaved", "Not saved yet: the connection failed. Retrying…");
+      clearTimeout(retry);
+      retry = setTimeout(function () { htmx.trigger(noteForm, "autosave-retry"); }, 5000);
+    };
+    document.body.addEventListener("htmx:responseError", failed);
+    document.body.addEventListener("htmx:sendError", failed);
+    window.addEventListener("beforeunload", function (evt) {
+      var status = document.getElementById("note-status");
+      if (status && status.dataset.state === "unsaved") { evt.preventDefault(); evt.returnValue = ""; }
+    });
+  }
 })();

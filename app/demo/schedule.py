@@ -94,28 +94,29 @@ def _add(db: Session, clinic: Clinic, doctor_id, patient_id, type_, starts: date
     a.reason_enc = ring.seal("appointment", "reason", a.id, rng.choice(REASONS))
     db.add(a)
     db.flush()
-    add_history(db, a, "booked", desk, before=None)
+    add_history(db, a, "booked", desk, before=None, at=booked_at)
     if rng.random() < 0.5:
-        _step(db, a, "confirm", Status.CONFIRMED, desk)
+        _step(db, a, "confirm", Status.CONFIRMED, desk, at=booked_at + timedelta(hours=2))
     if ends <= now:  # over: most came, some did not, a few cancelled beforehand
         roll = rng.random()
         if roll < 0.08:
-            _step(db, a, "no_show", Status.NO_SHOW, desk)
+            _step(db, a, "no_show", Status.NO_SHOW, desk, at=ends)
         elif roll < 0.14:
-            _step(db, a, "cancel", Status.CANCELLED, desk, "patient travelling")
+            _step(db, a, "cancel", Status.CANCELLED, desk, "patient travelling", at=starts - timedelta(hours=20))
         else:
             a.token = next_number(db, clinic.id, f"token:{a.day.isoformat()}")
             a.arrived_at, a.started_at, a.finished_at = starts - timedelta(minutes=10), starts, ends
-            for action, status in (("check_in", Status.ARRIVED), ("start", Status.IN_CONSULTATION),
-                                   ("complete", Status.COMPLETED)):
-                _step(db, a, action, status, desk)
+            for action, status, at in (("check_in", Status.ARRIVED, a.arrived_at),
+                                       ("start", Status.IN_CONSULTATION, starts), ("complete", Status.COMPLETED, ends)):
+                _step(db, a, action, status, desk, at=at)
     db.flush()
 
 
-def _step(db: Session, a: Appointment, action: str, status: Status, by: uuid.UUID, detail: str | None = None):
+def _step(db: Session, a: Appointment, action: str, status: Status, by: uuid.UUID, detail: str | None = None,
+          at: datetime | None = None):
     before, a.status = a.status, status
     a.version += 1
-    add_history(db, a, action, by, before=before, detail=detail)
+    add_history(db, a, action, by, before=before, detail=detail, at=at)
 
 
 def _start_queue(db: Session, clinic: Clinic, today: date, desk: uuid.UUID) -> None:

@@ -44,6 +44,14 @@ STAFF = [
     ("auditor@demo.clinicdesk.in", "Lakshmi Iyer", [("blr", Role.AUDITOR)]),
 ]
 
+# Doctors' details printed on prescriptions: (qualifications, speciality, registration number, council).
+PROFESSIONAL = {
+    "doctor@demo.clinicdesk.in": ("MBBS, MD (General Medicine)", "General Medicine", "KMC-78231",
+                                  "Karnataka Medical Council"),
+    "doctor2@demo.clinicdesk.in": ("MBBS, DCH, MD (Paediatrics)", "Paediatrics", "KMC-91544",
+                                   "Karnataka Medical Council"),
+    "doctor.pune@demo.clinicdesk.in": ("MBBS, MS (ENT)", "ENT", "MMC-2011/04/1187", "Maharashtra Medical Council"),
+}
 
 # (name, sex, date of birth, phone, language): families share a phone, as they do at the desk.
 PATIENTS = {
@@ -128,8 +136,10 @@ def seed(db: Session, credentials_file: Path) -> list[dict]:
     for email, name, roles in STAFF:
         password = secrets.token_urlsafe(12)
         secret = pyotp.random_base32(32)
+        qualifications, speciality, registration, council = PROFESSIONAL.get(email, (None,) * 4)
         user = StaffUser(id=new_id(), email=email, full_name=name, password_hash=hash_password(password),
-                         mfa_enrolled_at=utcnow())
+                         mfa_enrolled_at=utcnow(), qualifications=qualifications, speciality=speciality,
+                         registration_number=registration, registration_council=council)
         user.totp_secret_enc = seal_totp_secret(user, secret)
         db.add(user)
         db.flush()

@@ -11,6 +11,8 @@ from flask_login import current_user
 
 from app.audit.services import deny_not_found, record
 from app.auth.policy import Permission, can, requires
+from app.clinical.access import access_for
+from app.clinical.pages import panels
 from app.db import get_session
 from app.htmx import client_redirect, render
 from app.patients import services
@@ -103,8 +105,11 @@ def show(patient_id):
         "can_book": can(g.role, Permission.SCHEDULE_BOOK),
         "appointments": appointment_list(db, patient) if can(g.role, Permission.SCHEDULE_VIEW) else None,
     }
+    access = access_for(db, clinic_id=g.clinic.id, user_id=current_user.id, role=g.role, patient_id=patient.id)
+    context.update(access=access, next_url=request.path, **panels(patient, access, None))
     record(db, "patient.view", patient_id=patient.id, object_type="patient", object_id=patient.id,
-           reason=None if full else "contact details only")
+           reason=(access.reason if access.any_clinical else None) if full else "contact details only",
+           flagged=access.flagged)
     db.commit()
     return render("patients/show.html", "consents", **context)
 

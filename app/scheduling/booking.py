@@ -66,12 +66,14 @@ SAME_DAY_ONLY = {"check_in", "start", "complete", "back_to_waiting"}
 
 
 def add_history(db: Session, appointment: Appointment, action: str, by: uuid.UUID, *, before: Status | None,
-                detail: str | None = None) -> None:
-    """Append one entry to the appointment's history (the stated reason, if any, sealed)."""
+                detail: str | None = None, at: datetime | None = None) -> None:
+    """Append one entry to the appointment's history (the stated reason, if any, sealed); `at` only for
+    history written after the fact (demo data), otherwise now."""
     ring = keyring(db, appointment.clinic_id)
     event = AppointmentEvent(clinic_id=appointment.clinic_id, id=new_id(), appointment_id=appointment.id,
                              action=action, from_status=before.value if before else None,
-                             to_status=appointment.status.value, key_version=ring.active.version, at=utcnow(), by=by)
+                             to_status=appointment.status.value, key_version=ring.active.version,
+                             at=at or utcnow(), by=by)
     event.detail_enc = ring.seal("appointment_event", "detail", event.id, detail or None)
     db.add(event)
     timeline.add(db, clinic_id=appointment.clinic_id, patient_id=appointment.patient_id, kind=Kind.APPOINTMENT,

@@ -8,8 +8,9 @@ from flask_login import current_user
 
 from app.audit.services import record
 from app.auth.policy import Permission, can, requires
+from app.clinical import encounters
 from app.db import get_session, utcnow
-from app.htmx import is_htmx, render
+from app.htmx import client_redirect, is_htmx, render
 from app.scheduling import booking, picker, services
 from app.scheduling.forms import WalkInForm, parse_uuid
 from app.scheduling.views import board_changed, contact_only, doctor_or_404
@@ -27,7 +28,8 @@ def _queues_context(doctor_ids=None, *, mine: bool = False) -> dict:
     record(db, "queue.view", patient_ids=list(shown), object_type="queue", reason=day.isoformat())
     db.commit()
     return {"queues": queues, "day": day, "mine": mine, "stamp": stamp,
-            "can_call": can(g.role, Permission.SCHEDULE_BOOK), "now": utcnow()}
+            "can_call": can(g.role, Permission.SCHEDULE_BOOK), "now": utcnow(),
+            "can_consult": mine and can(g.role, Permission.CLINICAL_WRITE)}
 
 
 @bp.get("/")
@@ -80,6 +82,12 @@ def call_next(doctor_id):
     if called:
         record(db, "appointment.start", patient_id=called.patient_id, object_type="appointment",
                object_id=called.id, reason="call next")
+    if called and mine and called.doctor_id == current_user.id and can(g.role, Permission.CLINICAL_WRITE):
+        # The doctor calling their own next patient goes straight to the consultation screen.
+        encounter = encounters.open_encounter(db, clinic=g.clinic, appointment=called, by=current_user.id)
+        record(db, "encounter.open", patient_id=called.patient_id, object_type="encounter", object_id=encounter.id)
+        db.commit()
+        return client_redirect(url_for("clinical.encounter", encounter_id=encounter.id))
     db.commit()
     if is_htmx():
         return board_changed(render("scheduling/queue.html", "queues",

@@ -12,6 +12,7 @@ import uuid
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
+from app.clinical.models import SOAP, Addendum, ChartItem, Encounter, EncounterRevision, Prescription, Vitals
 from app.db import utcnow
 from app.patients.models import Patient, PatientHistory, PatientToken
 from app.patients.services import open_patient, seal_into, write_tokens
@@ -51,6 +52,12 @@ SEALED = [
     (PatientHistory, "patient_history", [("changes_enc", "changes")]),
     (Appointment, "appointment", [("reason_enc", "reason")]),
     (AppointmentEvent, "appointment_event", [("detail_enc", "detail")]),
+    (Encounter, "encounter", [(f"{name}_enc", name) for name in (*SOAP, "diagnoses")]),
+    (EncounterRevision, "encounter_revision", [("changes_enc", "changes")]),
+    (Addendum, "encounter_addendum", [("text_enc", "text")]),
+    (ChartItem, "chart_item", [("details_enc", "details")]),
+    (Vitals, "vitals", [("values_enc", "values")]),
+    (Prescription, "prescription", [("items_enc", "items"), ("advice_enc", "advice")]),
 ]
 
 

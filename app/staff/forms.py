@@ -3,7 +3,7 @@
 from flask_wtf import FlaskForm
 from wtforms import EmailField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Email, Length
+from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
 
 from app.auth.policy import Role
 
@@ -25,3 +25,18 @@ class StaffForm(FlaskForm):
 
 class RoleForm(FlaskForm):
     role = SelectField("Role", choices=ROLE_CHOICES)
+
+
+class ProfessionalForm(FlaskForm):
+    """A doctor's details printed on prescriptions."""
+
+    qualifications = StringField("Qualifications", validators=[Optional(), Length(max=120)], filters=[_strip],
+                                 render_kw={"placeholder": "MBBS, MD (General Medicine)"})
+    speciality = StringField("Speciality", validators=[Optional(), Length(max=60)], filters=[_strip],
+                             render_kw={"placeholder": "General Medicine"})
+    registration_number = StringField(
+        "Registration number", filters=[_strip],
+        validators=[Optional(), Length(max=40), Regexp(r"^[A-Za-z0-9][A-Za-z0-9 ./-]*$",
+                                                       message="Use letters, digits, spaces, '.', '/' or '-'.")])
+    registration_council = StringField("Registered with", validators=[Optional(), Length(max=80)], filters=[_strip],
+                                       render_kw={"placeholder": "Karnataka Medical Council"})

@@ -134,3 +134,14 @@ def reset_mfa(db: Session, user: StaffUser, actor: StaffUser) -> None:
     db.query(RecoveryCode).filter(RecoveryCode.user_id == user.id).delete()
     record_event(db, AuthEventKind.MFA_RESET, user_id=user.id, actor_user_id=actor.id)
     end_sessions_of(user.id)
+
+
+PROFESSIONAL = ("qualifications", "speciality", "registration_number", "registration_council")
+
+
+def set_professional(db: Session, user: StaffUser, data: dict) -> None:
+    """Save a doctor's professional details (registration numbers are kept upper-case)."""
+    for name in PROFESSIONAL:
+        value = (data.get(name) or "").strip() or None
+        setattr(user, name, value.upper() if value and name == "registration_number" else value)
+    db.flush()

@@ -12,7 +12,7 @@ from app.auth.services import verify_current_password
 from app.clinics.models import Membership
 from app.db import get_session
 from app.staff import services
-from app.staff.forms import RoleForm, StaffForm
+from app.staff.forms import ProfessionalForm, RoleForm, StaffForm
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
@@ -67,11 +67,12 @@ def create():
     return render_template("staff/new.html", form=form), 422
 
 
-def _show(membership, user, *, reauth=None, role_form=None, status=200):
+def _show(membership, user, *, reauth=None, role_form=None, professional=None, status=200):
     db = get_session()
     return render_template("staff/show.html", membership=membership, person=user,
                            reauth=reauth or ReauthForm(),
                            role_form=role_form or RoleForm(role=membership.role.value),
+                           professional=professional or ProfessionalForm(obj=user),
                            is_self=user.id == current_user.id,
                            manages_account=services.may_manage_account(db, current_user.id, user.id)), status
 
@@ -81,6 +82,21 @@ def _show(membership, user, *, reauth=None, role_form=None, status=200):
 def show(user_id):
     """One staff member: role, MFA, status, and the actions on their account."""
     return _show(*_member_or_404(user_id))
+
+
+@bp.post("/<uuid:user_id>/professional")
+@requires(Permission.STAFF_MANAGE)
+def professional(user_id):
+    """Set a doctor's qualifications, speciality and registration (printed on prescriptions)."""
+    membership, user = _member_or_404(user_id)
+    form = ProfessionalForm()
+    if not form.validate():
+        return _show(membership, user, professional=form, status=422)
+    db = get_session()
+    services.set_professional(db, user, form.data)
+    db.commit()
+    flash(f"{user.full_name}'s professional details are saved.", "success")
+    return redirect(url_for("staff.show", user_id=user.id), code=303)
 
 
 @bp.post("/<uuid:user_id>/role")

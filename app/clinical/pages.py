@@ -1,0 +1,188 @@
+"""What the consultation screen shows: its context, the fragments htmx swaps, and the no-access page.
+
+The panels of other parts (vitals, allergies and problems, prescriptions, timeline) are built by
+their own modules' `panel` functions; the page writes the one audit record for all of it.
+"""
+
+import uuid
+
+from flask import g, render_template
+from flask_login import current_user
+
+from app.audit.services import record
+from app.clinical import encounters
+from app.clinical.access import Access
+from app.clinical.models import Encounter
+from app.db import get_session
+from app.htmx import render
+from app.patients import services as patients
+from app.patients.models import Patient
+from app.scheduling import services as schedule
+from app.scheduling.models import Appointment
+
+SECTION_LABELS = {"subjective": "Subjective", "objective": "Objective", "assessment": "Assessment", "plan": "Plan"}
+SECTION_HINTS = {
+    "subjective": "Complaints and history, in the patient's words",
+    "objective": "Examination findings",
+    "assessment": "Your impression",
+    "plan": "Investigations, treatment, advice",
+}
+
+
+def panels(patient: Patient, access: Access, encounter: Encounter | None) -> dict:
+    """The other parts' panels for a page about this patient (no audit: the page audits)."""
+    import importlib
+
+    def module(name):
+        try:
+            return importlib.import_module(name)
+        except ModuleNotFoundError:
+            return None
+
+    vitals, chart = module("app.clinical.vitals"), module("app.clinical.chart")
+    prescriptions, timeline = module("app.clinical.prescriptions"), module("app.timeline.services")
+    db, clinic = get_session(), g.clinic
+    # TEMPORARY while the panels are being written: a part without `panel` yet shows nothing.
+    def build(module, wanted: bool, **extra):
+        maker = getattr(module, "panel", None)
+        return maker(db, clinic=clinic, patient=patient, access=access, **extra) if wanted and maker else None
+
+    return {
+        "vitals_panel": build(vitals, access.triage, encounter=encounter),
+        "chart_panel": build(chart, access.triage, encounter=encounter),
+        "rx_panel": build(prescriptions, encounter is not None and access.summary, encounter=encounter),
+        "timeline_panel": build(timeline, True, user_id=current_user.id, role=g.role),
+    }
+
+
+def _base(encounter: Encounter, access: Access) -> dict:
+    db = get_session()
+    writable = access.write and encounter.doctor_id == current_user.id and not encounter.locked
+    return {"encounter": encounter, "access": access, "writable": writable,
+            "note": encounters.open_note(db, encounter), "labels": SECTION_LABELS, "hints": SECTION_HINTS,
+            "staff": patients.staff_names(db, {encounter.doctor_id, encounter.signed_by} - {None}),
+            "today": schedule.today(g.clinic)}
+
+
+def encounter_context(encounter: Encounter, access: Access) -> dict:
+    """Everything the consultation screen shows (decrypts; the caller audits)."""
+    db = get_session()
+    patient = db.get(Patient, (encounter.clinic_id, encounter.patient_id))
+    appointment = (db.get(Appointment, (encounter.clinic_id, encounter.appointment_id))
+                   if encounter.appointment_id else None)
+    context = _base(encounter, access)
+    context.update({
+        "patient": patient, "person": patients.open_patient(db, patient), "appointment": appointment,
+        "type": schedule.type_of(db, appointment) if appointment else None,
+        "addenda": encounters.addenda(db, encounter), "next_url": f"/encounters/{encounter.id}",
+        **panels(patient, access, encounter),
+    })
+    context["staff"].update(patients.staff_names(db, {a.by for a, _ in context["addenda"]} - {None}))
+    return context
+
+
+def note_status(encounter: Encounter, *, saved: bool = False, problem: str | None = None, status: int = 200):
+    """The note's save status line (and its new version, swapped out of band)."""
+    return render("clinical/encounter.html", "note_status", status=status, encounter=encounter, saved=saved,
+                  problem=problem)
+
+
+def note_problem(encounter: Encounter, problem: str):
+    """A refused save or sign: the status line for htmx (409, the text stays typed), else the page again."""
+    from app.htmx import is_htmx
+
+    status = 409 if isinstance(problem, str) and "another window" in problem else 422
+    if is_htmx():
+        return note_status(encounter, problem=problem, status=status)
+    return _page_with_problem(encounter, "note_problem", problem, status)
+
+
+def _page_with_problem(encounter: Encounter, key: str, problem: str, status: int, **extra):
+    from app.clinical.access import access_for
+
+    db = get_session()
+    access = access_for(db, clinic_id=g.clinic.id, user_id=current_user.id, role=g.role,
+                        patient_id=encounter.patient_id)
+    context = encounter_context(encounter, access)
+    context.update(extra)
+    context[key] = problem
+    record(db, "encounter.view", patient_id=encounter.patient_id, object_type="encounter", object_id=encounter.id,
+           reason=access.reason, flagged=access.flagged)
+    db.commit()
+    return render("clinical/encounter.html", "note", status=status, **context)
+
+
+def diagnoses_block(encounter: Encounter, access: Access, problem: str | None = None, status: int = 200, **typed):
+    return render("clinical/encounter.html", "diagnoses", status=status, diagnoses_problem=problem, typed=typed,
+                  **_base(encounter, access))
+
+
+def diagnoses_problem(encounter: Encounter, access: Access, problem: str):
+    from flask import request
+
+    from app.htmx import is_htmx
+
+    typed = {"text": request.form.get("text", ""), "code": request.form.get("code", "")}
+    if is_htmx():
+        return diagnoses_block(encounter, access, problem, 422, **typed)
+    return _page_with_problem(encounter, "diagnoses_problem", problem, 422, typed=typed)
+
+
+def follow_up_block(encounter: Encounter, access: Access, problem: str | None = None, status: int = 200):
+    return render("clinical/encounter.html", "follow_up", status=status, follow_up_problem=problem,
+                  **_base(encounter, access))
+
+
+def follow_up_problem(encounter: Encounter, access: Access, problem: str):
+    from app.htmx import is_htmx
+
+    if is_htmx():
+        return follow_up_block(encounter, access, problem, 422)
+    return _page_with_problem(encounter, "follow_up_problem", problem, 422)
+
+
+def addenda_block(encounter: Encounter, access: Access, problem: str | None = None, status: int = 200, typed=""):
+    db = get_session()
+    context = _base(encounter, access)
+    context["addenda"] = encounters.addenda(db, encounter)
+    context["staff"].update(patients.staff_names(db, {a.by for a, _ in context["addenda"]} - {None}))
+    return render("clinical/encounter.html", "addenda", status=status, addendum_problem=problem,
+                  addendum_text=typed, **context)
+
+
+def addenda_problem(encounter: Encounter, access: Access, problem: str):
+    from flask import request
+
+    from app.htmx import is_htmx
+
+    if is_htmx():
+        return addenda_block(encounter, access, problem, 422, request.form.get("text", ""))
+    return _page_with_problem(encounter, "addendum_problem", problem, 422, addendum_text=request.form.get("text", ""))
+
+
+def revisions_context(encounter: Encounter) -> dict:
+    db = get_session()
+    rows = encounters.revisions(db, encounter)
+    patient = db.get(Patient, (encounter.clinic_id, encounter.patient_id))
+    return {"encounter": encounter, "rows": rows, "labels": {**SECTION_LABELS, "diagnoses": "Diagnoses"},
+            "person": patients.open_patient(db, patient, contact_only=True),
+            "staff": patients.staff_names(db, {r.by for r, _ in rows} - {None})}
+
+
+def no_access(patient_id: uuid.UUID, access: Access, *, action: str = "clinical.view", object_id=None,
+              problem: str | None = None, status: int = 403, reason: str = ""):
+    """403 (audited) with, for clinical staff, the break-the-glass form."""
+    from flask import request
+
+    db = get_session()
+    if status == 403:
+        record(db, action, patient_id=patient_id, object_type="encounter", object_id=object_id,
+               outcome="denied", reason="no care relationship")
+        db.commit()
+    body = render_template("clinical/no_access.html", patient_id=patient_id, access=access, problem=problem,
+                           reason=reason, next_url=request.form.get("next") or request.path)
+    from flask import Response
+
+    response = Response(body, status=status, mimetype="text/html")
+    response.vary.add("HX-Request")
+    return response

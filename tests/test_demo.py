@@ -9,7 +9,7 @@ from pathlib import Path
 from app.demo.cli import demo_users, seed_demo
 
 
-def test_demo_users_json_lists_every_role_and_signs_in(app, browser, new_browser):
+def test_demo_users_json_lists_every_role_and_signs_in(app, browser, new_browser, sql):
     runner = app.test_cli_runner()
     assert "seeded 2 clinics" in runner.invoke(seed_demo).output
     result = runner.invoke(demo_users, ["--json"])
@@ -54,6 +54,24 @@ def test_demo_users_json_lists_every_role_and_signs_in(app, browser, new_browser
             break
     else:
         raise AssertionError("no seeded appointments in the demo week")
+
+    # The visits already done have their clinical record: the doctor reads a signed note and its
+    # prescription; the receptionist's page of the same patient shows none of it.
+    doctor = Demo(next(p for p in people if p["email"] == "doctor@demo.clinicdesk.in"))
+    room = new_browser()
+    room.sign_in(doctor)
+    encounter, patient = sql("SELECT e.id, e.patient_id FROM encounter e JOIN prescription p ON p.encounter_id = e.id "
+                             "JOIN clinic c ON c.id = e.clinic_id WHERE e.doctor_id = :d AND e.status = 'signed' "
+                             "AND p.status = 'signed' AND c.name = 'Indiranagar Family Clinic' LIMIT 1",
+                             d=doctor_id(sql))[0]
+    note = room.get(f"/encounters/{encounter}")
+    assert note.status_code == 200 and "Assessment" in note.get_data(as_text=True)
+    assert "Prescription" in note.get_data(as_text=True)
+    assert "Assessment" not in desk.get(f"/patients/{patient}").get_data(as_text=True)
+
+
+def doctor_id(sql):
+    return sql("SELECT id FROM staff_user WHERE email = 'doctor@demo.clinicdesk.in'")[0][0]
 
 
 def test_demo_users_refuses_on_a_non_demo_database(app, factory):

@@ -1,5 +1,5 @@
 """Demo data: two clinics in two states, one person of every role, a doctor in both clinics, patients,
-and each clinic's schedule with a week of appointments.
+each clinic's schedule with a week of appointments, and the clinical record of the visits already done.
 
 Passwords and TOTP secrets are generated at seed time (never in the repo) and written to
 `instance/demo-credentials.json` (0600), which `flask demo-users` prints.
@@ -22,6 +22,7 @@ from app.auth.policy import Role
 from app.auth.services import hash_password, issue_recovery_codes, seal_totp_secret
 from app.clinics.models import Clinic, Membership
 from app.db import new_id, set_tenant, utcnow
+from app.demo.clinical import seed_clinical
 from app.demo.schedule import seed_schedule
 
 CLINICS = [
@@ -158,6 +159,7 @@ def seed(db: Session, credentials_file: Path) -> list[dict]:
         patients = _seed_patients(db, clinic, PATIENTS[key], ids[reception[key]])
         doctors = {email: ids[email] for email, *_ in SESSIONS[key]}
         seed_schedule(db, clinic, doctors, SESSIONS[key], patients, ids[reception[key]], rng)
+        seed_clinical(db, clinic, patients, rng)
     db.add(AppMeta(key="demo", value="true"))
     db.flush()
     _write_credentials(credentials_file, people)

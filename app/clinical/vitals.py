@@ -1,0 +1,482 @@
+"""Vital signs: reading the form (plausible ranges), describing a set with out-of-normal flags, recording
+and voiding sets, and the panel (latest set, trends, form) the encounter and patient pages show.
+
+A set is one sealed JSON object in canonical units (keys only for what was measured): systolic and
+diastolic (mmHg), pulse (/min), temperature_c (°C, 1 dp; temperature_unit says what was typed), spo2
+(%), resp_rate (/min), weight_kg and height_cm (1 dp), glucose_mg_dl with glucose_context. BMI is
+computed, never stored.
+
+Normal ranges, adults only (a patient under 18 gets no flags: children's ranges depend on age):
+- Blood pressure: high from 140 systolic or 90 diastolic (office BP; ISH 2020 guideline and the Indian
+  guidelines on hypertension), low below 90 systolic or 60 diastolic (the usual hypotension cut-off).
+- Pulse: 60-100 /min at rest (AHA). Respiratory rate: 12-20 /min (the NEWS2 normal band).
+- Temperature: high from 37.5 °C (the fever threshold NICE and WHO use), low below 35 °C (hypothermia).
+- SpO2: low below 95 % (the BTS target range is 94-98 %; below 95 in room air deserves a look).
+- BMI: the WHO Asia-Pacific cut-offs that India's consensus guideline adopts (Misra et al., JAPI 2009):
+  below 18.5 underweight, from 23 overweight, from 25 obese.
+- Blood glucose: fasting 70-99 mg/dL (ADA: 100-125 impaired, 126+ diabetes); random or after a meal
+  below 140 (the ADA two-hour value); below 70 is low in any context (ADA level 1 hypoglycaemia).
+"""
+
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
+
+from flask import g
+from flask_login import current_user
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.auth.policy import Permission, Role, can
+from app.clinical.access import Access
+from app.clinical.models import Encounter, Vitals
+from app.db import new_id, utcnow
+from app.patients.models import Patient
+from app.patients.services import staff_names
+from app.security.fields import keyring
+from app.timeline import events as timeline
+from app.timeline.models import Kind
+
+PANEL_SETS = 24  # the panel reads this many newest sets; trends use the valid ones among them
+TREND_POINTS = 20
+LISTED = 5  # sets listed on the encounter and patient pages (the vitals page lists all it read)
+GLUCOSE_CONTEXTS = {"fasting": "Fasting", "random": "Random", "post_meal": "After a meal"}
+TENTH = Decimal("0.1")
+
+
+# --- Describing a set ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Reading:
+    """One measure of a set as shown: "Blood pressure", "150/95 mmHg", flag "high" (None when normal)."""
+
+    label: str
+    text: str
+    flag: str | None = None
+    note: str = ""  # what the flag means when it is more than low/high ("Obese")
+
+    @property
+    def badge(self) -> str:
+        """The words on the flag's badge ("High", "Low", "Overweight"); empty when normal."""
+        return self.note or (self.flag or "").title()
+
+
+def _outside(value, low, high) -> str | None:
+    """"low" below `low`, "high" from `high` up (either bound may be None)."""
+    if low is not None and value < low:
+        return "low"
+    if high is not None and value >= high:
+        return "high"
+    return None
+
+
+def _bp_flag(systolic: int, diastolic: int) -> str | None:
+    if systolic >= 140 or diastolic >= 90:
+        return "high"
+    return "low" if systolic < 90 or diastolic < 60 else None
+
+
+def _glucose_flag(value: int, context: str | None) -> str | None:
+    return _outside(value, 70, 100 if context == "fasting" else 140)
+
+
+def _trim(value) -> str:
+    return f"{value:g}"
+
+
+def fahrenheit(celsius) -> Decimal:
+    return (Decimal(str(celsius)) * 9 / 5 + 32).quantize(TENTH, ROUND_HALF_UP)
+
+
+def bmi(values: Mapping) -> Decimal | None:
+    """Body-mass index of a set that has both weight and height, 1 dp."""
+    if "weight_kg" not in values or "height_cm" not in values:
+        return None
+    metres = Decimal(str(values["height_cm"])) / 100
+    return (Decimal(str(values["weight_kg"])) / (metres * metres)).quantize(TENTH, ROUND_HALF_UP)
+
+
+def _bmi_reading(value: Decimal, adult: bool) -> Reading:
+    text = f"{value} kg/m²"
+    if not adult:
+        return Reading("BMI", text)
+    if value < Decimal("18.5"):
+        return Reading("BMI", text, "low", "Underweight")
+    if value >= 25:
+        return Reading("BMI", text, "high", "Obese")
+    return Reading("BMI", text, "high", "Overweight") if value >= 23 else Reading("BMI", text)
+
+
+def _temperature_text(values: Mapping) -> str:
+    text = f"{values['temperature_c']:.1f} °C"
+    return text + f" ({fahrenheit(values['temperature_c'])} °F)" if values.get("temperature_unit") == "F" else text
+
+
+def describe(values: Mapping, *, adult: bool = True) -> list[Reading]:
+    """The readings of a set in the usual order, flagged against adult ranges (no flags when not `adult`)."""
+    v, out = values, []
+
+    def add(label, text, flag=None):
+        out.append(Reading(label, text, flag if adult else None))
+
+    if "systolic" in v and "diastolic" in v:
+        add("Blood pressure", f"{v['systolic']}/{v['diastolic']} mmHg", _bp_flag(v["systolic"], v["diastolic"]))
+    if "pulse" in v:
+        add("Pulse", f"{v['pulse']} /min", _outside(v["pulse"], 60, 101))
+    if "temperature_c" in v:
+        add("Temperature", _temperature_text(v), _outside(v["temperature_c"], 35, 37.5))
+    if "spo2" in v:
+        add("SpO2", f"{v['spo2']} %", _outside(v["spo2"], 95, None))
+    if "resp_rate" in v:
+        add("Respiratory rate", f"{v['resp_rate']} /min", _outside(v["resp_rate"], 12, 21))
+    if "weight_kg" in v:
+        add("Weight", f"{_trim(v['weight_kg'])} kg")
+    if "height_cm" in v:
+        add("Height", f"{_trim(v['height_cm'])} cm")
+    if (index := bmi(v)) is not None:
+        out.append(_bmi_reading(index, adult))
+    if "glucose_mg_dl" in v:
+        context = v.get("glucose_context")
+        when = GLUCOSE_CONTEXTS.get(context, "context not given").lower()
+        add("Blood glucose", f"{v['glucose_mg_dl']} mg/dL ({when})", _glucose_flag(v["glucose_mg_dl"], context))
+    return out
+
+
+def is_adult(dob: date | None, on: date) -> bool:
+    """Whether someone born on `dob` is 18 or older on `on` (unknown birth date: treated as adult)."""
+    if dob is None:
+        return True
+    return on.year - dob.year - ((on.month, on.day) < (dob.month, dob.day)) >= 18
+
+
+# --- Reading the form ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Measure:
+    """A form field with its plausible range (what a living patient can have; beyond it is a typo)."""
+
+    name: str
+    label: str
+    unit: str
+    low: Decimal
+    high: Decimal
+    whole: bool = True
+
+
+MEASURES = [
+    Measure("systolic", "Systolic pressure", "mmHg", Decimal(50), Decimal(300)),
+    Measure("diastolic", "Diastolic pressure", "mmHg", Decimal(20), Decimal(200)),
+    Measure("pulse", "Pulse", "/min", Decimal(20), Decimal(300)),
+    Measure("spo2", "SpO2", "%", Decimal(50), Decimal(100)),
+    Measure("resp_rate", "Respiratory rate", "/min", Decimal(4), Decimal(80)),
+    Measure("weight_kg", "Weight", "kg", Decimal("0.3"), Decimal(400), whole=False),
+    Measure("height_cm", "Height", "cm", Decimal(30), Decimal(250), whole=False),
+    Measure("glucose_mg_dl", "Blood glucose", "mg/dL", Decimal(10), Decimal(1500)),
+]
+TEMPERATURE = {"C": Measure("temperature", "Temperature", "°C", Decimal(30), Decimal(45), whole=False),
+               "F": Measure("temperature", "Temperature", "°F", Decimal(86), Decimal(113), whole=False)}
+FORM_FIELDS = [m.name for m in MEASURES] + ["temperature", "temperature_unit", "glucose_context"]
+WHOLE = re.compile(r"\d{1,5}")
+NUMBER = re.compile(r"\d{1,5}(\.\d{1,3})?|\.\d{1,3}")
+
+
+@dataclass
+class Entry:
+    """The vitals form: what was typed (kept when refused), the errors by field, the canonical values."""
+
+    typed: dict = field(default_factory=dict)
+    errors: dict = field(default_factory=dict)
+    values: dict = field(default_factory=dict)
+
+
+def _number(text: str, measure: Measure) -> tuple[Decimal | None, str | None]:
+    if not (WHOLE if measure.whole else NUMBER).fullmatch(text):
+        return None, "Enter a whole number." if measure.whole else "Enter a number, such as 72.5."
+    value = Decimal(text)
+    if not measure.low <= value <= measure.high:
+        return None, f"{measure.label} must be between {measure.low} and {measure.high} {measure.unit}."
+    return value, None
+
+
+def parse(form: Mapping, *, default_unit: str = "F") -> Entry:
+    """Read the vitals form: each value in its plausible range, blood pressure whole and consistent,
+    glucose with its context, temperature converted to °C; at least one value."""
+    typed = {name: (form.get(name) or "").strip()[:12] for name in FORM_FIELDS}
+    typed["temperature_unit"] = typed["temperature_unit"] if typed["temperature_unit"] in TEMPERATURE else default_unit
+    entry, numbers = Entry(typed=typed), {}
+    for measure in [*MEASURES, TEMPERATURE[typed["temperature_unit"]]]:
+        if typed[measure.name]:
+            numbers[measure.name], error = _number(typed[measure.name], measure)
+            if error:
+                entry.errors[measure.name] = error
+    _check_pairs(entry, numbers)
+    if not numbers and not entry.errors:
+        entry.errors["form"] = "Enter at least one measurement."
+    if not entry.errors:
+        entry.values = _canonical(numbers, typed)
+    return entry
+
+
+def _check_pairs(entry: Entry, numbers: dict) -> None:
+    typed, errors = entry.typed, entry.errors
+    if bool(typed["systolic"]) != bool(typed["diastolic"]):
+        missing = "diastolic" if typed["systolic"] else "systolic"
+        errors.setdefault(missing, "Enter both numbers of the blood pressure.")
+    elif numbers.get("systolic") and numbers.get("diastolic") and numbers["diastolic"] >= numbers["systolic"]:
+        errors.setdefault("diastolic", "The diastolic pressure must be lower than the systolic.")
+    if typed["glucose_mg_dl"] and typed["glucose_context"] not in GLUCOSE_CONTEXTS:
+        errors["glucose_context"] = "Say when the glucose was measured."
+
+
+def _canonical(numbers: dict, typed: dict) -> dict:
+    values = {}
+    for name in ("systolic", "diastolic", "pulse", "spo2", "resp_rate", "glucose_mg_dl"):
+        if name in numbers:
+            values[name] = int(numbers[name])
+    for name in ("weight_kg", "height_cm"):
+        if name in numbers:
+            values[name] = float(numbers[name].quantize(TENTH, ROUND_HALF_UP))
+    if "temperature" in numbers:
+        degrees, unit = numbers["temperature"], typed["temperature_unit"]
+        celsius = (degrees - 32) * 5 / 9 if unit == "F" else degrees
+        # Two decimals, so a temperature typed in °F reads back as typed (101.2 °F -> 38.44 °C -> 101.2 °F).
+        values["temperature_c"] = float(celsius.quantize(Decimal("0.01"), ROUND_HALF_UP))
+        values["temperature_unit"] = unit
+    if "glucose_mg_dl" in values:
+        values["glucose_context"] = typed["glucose_context"]
+    return values
+
+
+# --- Recording and voiding ----------------------------------------------------------------------------
+
+def record_set(db: Session, *, patient: Patient, values: dict, by: uuid.UUID, encounter: Encounter | None = None,
+               appointment_id: uuid.UUID | None = None, doctor_id: uuid.UUID | None = None) -> Vitals:
+    """Store one set of vitals (sealed) and put it on the patient's timeline."""
+    ring = keyring(db, patient.clinic_id)
+    row = Vitals(clinic_id=patient.clinic_id, id=new_id(), patient_id=patient.id, taken_at=utcnow(), taken_by=by,
+                 encounter_id=encounter.id if encounter else None, appointment_id=appointment_id,
+                 key_version=ring.active.version)
+    row.values_enc = ring.seal("vitals", "values", row.id, json.dumps(values, sort_keys=True))
+    db.add(row)
+    timeline.add(db, clinic_id=row.clinic_id, patient_id=row.patient_id, kind=Kind.VITALS, action="recorded",
+                 ref_id=row.id, by=by, doctor_id=doctor_id, at=row.taken_at)
+    db.flush()
+    return row
+
+
+def may_void(role: Role | None, user_id: uuid.UUID, row: Vitals) -> bool:
+    """Its recorder, or any doctor, may mark a set entered in error (once)."""
+    return row.voided_at is None and can(role, Permission.VITALS_WRITE) and (
+        row.taken_by == user_id or role is Role.DOCTOR)
+
+
+def void_set(db: Session, row: Vitals, *, by: uuid.UUID) -> None:
+    """Mark a set entered in error: it stays listed, struck through, and leaves the trends."""
+    row.voided_at, row.voided_by = utcnow(), by
+    timeline.add(db, clinic_id=row.clinic_id, patient_id=row.patient_id, kind=Kind.VITALS, action="voided",
+                 ref_id=row.id, by=by, at=row.voided_at)
+    db.flush()
+
+
+def open_values(db: Session, row: Vitals) -> dict:
+    """A set's values (PHI: the caller audits the read)."""
+    return json.loads(keyring(db, row.clinic_id).open("vitals", "values", row.id, row.values_enc))
+
+
+def date_of_birth(db: Session, patient: Patient) -> date | None:
+    """Only the patient's date of birth, decrypted (for age-dependent ranges)."""
+    text = keyring(db, patient.clinic_id).open("patient", "dob", patient.id, patient.dob_enc)
+    return date.fromisoformat(text) if text else None
+
+
+# --- The panel ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class VitalsSet:
+    row: Vitals
+    values: dict
+    readings: list[Reading]
+    adult: bool
+
+    @property
+    def voided(self) -> bool:
+        return self.row.voided_at is not None
+
+    @property
+    def flagged(self) -> list[Reading]:
+        return [r for r in self.readings if r.flag]
+
+
+@dataclass(frozen=True)
+class VitalsPanel:
+    """Everything clinical/_vitals.html shows; built by `panel`."""
+
+    patient_id: uuid.UUID
+    sets: list[VitalsSet]  # newest first, entered-in-error ones included
+    trends: list  # list[Trend]
+    adult: bool  # today; False: "adult ranges not applied"
+    can_record: bool
+    voidable: frozenset  # ids of the sets this user may mark entered in error
+    staff: dict
+    entry: Entry
+    encounter_id: uuid.UUID | None = None
+    appointment_id: uuid.UUID | None = None
+    more: bool = False  # older sets exist beyond the ones read
+    full: bool = False  # on the vitals page: every set read is listed
+    problem: str | None = None  # why the last request was refused
+    notice: str | None = None  # what the last request did
+
+    @property
+    def listed(self) -> list[VitalsSet]:
+        return self.sets if self.full else self.sets[:LISTED]
+
+    @property
+    def latest(self) -> VitalsSet | None:
+        return next((s for s in self.sets if not s.voided), None)
+
+
+def recent_sets(db: Session, patient: Patient, limit: int) -> list[Vitals]:
+    """The patient's newest sets, entered-in-error ones included (one query)."""
+    return list(db.scalars(select(Vitals).where(Vitals.clinic_id == patient.clinic_id,
+                                                Vitals.patient_id == patient.id)
+                           .order_by(Vitals.taken_at.desc(), Vitals.id.desc()).limit(limit)))
+
+
+def panel(db: Session, *, clinic, patient: Patient, access: Access, encounter: Encounter | None = None,
+          appointment_id: uuid.UUID | None = None, entry: Entry | None = None, limit: int = PANEL_SETS,
+          full: bool = False, role: Role | None = None, user_id: uuid.UUID | None = None) -> VitalsPanel | None:
+    """The vitals panel for this user (None without triage access). Reads, never audits: the page
+    that shows it writes its audit record."""
+    if not access.triage:
+        return None
+    role = role if role is not None else g.role
+    user_id = user_id or current_user.id
+    zone, dob = ZoneInfo(clinic.timezone), date_of_birth(db, patient)
+    rows = recent_sets(db, patient, limit + 1)
+    sets = []
+    for row in rows[:limit]:
+        values, adult = open_values(db, row), is_adult(dob, row.taken_at.astimezone(zone).date())
+        sets.append(VitalsSet(row, values, describe(values, adult=adult), adult))
+    adult_now = is_adult(dob, datetime.now(zone).date())
+    latest_unit = next((s.values["temperature_unit"] for s in sets if "temperature_unit" in s.values), "F")
+    return VitalsPanel(
+        patient_id=patient.id, sets=sets, adult=adult_now,
+        trends=trends_of([s for s in sets if not s.voided][:TREND_POINTS], zone, bands=adult_now),
+        can_record=can(role, Permission.VITALS_WRITE),
+        voidable=frozenset(s.row.id for s in sets if may_void(role, user_id, s.row)),
+        staff=staff_names(db, {s.row.taken_by for s in sets} | {s.row.voided_by for s in sets}),
+        entry=entry or Entry(typed={"temperature_unit": latest_unit}),
+        encounter_id=encounter.id if encounter else None,
+        appointment_id=appointment_id or (encounter.appointment_id if encounter else None),
+        more=len(rows) > limit, full=full)
+
+
+# --- Trends: small server-drawn SVG charts, each with a table of its values -------------------------
+
+@dataclass(frozen=True)
+class TrendSpec:
+    key: str
+    label: str  # also the label of its Reading
+    unit: str
+    series: tuple[str, ...]  # value keys, one line each
+    band: tuple[float, float] | None = None  # the adult normal range, shaded
+
+
+TREND_SPECS = [
+    TrendSpec("bp", "Blood pressure", "mmHg", ("systolic", "diastolic")),
+    TrendSpec("pulse", "Pulse", "/min", ("pulse",), (60, 100)),
+    TrendSpec("temperature", "Temperature", "°C", ("temperature_c",), (35, 37.5)),
+    TrendSpec("spo2", "SpO2", "%", ("spo2",), (95, 100)),
+    TrendSpec("weight", "Weight", "kg", ("weight_kg",)),
+    TrendSpec("glucose", "Blood glucose", "mg/dL", ("glucose_mg_dl",)),
+]
+WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 300, 96, 44, 8, 8, 8
+
+
+@dataclass(frozen=True)
+class Dot:
+    x: float
+    y: float
+    title: str
+    flagged: bool
+
+
+@dataclass(frozen=True)
+class Trend:
+    """One measure over the latest valid sets: polylines, dots, the normal band, and the same as a table."""
+
+    key: str
+    label: str
+    unit: str
+    lines: list[tuple[str, str]]  # (series key, SVG points "x,y x,y")
+    dots: list[Dot]
+    rows: list[tuple[datetime, Reading]]  # oldest first
+    band: tuple[float, float] | None  # (y, height) of the shaded normal range
+    scale: list[tuple[float, str]]  # (y, label) of the highest and (if different) the lowest value
+    summary: str
+    width: int = WIDTH
+    height: int = HEIGHT
+
+
+def trends_of(sets: list[VitalsSet], zone: ZoneInfo, *, bands: bool = True) -> list[Trend]:
+    """A trend per measure with at least two readings among `sets` (newest first), drawn oldest to newest."""
+    out = []
+    for spec in TREND_SPECS:
+        taken = [s for s in reversed(sets) if all(k in s.values for k in spec.series)]
+        if len(taken) >= 2:
+            out.append(_trend(spec, taken, zone, bands))
+    return out
+
+
+def _trend(spec: TrendSpec, taken: list[VitalsSet], zone: ZoneInfo, bands: bool) -> Trend:
+    band = spec.band if bands else None
+    numbers = [float(s.values[k]) for s in taken for k in spec.series] + list(band or ())
+    low, high = min(numbers), max(numbers)
+    pad = (high - low) * 0.1 or 1.0
+    low, high = low - pad, high + pad
+    step = (WIDTH - LEFT - RIGHT) / (len(taken) - 1)
+
+    def y(value) -> float:
+        return round(TOP + (high - float(value)) / (high - low) * (HEIGHT - TOP - BOTTOM), 1)
+
+    rows = [(s.row.taken_at, next(r for r in s.readings if r.label == spec.label)) for s in taken]
+    lines, dots = [], []
+    for key in spec.series:
+        points = [(round(LEFT + i * step, 1), y(s.values[key])) for i, s in enumerate(taken)]
+        lines.append((key, " ".join(f"{px},{py}" for px, py in points)))
+        dots += [Dot(px, py, _dot_title(when, reading, zone), _dot_flagged(key, s, reading))
+                 for (px, py), s, (when, reading) in zip(points, taken, rows, strict=True)]
+    values = [float(s.values[k]) for s in taken for k in spec.series]
+    scale = [(y(max(values)), _trim(max(values)))] + ([(y(min(values)), _trim(min(values)))]
+                                                      if min(values) != max(values) else [])
+    return Trend(spec.key, spec.label, spec.unit, lines, dots, rows,
+                 (y(band[1]), round(y(band[0]) - y(band[1]), 1)) if band else None, scale,
+                 _summary(spec, rows, zone))
+
+
+# Blood pressure is flagged as a pair; on the chart each line marks only its own out-of-range values.
+PRESSURE_LIMITS = {"systolic": (90, 140), "diastolic": (60, 90)}
+
+
+def _dot_flagged(key: str, taken: VitalsSet, reading: Reading) -> bool:
+    if key in PRESSURE_LIMITS:
+        return taken.adult and _outside(taken.values[key], *PRESSURE_LIMITS[key]) is not None
+    return reading.flag is not None
+
+
+def _dot_title(when: datetime, reading: Reading, zone: ZoneInfo) -> str:
+    badge = f" ({reading.badge})" if reading.badge else ""
+    return f"{when.astimezone(zone):%d %b %Y, %H:%M}: {reading.text}{badge}"
+
+
+def _summary(spec: TrendSpec, rows: list[tuple[datetime, Reading]], zone: ZoneInfo) -> str:
+    first, last = rows[0][0].astimezone(zone), rows[-1][0].astimezone(zone)
+    flagged = sum(1 for _, r in rows if r.flag)
+    outside = f" {flagged} outside the normal range." if flagged else ""
+    return (f"{spec.label}: {len(rows)} readings from {first:%d %b %Y} to {last:%d %b %Y}, evenly spaced; "
+            f"latest {rows[-1][1].text}.{outside}")

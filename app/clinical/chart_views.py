@@ -128,7 +128,7 @@ def vitals_response(patient: Patient, access: Access, status: int = 200, *, audi
 def vitals_page(patient_id):
     """Every set of the patient's vitals, the trends and the form (htmx: the panel alone)."""
     patient, access = patient_with_access(patient_id, "vitals.view")
-    return vitals_response(patient, access)
+    return vitals_response(patient, access, links=links_from(request.args, patient))
 
 
 @bp.post("/patients/<uuid:patient_id>/vitals")

@@ -181,8 +181,8 @@ class Prescription(Base):
 
     `items_enc` is a sealed JSON list of {drug, strength, form, dose, frequency, duration, timing,
     instructions}; `advice_enc` the general advice. `code` is the verification code printed on the
-    paper: an HMAC of the signed content (app/clinical/prescriptions.py), so an altered record or
-    paper no longer matches it.
+    paper: an HMAC of the signed content, `printed_enc` (app/clinical/prescriptions.py), so an altered
+    record or paper no longer matches it.
     """
 
     __tablename__ = "prescription"
@@ -208,6 +208,10 @@ class Prescription(Base):
     language: Mapped[str] = mapped_column(String(8), default="en")
     items_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     advice_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # At signing: everything the paper carries (doctor's and patient's details as they were then, items,
+    # advice, follow-up), sealed as one JSON value. Reprints and the verification code use it, so a later
+    # correction of a name or registration neither changes an issued paper nor breaks its code.
+    printed_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
     code: Mapped[str | None] = mapped_column(String(16))
     key_version: Mapped[int] = mapped_column(Integer)
     version: Mapped[int] = mapped_column(Integer, default=1)

@@ -132,7 +132,8 @@ def _prescription(db: Session, clinic: Clinic, e: Encounter, items: list[dict], 
     rx.items_enc = ring.seal("prescription", "items", rx.id, json.dumps(items))
     rx.advice_enc = ring.seal("prescription", "advice", rx.id, advice)
     doctor = db.get(StaffUser, e.doctor_id)
-    rx.code = prescriptions.code_of(rx, prescriptions.content(rx, items, advice, doctor, open_patient(db, patient)))
+    printed = prescriptions.content(rx, items, advice, doctor, open_patient(db, patient), e.follow_up_on)
+    prescriptions.seal_printed(db, rx, printed)
     db.add(rx)
     db.flush()
     timeline.add(db, clinic_id=clinic.id, patient_id=e.patient_id, kind=Kind.PRESCRIPTION, action="signed",

@@ -29,7 +29,8 @@ def _queues_context(doctor_ids=None, *, mine: bool = False) -> dict:
     db.commit()
     return {"queues": queues, "day": day, "mine": mine, "stamp": stamp,
             "can_call": can(g.role, Permission.SCHEDULE_BOOK), "now": utcnow(),
-            "can_consult": mine and can(g.role, Permission.CLINICAL_WRITE)}
+            "can_consult": mine and can(g.role, Permission.CLINICAL_WRITE),
+            "can_vitals": can(g.role, Permission.VITALS_WRITE)}
 
 
 @bp.get("/")

@@ -57,7 +57,7 @@ SEALED = [
     (Addendum, "encounter_addendum", [("text_enc", "text")]),
     (ChartItem, "chart_item", [("details_enc", "details")]),
     (Vitals, "vitals", [("values_enc", "values")]),
-    (Prescription, "prescription", [("items_enc", "items"), ("advice_enc", "advice")]),
+    (Prescription, "prescription", [("items_enc", "items"), ("advice_enc", "advice"), ("printed_enc", "printed")]),
 ]
 
 

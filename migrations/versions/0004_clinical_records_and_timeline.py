@@ -155,6 +155,7 @@ def upgrade() -> None:
     sa.Column('language', sa.String(length=8), nullable=False),
     sa.Column('items_enc', sa.LargeBinary(), nullable=True),
     sa.Column('advice_enc', sa.LargeBinary(), nullable=True),
+    sa.Column('printed_enc', sa.LargeBinary(), nullable=True),
     sa.Column('code', sa.String(length=16), nullable=True),
     sa.Column('key_version', sa.Integer(), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
@@ -190,7 +191,7 @@ GUARDED = {
     "encounter_addendum": ("text_enc", "", ""),
     "chart_item": ("details_enc", "ended_at,ended_by,end_reason", ""),
     "vitals": ("values_enc", "voided_at,voided_by", ""),
-    "prescription": ("items_enc,advice_enc", "", "draft"),
+    "prescription": ("items_enc,advice_enc,printed_enc", "", "draft"),
 }
 
 GUARD_FUNCTION = """

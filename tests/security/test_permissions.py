@@ -4,7 +4,7 @@ import pytest
 
 from app.auth.policy import PUBLIC, ROLE_PERMISSIONS, SIGN_IN_STEP, Permission, Role
 
-PUBLIC_ROUTES = {"static", "auth.login", "auth.login_post", "auth.logout", "auth.session_status",
+PUBLIC_ROUTES = {"prescriptions.verify", "static", "auth.login", "auth.login_post", "auth.logout", "auth.session_status",
                  "health.healthz", "health.readyz"}
 SIGN_IN_ROUTES = {"auth.mfa", "auth.mfa_post", "auth.recovery", "auth.recovery_post", "auth.enrol",
                   "auth.enrol_post"}

@@ -96,7 +96,7 @@ def open_encounter(db: Session, *, clinic: Clinic, appointment: Appointment, by:
 def save_note(db: Session, encounter: Encounter, note: Note, *, version: int, by: uuid.UUID) -> list[str]:
     """Save the note as written; returns the sections that changed (none: nothing is written)."""
     _check_open(encounter)
-    if version != encounter.version:
+    if version != encounter.version and _sections_changed_since(db, encounter, version):
         raise StaleVersion("This note was saved from another window meanwhile. Your text is still here: "
                            "copy it, then reload the page to see the other version.")
     before = open_note(db, encounter)
@@ -108,6 +108,17 @@ def save_note(db: Session, encounter: Encounter, note: Note, *, version: int, by
         _touch(encounter, by)
         _add_revision(db, ring, encounter, changes, by)
     return list(changes)
+
+
+def _sections_changed_since(db: Session, encounter: Encounter, version: int) -> bool:
+    """Whether the note's text was saved after `version` (a diagnosis or follow-up set meanwhile does not
+    conflict with the text being typed; a version from the future or none at all does)."""
+    if not 0 < version < encounter.version:
+        return True
+    changed = db.scalars(select(EncounterRevision.changed).where(
+        EncounterRevision.clinic_id == encounter.clinic_id, EncounterRevision.encounter_id == encounter.id,
+        EncounterRevision.version > version))
+    return any(set(names.split(",")) & set(SOAP) for names in changed)
 
 
 def _seal_note(ring: Keyring, encounter: Encounter, note: Note) -> None:

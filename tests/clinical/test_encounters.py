@@ -67,6 +67,21 @@ def test_autosave_keeps_every_revision_and_refuses_a_stale_save(seen, doctor_bro
     assert "Steam, fluids, paracetamol" in history and "Version 3" in history
 
 
+def test_a_diagnosis_or_follow_up_added_meanwhile_does_not_block_the_note(seen, doctor_browser, sql):
+    _, encounter = seen
+    page = f"/encounters/{encounter}"
+    assert save(doctor_browser, encounter, 1).status_code == 200  # now version 2
+    doctor_browser.post(f"{page}/diagnoses", {"text": "Hypertension", "code": "I10"}, page=page, headers=HTMX)
+    doctor_browser.post(f"{page}/follow-up", {"after_days": "7"}, page=page, headers=HTMX)
+    # The note form still holds version 2: its text was not changed since, so the save goes through.
+    later = save(doctor_browser, encounter, 2, plan="Amlodipine 5 mg")
+    assert later.status_code == 200 and "Saved at" in later.get_data(as_text=True)
+    signed = doctor_browser.post(f"{page}/sign", {**NOTE, "plan": "Amlodipine 5 mg", "version": "5"}, page=page,
+                                 headers=HTMX)
+    assert signed.status_code == 204
+    assert sql("SELECT status FROM encounter") == [("signed",)]
+
+
 def test_save_without_javascript_redirects_back(seen, doctor_browser):
     _, encounter = seen
     response = save(doctor_browser, encounter, 1, htmx=False)

@@ -24,8 +24,10 @@ lint: $(VENV)/.installed
 clean-instance:
 	rm -rf instance
 
-# The schedule benchmark (bench/): against a `clinicdesk_bench` database on the DATABASE_URL server, else an
-# embedded PostgreSQL in instance/bench. BENCH_ARGS=--small for a quick run; see `python -m bench.schedule -h`.
+# The benchmarks (bench/), the schedule's then the timeline's: against a `clinicdesk_bench` database on the
+# DATABASE_URL server, else an embedded PostgreSQL in instance/bench. BENCH_ARGS=--small for a quick run; see
+# `python -m bench.schedule -h` and `python -m bench.timeline -h`.
 .PHONY: bench
 bench: $(VENV)/.installed
 	$(PY) -m bench.schedule $(BENCH_ARGS)
+	$(PY) -m bench.timeline $(filter-out --fresh,$(BENCH_ARGS))

@@ -40,10 +40,10 @@ from bench.plan import FUTURE_DAYS, SMALL, Plan, Size, bench_day_after, history_
 
 __all__ = ["FUTURE_DAYS", "SMALL", "Size", "bench_day_after", "existing", "generate", "matches", "readable"]
 
-FORMAT = 1  # bump when the generator changes what it makes: older bench databases are rebuilt
+FORMAT = 2  # bump when the generator changes what it makes: older bench databases are rebuilt
 META_KEY = "bench"
 COLUMNS = patients.COLUMNS | visits.COLUMNS
-TABLES = tuple(COLUMNS)
+TABLES = (*COLUMNS, "timeline_event")  # the timeline feed is filled from the history tables after the load
 
 
 # --- Loading --------------------------------------------------------------------------------------------------
@@ -119,6 +119,37 @@ def _tasks(plan: Plan) -> tuple[list[tuple], list[tuple]]:
                 days, total = [], 0
             day += timedelta(days=1)
     return patient_tasks, sorted(appointments, key=lambda t: -sum(sum(plan.counts.get((t[1], d), ())) for d in t[2]))
+
+
+# The timeline feed of what was loaded, as the services that write the history tables write it (and as
+# migration 0004 fills it for history made before the feed existed): one event per appointment event,
+# record change and consent change, its id and ref that of the source row.
+TIMELINE_FILL = """
+INSERT INTO timeline_event (clinic_id, id, patient_id, at, kind, action, doctor_id, ref_id, by)
+SELECT e.clinic_id, e.id, a.patient_id, e.at, 'appointment', e.action, a.doctor_id, e.id, e.by
+  FROM appointment_event e JOIN appointment a ON a.clinic_id = e.clinic_id AND a.id = e.appointment_id
+ WHERE e.clinic_id = %(c)s
+UNION ALL
+SELECT clinic_id, id, patient_id, changed_at, 'record', action, NULL, id, changed_by FROM patient_history
+ WHERE clinic_id = %(c)s
+UNION ALL
+SELECT clinic_id, id, patient_id, at, 'consent', CASE WHEN granted THEN 'given' ELSE 'withdrawn' END, NULL, id,
+       recorded_by FROM consent_event WHERE clinic_id = %(c)s
+"""
+
+
+def fill_timeline(conn: psycopg.Connection, plan: Plan, superuser: bool, log) -> float:
+    """Write the timeline feed of every clinic's loaded history, a clinic per transaction."""
+    started, done = clock.perf_counter(), 0
+    for cp in plan.clinics:
+        with conn.transaction():
+            conn.execute("SELECT set_config('app.clinic_id', %s, true)", [str(cp.id)])
+            if superuser:  # the keys hold by construction, as for the COPY
+                conn.execute("SET LOCAL session_replication_role = replica")
+            done += conn.execute(TIMELINE_FILL, {"c": cp.id}).rowcount
+    elapsed = clock.perf_counter() - started
+    log(f"  timeline: {done:,} events ({done / max(elapsed, 0.001):,.0f}/s, {elapsed:.0f} s)")
+    return elapsed
 
 
 def _run(tasks: list[tuple], pool, total: int, what: str, log) -> float:
@@ -228,6 +259,7 @@ def generate(app, admin_url: str, size: Size, *, workers: int | None = None, log
                     pool.join()
                 elif _CONN:
                     _CONN.close()
+            timings["timeline_s"] = fill_timeline(conn, plan, superuser, log)
             index_started = clock.perf_counter()
         timings["indexes_s"] = clock.perf_counter() - index_started
         meta = {"format": FORMAT, **asdict(size), "anchor": anchor.isoformat(), "bench_day": bench_day.isoformat(),

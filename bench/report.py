@@ -81,9 +81,9 @@ def text(meta: dict, info: dict, results: list[dict], plans: list[dict], board_i
            f"(as timed by the app; COMMIT not included):\n{sent}\n"
 
 
-def write(markdown: str, report_data: dict) -> None:
-    """bench/results/schedule.md and schedule.json (machine-specific; not committed)."""
+def write(markdown: str, report_data: dict, name: str = "schedule") -> None:
+    """bench/results/<name>.md and <name>.json (machine-specific; not committed)."""
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "schedule.json").write_text(json.dumps(report_data, indent=2, default=str))
-    (RESULTS / "schedule.md").write_text(markdown)
-    print(f"written: {RESULTS / 'schedule.json'}, {RESULTS / 'schedule.md'}", file=sys.stderr)
+    (RESULTS / f"{name}.json").write_text(json.dumps(report_data, indent=2, default=str))
+    (RESULTS / f"{name}.md").write_text(markdown)
+    print(f"written: {RESULTS / f'{name}.json'}, {RESULTS / f'{name}.md'}", file=sys.stderr)

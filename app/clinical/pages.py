@@ -6,19 +6,20 @@ their own modules' `panel` functions; the page writes the one audit record for a
 
 import uuid
 
-from flask import g, render_template
+from flask import Response, g, render_template, request
 from flask_login import current_user
 
 from app.audit.services import record
-from app.clinical import encounters
-from app.clinical.access import Access
+from app.clinical import chart, encounters, prescriptions, vitals
+from app.clinical.access import Access, access_for
 from app.clinical.models import Encounter
 from app.db import get_session
-from app.htmx import render
+from app.htmx import is_htmx, render
 from app.patients import services as patients
 from app.patients.models import Patient
 from app.scheduling import services as schedule
 from app.scheduling.models import Appointment
+from app.timeline import services as timeline
 
 SECTION_LABELS = {"subjective": "Subjective", "objective": "Objective", "assessment": "Assessment", "plan": "Plan"}
 SECTION_HINTS = {
@@ -31,27 +32,16 @@ SECTION_HINTS = {
 
 def panels(patient: Patient, access: Access, encounter: Encounter | None) -> dict:
     """The other parts' panels for a page about this patient (no audit: the page audits)."""
-    import importlib
-
-    def module(name):
-        try:
-            return importlib.import_module(name)
-        except ModuleNotFoundError:
-            return None
-
-    vitals, chart = module("app.clinical.vitals"), module("app.clinical.chart")
-    prescriptions, timeline = module("app.clinical.prescriptions"), module("app.timeline.services")
     db, clinic = get_session(), g.clinic
-    # TEMPORARY while the panels are being written: a part without `panel` yet shows nothing.
-    def build(module, wanted: bool, **extra):
-        maker = getattr(module, "panel", None)
-        return maker(db, clinic=clinic, patient=patient, access=access, **extra) if wanted and maker else None
-
     return {
-        "vitals_panel": build(vitals, access.triage, encounter=encounter),
-        "chart_panel": build(chart, access.triage, encounter=encounter),
-        "rx_panel": build(prescriptions, encounter is not None and access.summary, encounter=encounter),
-        "timeline_panel": build(timeline, True, user_id=current_user.id, role=g.role),
+        "vitals_panel": vitals.panel(db, clinic=clinic, patient=patient, access=access, encounter=encounter)
+        if access.triage else None,
+        "chart_panel": chart.panel(db, clinic=clinic, patient=patient, access=access, encounter=encounter)
+        if access.triage else None,
+        "rx_panel": prescriptions.panel(db, clinic=clinic, patient=patient, access=access, encounter=encounter)
+        if encounter is not None and access.summary else None,
+        "timeline_panel": timeline.panel(db, clinic=clinic, patient=patient, access=access, user_id=current_user.id,
+                                         role=g.role),
     }
 
 
@@ -89,8 +79,6 @@ def note_status(encounter: Encounter, *, saved: bool = False, problem: str | Non
 
 def note_problem(encounter: Encounter, problem: str):
     """A refused save or sign: the status line for htmx (409, the text stays typed), else the page again."""
-    from app.htmx import is_htmx
-
     status = 409 if isinstance(problem, str) and "another window" in problem else 422
     if is_htmx():
         return note_status(encounter, problem=problem, status=status)
@@ -98,8 +86,6 @@ def note_problem(encounter: Encounter, problem: str):
 
 
 def _page_with_problem(encounter: Encounter, key: str, problem: str, status: int, **extra):
-    from app.clinical.access import access_for
-
     db = get_session()
     access = access_for(db, clinic_id=g.clinic.id, user_id=current_user.id, role=g.role,
                         patient_id=encounter.patient_id)
@@ -118,10 +104,6 @@ def diagnoses_block(encounter: Encounter, access: Access, problem: str | None = 
 
 
 def diagnoses_problem(encounter: Encounter, access: Access, problem: str):
-    from flask import request
-
-    from app.htmx import is_htmx
-
     typed = {"text": request.form.get("text", ""), "code": request.form.get("code", "")}
     if is_htmx():
         return diagnoses_block(encounter, access, problem, 422, **typed)
@@ -134,8 +116,6 @@ def follow_up_block(encounter: Encounter, access: Access, problem: str | None = 
 
 
 def follow_up_problem(encounter: Encounter, access: Access, problem: str):
-    from app.htmx import is_htmx
-
     if is_htmx():
         return follow_up_block(encounter, access, problem, 422)
     return _page_with_problem(encounter, "follow_up_problem", problem, 422)
@@ -151,10 +131,6 @@ def addenda_block(encounter: Encounter, access: Access, problem: str | None = No
 
 
 def addenda_problem(encounter: Encounter, access: Access, problem: str):
-    from flask import request
-
-    from app.htmx import is_htmx
-
     if is_htmx():
         return addenda_block(encounter, access, problem, 422, request.form.get("text", ""))
     return _page_with_problem(encounter, "addendum_problem", problem, 422, addendum_text=request.form.get("text", ""))
@@ -172,8 +148,6 @@ def revisions_context(encounter: Encounter) -> dict:
 def no_access(patient_id: uuid.UUID, access: Access, *, action: str = "clinical.view", object_id=None,
               problem: str | None = None, status: int = 403, reason: str = ""):
     """403 (audited) with, for clinical staff, the break-the-glass form."""
-    from flask import request
-
     db = get_session()
     if status == 403:
         record(db, action, patient_id=patient_id, object_type="encounter", object_id=object_id,
@@ -181,8 +155,6 @@ def no_access(patient_id: uuid.UUID, access: Access, *, action: str = "clinical.
         db.commit()
     body = render_template("clinical/no_access.html", patient_id=patient_id, access=access, problem=problem,
                            reason=reason, next_url=request.form.get("next") or request.path)
-    from flask import Response
-
     response = Response(body, status=status, mimetype="text/html")
     response.vary.add("HX-Request")
     return response

@@ -310,11 +310,20 @@
     });
     var failed = function (evt) {
       if (evt.detail.elt !== noteForm) return;
-      if (evt.detail.xhr && evt.detail.xhr.status === 409) return;
+      var status = evt.detail.xhr ? evt.detail.xhr.status : 0;
+      // Only a network failure or a server error is worth retrying; anything else (expired form,
+      // refused) would be refused again, so the text stays on screen and the status says so.
+      if (status && status < 500) { noteState("unsaved", "Not saved: reload the page, then paste your text."); return; }
       noteState("unsaved", "Not saved yet: the connection failed. Retrying…");
       clearTimeout(retry);
       retry = setTimeout(function () { htmx.trigger(noteForm, "autosave-retry"); }, 5000);
     };
+    // After a refusal (saved meanwhile from another window) stop saving from this page: every save
+    // would be refused again; the typed text stays for the doctor to copy.
+    noteForm.addEventListener("htmx:beforeRequest", function (evt) {
+      var status = document.getElementById("note-status");
+      if (status && status.dataset.state === "conflict" && evt.detail.elt === noteForm) evt.preventDefault();
+    });
     document.body.addEventListener("htmx:responseError", failed);
     document.body.addEventListener("htmx:sendError", failed);
     window.addEventListener("beforeunload", function (evt) {

@@ -2,7 +2,7 @@
 
 - Vitals and allergies (triage): doctors and nurses of the clinic.
 - Notes, diagnoses, problems, prescriptions: a doctor with a care relationship (the patient has or
-  had an appointment or an encounter with them); any other doctor or nurse only after breaking the
+  had an appointment or an encounter with them, see `in_care`); any other doctor or nurse only after breaking the
   glass (a stated reason, a time box, a flagged audit record, the admins told). A nurse sees the
   summary (diagnoses, problems, prescriptions), never the note's text.
 - Everyone else (reception, billing, auditor, admin): no clinical content, ever; the timeline shows
@@ -54,16 +54,27 @@ class Access:
 NONE = Access()
 
 
+# Appointments that make a care relationship on their own: the patient came to this doctor.
+SEEN = (Status.ARRIVED, Status.IN_CONSULTATION, Status.COMPLETED)
+# Booked and not yet come: a relationship only if someone else booked it (the desk, another doctor), so a
+# doctor cannot open a record by booking the patient in with themselves.
+EXPECTED = (Status.BOOKED, Status.CONFIRMED)
+
+
 def in_care(db: Session, clinic_id: uuid.UUID, doctor_id: uuid.UUID, patient_id: uuid.UUID) -> bool:
     """Whether the patient has (or had) an appointment or an encounter with this doctor.
 
-    A cancelled booking does not count: the doctor never saw the patient.
+    A visit that happened counts; an upcoming one counts unless the doctor booked it themselves; a
+    cancelled booking or a no-show does not (the doctor never saw the patient).
     """
-    booked = exists().where(Appointment.clinic_id == clinic_id, Appointment.patient_id == patient_id,
-                            Appointment.doctor_id == doctor_id, Appointment.status != Status.CANCELLED)
+    mine = (Appointment.clinic_id == clinic_id, Appointment.patient_id == patient_id,
+            Appointment.doctor_id == doctor_id)
+    came = exists().where(*mine, Appointment.status.in_(SEEN))
+    expected = exists().where(*mine, Appointment.status.in_(EXPECTED),
+                              or_(Appointment.created_by.is_(None), Appointment.created_by != doctor_id))
     seen = exists().where(Encounter.clinic_id == clinic_id, Encounter.patient_id == patient_id,
                           Encounter.doctor_id == doctor_id)
-    return bool(db.scalar(select(or_(booked, seen))))
+    return bool(db.scalar(select(or_(came, expected, seen))))
 
 
 def access_for(db: Session, *, clinic_id: uuid.UUID, user_id: uuid.UUID, role: Role | None,

@@ -174,11 +174,12 @@ def add_diagnosis(db: Session, encounter: Encounter, entry: dict, *, by: uuid.UU
     save_note(db, encounter, note, version=encounter.version, by=by)
 
 
-def remove_diagnosis(db: Session, encounter: Encounter, index: int, *, by: uuid.UUID) -> None:
-    """Remove the diagnosis at `index` while the encounter is open (kept in the revisions)."""
+def remove_diagnosis(db: Session, encounter: Encounter, index: int, expected: dict, *, by: uuid.UUID) -> None:
+    """Remove the diagnosis at `index`, if it is still the one the user saw (`expected`), while the
+    encounter is open (kept in the revisions)."""
     note = open_note(db, encounter)
-    if not 0 <= index < len(note.diagnoses):
-        raise EncounterError("That diagnosis is no longer listed.")
+    if not 0 <= index < len(note.diagnoses) or note.diagnoses[index] != expected:
+        raise EncounterError("That diagnosis is no longer listed as shown: the list has changed meanwhile.")
     note.diagnoses = note.diagnoses[:index] + note.diagnoses[index + 1:]
     save_note(db, encounter, note, version=encounter.version, by=by)
 
@@ -191,9 +192,14 @@ def set_follow_up(db: Session, encounter: Encounter, day: date | None, *, today:
     if day is not None and day <= today:
         raise EncounterError("The follow-up date must be after today.")
     if encounter.follow_up_on != day:
+        changes = {"follow_up": [_iso(encounter.follow_up_on), _iso(day)]}
         encounter.follow_up_on = day
         _touch(encounter, by)
-        db.flush()
+        _add_revision(db, keyring(db, encounter.clinic_id), encounter, changes, by)
+
+
+def _iso(day: date | None) -> str:
+    return day.isoformat() if day else ""
 
 
 def draft_prescriptions(db: Session, encounter: Encounter) -> list[Prescription]:
@@ -224,7 +230,16 @@ def _complete_visit(db: Session, clinic: Clinic, encounter: Encounter, by: uuid.
     appointment = db.get(Appointment, (clinic.id, encounter.appointment_id), with_for_update=True)
     if appointment is None or appointment.status is not Status.IN_CONSULTATION:
         return None
-    return booking.change_status(db, clinic=clinic, appointment=appointment, action="complete", by=by)
+    if "complete" in booking.allowed_actions(clinic, appointment):
+        return booking.change_status(db, clinic=clinic, appointment=appointment, action="complete", by=by)
+    # Left "in consultation" past its day (the desk may only complete a visit on its day): the note
+    # being signed says the visit happened, so it completes all the same.
+    now = utcnow()
+    appointment.status, appointment.finished_at = Status.COMPLETED, now
+    appointment.version, appointment.updated_at, appointment.updated_by = appointment.version + 1, now, by
+    booking.add_history(db, appointment, "complete", by, before=Status.IN_CONSULTATION, at=now)
+    db.flush()
+    return appointment
 
 
 def add_addendum(db: Session, encounter: Encounter, text: str, *, by: uuid.UUID) -> Addendum:

@@ -4,6 +4,7 @@ The package reads its data with an importlib.resources call that Python 3.11 dep
 warning is the package's, not ours, so it is silenced at import and nowhere else.
 """
 
+import re
 import warnings
 
 with warnings.catch_warnings():
@@ -21,7 +22,8 @@ def normalise(code: str) -> str:
     if not raw:
         return ""
     candidate = raw if len(raw) <= 3 else f"{raw[:3]}.{raw[3:]}"
-    if not _icd.is_valid_item(candidate):
+    # A category (J06) or subcategory (J06.9): chapters (IX) and blocks (J00-J06) are not diagnoses.
+    if not re.fullmatch(r"[A-Z]\d\d(\.\d{1,2})?", candidate) or not _icd.is_valid_item(candidate):
         raise UnknownCode(f"“{code.strip()[:12]}” is not an ICD-10 code. Leave the code empty or check it.")
     return candidate
 

@@ -12,7 +12,7 @@ from flask_login import current_user
 from app.audit.services import record
 from app.clinical import chart, encounters, prescriptions, vitals
 from app.clinical.access import Access, access_for
-from app.clinical.models import Encounter
+from app.clinical.models import SOAP, Encounter
 from app.db import get_session
 from app.htmx import is_htmx, render
 from app.patients import services as patients
@@ -74,15 +74,26 @@ def encounter_context(encounter: Encounter, access: Access) -> dict:
 def note_status(encounter: Encounter, *, saved: bool = False, problem: str | None = None, status: int = 200):
     """The note's save status line (and its new version, swapped out of band)."""
     return render("clinical/encounter.html", "note_status", status=status, encounter=encounter, saved=saved,
-                  problem=problem)
+                  problem=problem, conflict=status == 409)
 
 
-def note_problem(encounter: Encounter, problem: str):
-    """A refused save or sign: the status line for htmx (409, the text stays typed), else the page again."""
-    status = 409 if isinstance(problem, str) and "another window" in problem else 422
+def note_problem(encounter: Encounter, error: Exception):
+    """A refused save or sign: for htmx the status line (the text stays typed in the page), else the page
+    again with the sections as they were typed. A save from a stale version is a 409."""
+    status = 409 if isinstance(error, encounters.StaleVersion) else 422
     if is_htmx():
-        return note_status(encounter, problem=problem, status=status)
-    return _page_with_problem(encounter, "note_problem", problem, status)
+        return note_status(encounter, problem=str(error), status=status)
+    typed = encounters.open_note(get_session(), encounter)
+    for name in SOAP:
+        setattr(typed, name, request.form.get(name, getattr(typed, name))[:encounters.MAX_SECTION])
+    return _page_with_problem(encounter, "note_problem", str(error), status, note=typed)
+
+
+def _audit_read(encounter: Encounter, access: Access) -> None:
+    db = get_session()
+    record(db, "encounter.view", patient_id=encounter.patient_id, object_type="encounter", object_id=encounter.id,
+           reason=access.reason, flagged=access.flagged)
+    db.commit()
 
 
 def _page_with_problem(encounter: Encounter, key: str, problem: str, status: int, **extra):
@@ -106,6 +117,7 @@ def diagnoses_block(encounter: Encounter, access: Access, problem: str | None = 
 def diagnoses_problem(encounter: Encounter, access: Access, problem: str):
     typed = {"text": request.form.get("text", ""), "code": request.form.get("code", "")}
     if is_htmx():
+        _audit_read(encounter, access)  # the refusal shows the diagnoses listed: a read like any other
         return diagnoses_block(encounter, access, problem, 422, **typed)
     return _page_with_problem(encounter, "diagnoses_problem", problem, 422, typed=typed)
 
@@ -132,6 +144,7 @@ def addenda_block(encounter: Encounter, access: Access, problem: str | None = No
 
 def addenda_problem(encounter: Encounter, access: Access, problem: str):
     if is_htmx():
+        _audit_read(encounter, access)  # the refusal shows the addenda: a read like any other
         return addenda_block(encounter, access, problem, 422, request.form.get("text", ""))
     return _page_with_problem(encounter, "addendum_problem", problem, 422, addendum_text=request.form.get("text", ""))
 
@@ -140,7 +153,8 @@ def revisions_context(encounter: Encounter) -> dict:
     db = get_session()
     rows = encounters.revisions(db, encounter)
     patient = db.get(Patient, (encounter.clinic_id, encounter.patient_id))
-    return {"encounter": encounter, "rows": rows, "labels": {**SECTION_LABELS, "diagnoses": "Diagnoses"},
+    labels = {**SECTION_LABELS, "diagnoses": "Diagnoses", "follow_up": "Follow-up"}
+    return {"encounter": encounter, "rows": rows, "labels": labels,
             "person": patients.open_patient(db, patient, contact_only=True),
             "staff": patients.staff_names(db, {r.by for r, _ in rows} - {None})}
 

@@ -272,6 +272,7 @@ def sign(db: Session, *, rx: Prescription, patient: Patient, version: int | None
     if rx.number == 0:
         rx.number = next_number(db, rx.clinic_id, "rx")
     rx.language = rx_text.language_for(language)
+    _seal(db, rx, items, advice)  # all under the active key, so a rotation running now can re-seal it later
     rx.status, rx.signed_at, rx.signed_by = RxStatus.SIGNED, utcnow(), by
     encounter = db.get(Encounter, (rx.clinic_id, rx.encounter_id))
     seal_printed(db, rx, content(rx, items, advice, doctor, open_patient(db, patient), encounter.follow_up_on))
@@ -357,8 +358,9 @@ def grouped(code: str | None) -> str:
 
 def normal_code(typed: str | None) -> str:
     """A typed or scanned code in canonical form (dashes, spaces and case ignored; I/L read as 1, O as 0)."""
-    text = re.sub(r"[\s-]", "", (typed or "")[:40]).upper()
-    return text.translate(str.maketrans("ILO", "110"))
+    text = re.sub(r"[\s-]", "", (typed or "")[:40]).upper().translate(str.maketrans("ILO", "110"))
+    # Anything outside the code's alphabet makes it no code at all (and keeps compare_digest on ASCII).
+    return text if all(c in CROCKFORD for c in text) else ""
 
 
 def current_code(db: Session, rx: Prescription) -> str:

@@ -376,9 +376,9 @@ def verify(clinic_id, rx_id):
         return render_template("clinical/rx_verify.html", **context), 404
     address = client_address()
     if rx_service.too_many_failures(db, clinic.id, address):
-        record(db, "prescription.verify", clinic_id=clinic.id, object_type="prescription", object_id=rx_id,
-               outcome="denied", reason="too many failed checks from this address")
-        db.commit()
+        # Not audited once limited: the failures that led here are, and an anonymous client must not be
+        # able to append to the clinic's trail without end.
+        db.rollback()
         abort(429)
     found = rx_service.verify(db, clinic, rx_id, typed)
     record(db, "prescription.verify", clinic_id=clinic.id, patient_id=found.rx.patient_id if found else None,

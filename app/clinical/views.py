@@ -122,7 +122,7 @@ def save_note(encounter_id):
         changed = encounters.save_note(db, found, _note_from_form(found), version=_version(), by=current_user.id)
     except EncounterError as exc:
         db.rollback()
-        return pages.note_problem(found, str(exc))
+        return pages.note_problem(found, exc)
     record(db, "encounter.save", patient_id=found.patient_id, object_type="encounter", object_id=found.id,
            reason=("changed: " + ", ".join(changed)) if changed else "no changes")
     db.commit()
@@ -147,8 +147,9 @@ def remove_diagnosis(encounter_id):
     """Remove a diagnosis from the open encounter (kept in its revisions)."""
     raw = request.form.get("index", "")
     index = int(raw) if raw.isdecimal() and len(raw) < 4 else -1
-    return _diagnoses_change(encounter_id, lambda db, e: encounters.remove_diagnosis(db, e, index, by=current_user.id),
-                             "diagnosis.remove")
+    shown = {"text": request.form.get("text", ""), "code": request.form.get("code", "")}
+    return _diagnoses_change(encounter_id, lambda db, e: encounters.remove_diagnosis(
+        db, e, index, shown, by=current_user.id), "diagnosis.remove")
 
 
 def _diagnoses_change(encounter_id, change, action: str):
@@ -217,7 +218,7 @@ def sign(encounter_id):
         completed = encounters.sign(db, clinic=g.clinic, encounter=found, by=current_user.id)
     except (EncounterError, ScheduleError) as exc:
         db.rollback()
-        return pages.note_problem(found, str(exc))
+        return pages.note_problem(found, exc)
     record(db, "encounter.sign", patient_id=found.patient_id, object_type="encounter", object_id=found.id)
     if completed is not None:
         record(db, "appointment.complete", patient_id=found.patient_id, object_type="appointment",

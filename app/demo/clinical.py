@@ -60,7 +60,7 @@ VISITS = [
      "Contact dermatitis.", "Avoid the detergent. Antihistamine at night. Emollient.",
      [("Contact dermatitis", "L25.9")],
      [{"drug": "Cetirizine", "strength": "10 mg", "form": "tablet", "dose": "1 tablet", "frequency": "0-0-1",
-       "duration": "7 days", "timing": "bedtime", "instructions": "May cause drowsiness"}],
+       "duration": "7 days", "timing": "at_bedtime", "instructions": "May cause drowsiness"}],
      {"temperature_c": 36.8, "temperature_unit": "F", "pulse": 74, "systolic": 122, "diastolic": 78}),
     ("Routine check-up, no complaints.", "General examination normal.", "Healthy adult.",
      "Annual blood tests advised.", [], [], {"systolic": 116, "diastolic": 74, "pulse": 70, "spo2": 99,

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from app.audit.services import record
 from app.db import utcnow
 from app.patients.models import BreakGlass
+from app.security.text import printable
 
 TIME_BOX = timedelta(minutes=60)
 MIN_REASON = 10
@@ -26,7 +27,7 @@ class ReasonRequired(ValueError):
 def open_grant(db: Session, *, clinic_id: uuid.UUID, user_id: uuid.UUID, patient_id: uuid.UUID,
                reason: str, duration: timedelta = TIME_BOX) -> BreakGlass:
     """Grant time-boxed access and write the flagged audit record the admins will review."""
-    reason = " ".join((reason or "").split())
+    reason = " ".join(printable(reason or "", 1000).split())
     if len(reason) < MIN_REASON:
         raise ReasonRequired(f"State why you need this record (at least {MIN_REASON} characters).")
     now = utcnow()

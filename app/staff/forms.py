@@ -6,6 +6,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, Length, Optional, Regexp
 
 from app.auth.policy import Role
+from app.security.text import printable
 
 
 def _strip(value):
@@ -27,16 +28,22 @@ class RoleForm(FlaskForm):
     role = SelectField("Role", choices=ROLE_CHOICES)
 
 
+def _printable(value):
+    return printable(value, 200) if isinstance(value, str) else value
+
+
 class ProfessionalForm(FlaskForm):
     """A doctor's details printed on prescriptions."""
 
-    qualifications = StringField("Qualifications", validators=[Optional(), Length(max=120)], filters=[_strip],
+    qualifications = StringField("Qualifications", validators=[Optional(), Length(max=120)],
+                                 filters=[_printable, _strip],
                                  render_kw={"placeholder": "MBBS, MD (General Medicine)"})
-    speciality = StringField("Speciality", validators=[Optional(), Length(max=60)], filters=[_strip],
+    speciality = StringField("Speciality", validators=[Optional(), Length(max=60)], filters=[_printable, _strip],
                              render_kw={"placeholder": "General Medicine"})
     registration_number = StringField(
-        "Registration number", filters=[_strip],
+        "Registration number", filters=[_printable, _strip],
         validators=[Optional(), Length(max=40), Regexp(r"^[A-Za-z0-9][A-Za-z0-9 ./-]*$",
                                                        message="Use letters, digits, spaces, '.', '/' or '-'.")])
-    registration_council = StringField("Registered with", validators=[Optional(), Length(max=80)], filters=[_strip],
+    registration_council = StringField("Registered with", validators=[Optional(), Length(max=80)],
+                                       filters=[_printable, _strip],
                                        render_kw={"placeholder": "Karnataka Medical Council"})

@@ -89,6 +89,8 @@ def show(user_id):
 def professional(user_id):
     """Set a doctor's qualifications, speciality and registration (printed on prescriptions)."""
     membership, user = _member_or_404(user_id)
+    if not services.may_manage_account(get_session(), current_user.id, user.id) or membership.role is not Role.DOCTOR:
+        abort(403, description="Only the admin of every clinic this doctor works at can change their registration.")
     form = ProfessionalForm()
     if not form.validate():
         return _show(membership, user, professional=form, status=422)

@@ -10,6 +10,8 @@ import sqlalchemy
 
 from app.auth.policy import Role
 from tests.conftest import patient_id
+
+# ruff: noqa: F811 (the scheduling fixtures are imported to be used as fixtures)
 from tests.scheduling.conftest import HTMX, audit_since, doctor, high_water, setup, sign_in, today  # noqa: F401
 
 NOTE = {"subjective": "Cough for 3 days", "objective": "Chest clear", "assessment": "Viral URTI",
@@ -101,7 +103,10 @@ def test_diagnoses_take_icd10_codes(seen, doctor_browser, sql):
     plain = doctor_browser.post(f"{page}/diagnoses", {"text": "Flu", "code": "ZZ99"}, page=page)
     assert plain.status_code == 422 and "<html" in plain.get_data(as_text=True)
     doctor_browser.post(f"{page}/diagnoses", {"text": "Hypertension", "code": "I10"}, page=page)
-    removed = doctor_browser.post(f"{page}/diagnoses/remove", {"index": "0"}, page=page)
+    stale = doctor_browser.post(f"{page}/diagnoses/remove", {"index": "0", "text": "Flu", "code": ""}, page=page)
+    assert stale.status_code == 422 and "changed meanwhile" in stale.get_data(as_text=True)
+    shown = {"index": "0", "code": "J06.9", "text": "Acute upper respiratory infection, unspecified"}
+    removed = doctor_browser.post(f"{page}/diagnoses/remove", shown, page=page)
     assert removed.status_code == 303
     final = doctor_browser.get(page).get_data(as_text=True)
     assert "Hypertension" in final and ">J06.9<" not in final

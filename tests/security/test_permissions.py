@@ -4,8 +4,8 @@ import pytest
 
 from app.auth.policy import PUBLIC, ROLE_PERMISSIONS, SIGN_IN_STEP, Permission, Role
 
-PUBLIC_ROUTES = {"prescriptions.verify", "static", "auth.login", "auth.login_post", "auth.logout", "auth.session_status",
-                 "health.healthz", "health.readyz"}
+PUBLIC_ROUTES = {"static", "auth.login", "auth.login_post", "auth.logout", "auth.session_status",
+                 "health.healthz", "health.readyz", "prescriptions.verify"}
 SIGN_IN_ROUTES = {"auth.mfa", "auth.mfa_post", "auth.recovery", "auth.recovery_post", "auth.enrol",
                   "auth.enrol_post"}
 

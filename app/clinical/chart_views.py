@@ -17,7 +17,7 @@ from flask_login import current_user
 from app.audit.services import deny_not_found, record
 from app.auth.policy import Permission, Role, can, requires
 from app.auth.views import safe_next
-from app.clinical import chart, vitals
+from app.clinical import chart, pages, vitals
 from app.clinical.access import Access, access_for
 from app.clinical.models import ChartItem, ChartKind, Encounter, Vitals
 from app.db import get_session
@@ -36,11 +36,7 @@ HISTORY_SETS = 200  # sets listed on the vitals page
 
 def refuse(action: str, patient_id: uuid.UUID, reason: str = "no clinical access to this patient"):
     """Record the refusal, commit it, answer 403 (saying nothing about the record)."""
-    db = get_session()
-    record(db, action, patient_id=patient_id, object_type="patient", object_id=patient_id, outcome="denied",
-           reason=reason)
-    db.commit()
-    abort(403)
+    pages.refuse(action, patient_id, object_type="patient", object_id=patient_id, reason=reason)
 
 
 def patient_with_access(patient_id: uuid.UUID, action: str, *, for_update: bool = False) -> tuple[Patient, Access]:

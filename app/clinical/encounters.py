@@ -262,6 +262,13 @@ def add_addendum(db: Session, encounter: Encounter, text: str, *, by: uuid.UUID)
     return addendum
 
 
+def unsigned(db: Session, clinic_id: uuid.UUID, doctor_id: uuid.UUID, limit: int = 20) -> list[Encounter]:
+    """The doctor's consultations still open (not signed), oldest first: notes left to finish."""
+    return list(db.scalars(select(Encounter).where(
+        Encounter.clinic_id == clinic_id, Encounter.doctor_id == doctor_id, Encounter.status == EncounterStatus.OPEN)
+        .order_by(Encounter.started_at).limit(limit)))
+
+
 def addenda(db: Session, encounter: Encounter) -> list[tuple[Addendum, str]]:
     """The encounter's addenda, oldest first, decrypted."""
     ring = keyring(db, encounter.clinic_id)

@@ -6,7 +6,7 @@ their own modules' `panel` functions; the page writes the one audit record for a
 
 import uuid
 
-from flask import Response, g, render_template, request
+from flask import Response, abort, g, render_template, request
 from flask_login import current_user
 
 from app.audit.services import record
@@ -28,6 +28,17 @@ SECTION_HINTS = {
     "assessment": "Your impression",
     "plan": "Investigations, treatment, advice",
 }
+
+
+def refuse(action: str, patient_id: uuid.UUID, *, object_type: str, object_id, reason: str,
+           message: str | None = None):
+    """A refused clinical access or write: a denied audit record, committed, then 403 with `message`
+    (which never holds clinical content)."""
+    db = get_session()
+    record(db, action, patient_id=patient_id, object_type=object_type, object_id=object_id, outcome="denied",
+           reason=reason)
+    db.commit()
+    abort(403, description=message)
 
 
 def panels(patient: Patient, access: Access, encounter: Encounter | None) -> dict:

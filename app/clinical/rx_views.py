@@ -29,6 +29,7 @@ from app.clinical import prescriptions as rx_service
 from app.clinical import rx_text
 from app.clinical.access import Access, access_for
 from app.clinical.models import Encounter, Prescription
+from app.clinical.pages import refuse
 from app.clinical.prescriptions import RxError
 from app.clinics.models import Clinic, ClinicRegistry
 from app.db import get_session, set_tenant
@@ -69,12 +70,7 @@ def _encounter_or_404(encounter_id: uuid.UUID, action: str) -> Encounter:
 
 
 def _refuse(action: str, patient_id: uuid.UUID, object_id: uuid.UUID, message: str, reason: str):
-    """A refused clinical access: a denied audit record, then 403 with the message (no clinical content)."""
-    db = get_session()
-    record(db, action, patient_id=patient_id, object_type="prescription", object_id=object_id, outcome="denied",
-           reason=reason)
-    db.commit()
-    abort(403, description=message)
+    refuse(action, patient_id, object_type="prescription", object_id=object_id, reason=reason, message=message)
 
 
 def readable(rx: Prescription, action: str) -> Access:

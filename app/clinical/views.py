@@ -2,13 +2,14 @@
 autosave, diagnoses, follow-up, signing, addenda, the note's revisions, and break-the-glass.
 
 Clinical content is shown only to those `access_for` allows; every read and write writes one audit
-record (flagged under break-the-glass). Only the encounter's own doctor writes in it.
+record (flagged under break-the-glass). Only the encounter's own doctor writes the note; once it is
+signed, any doctor caring for the patient may add an addendum (who and when are kept with it).
 """
 
 import uuid
 from datetime import date
 
-from flask import Blueprint, abort, flash, g, redirect, request, url_for
+from flask import Blueprint, flash, g, redirect, request, url_for
 from flask_login import current_user
 
 from app.audit.services import deny_not_found, record
@@ -42,20 +43,13 @@ def encounter_or_404(encounter_id: uuid.UUID, action: str) -> Encounter:
     return encounter
 
 
-def refuse(action: str, patient_id: uuid.UUID, object_id, message: str, reason: str = "not the consultation's doctor"):
-    """A refused clinical access: a denied audit record, then 403 with the message."""
-    db = get_session()
-    record(db, action, patient_id=patient_id, object_type="encounter", object_id=object_id, outcome="denied",
-           reason=reason)
-    db.commit()
-    abort(403, description=message)
-
-
 def writable(encounter: Encounter, action: str) -> Access:
     """Access to write in this encounter: its own doctor, with clinical access, or 403 (audited)."""
     access = _access(encounter.patient_id)
     if not access.write or encounter.doctor_id != current_user.id:
-        refuse(action, encounter.patient_id, encounter.id, "Only the consultation's own doctor can write in it.")
+        pages.refuse(action, encounter.patient_id, object_type="encounter", object_id=encounter.id,
+                     reason="not the consultation's doctor",
+                     message="Only the consultation's own doctor can write in it.")
     return access
 
 
@@ -68,8 +62,9 @@ def open_consultation(appointment_id):
     if appointment is None:
         deny_not_found(db, "encounter.open", object_type="appointment", object_id=appointment_id)
     if appointment.doctor_id != current_user.id:
-        refuse("encounter.open", appointment.patient_id, appointment.id,
-               "This appointment is with another doctor: only they can open its consultation.")
+        pages.refuse("encounter.open", appointment.patient_id, object_type="appointment", object_id=appointment.id,
+                     reason="another doctor's appointment",
+                     message="This appointment is with another doctor: only they can open its consultation.")
     try:
         encounter = encounters.open_encounter(db, clinic=g.clinic, appointment=appointment, by=current_user.id)
     except (EncounterError, ScheduleError) as exc:
@@ -236,8 +231,8 @@ def add_addendum(encounter_id):
     found = encounter_or_404(encounter_id, "encounter.addendum")
     access = _access(found.patient_id)
     if not access.write:
-        refuse("encounter.addendum", found.patient_id, found.id, "You have no care relationship with this patient.",
-               reason="no care relationship")
+        pages.refuse("encounter.addendum", found.patient_id, object_type="encounter", object_id=found.id,
+                     reason="no care relationship", message="You have no care relationship with this patient.")
     try:
         added = encounters.add_addendum(db, found, request.form.get("text", ""), by=current_user.id)
     except EncounterError as exc:

@@ -120,11 +120,15 @@ def _step(db: Session, a: Appointment, action: str, status: Status, by: uuid.UUI
 
 
 def _start_queue(db: Session, clinic: Clinic, today: date, desk: uuid.UUID) -> None:
-    """Today's next few patients have arrived, so the queue board has someone waiting."""
+    """Each doctor's next two patients today have arrived, so every queue (and each doctor's own) has
+    someone waiting to be called in."""
     now = utcnow()
     upcoming = [a for a in services.day_appointments(db, clinic.id, today)
                 if a.status in (Status.BOOKED, Status.CONFIRMED) and a.starts_at and a.starts_at > now]
-    for a in sorted(upcoming, key=lambda a: a.starts_at)[:3]:
+    per_doctor: dict = {}
+    for a in sorted(upcoming, key=lambda a: a.starts_at):
+        per_doctor.setdefault(a.doctor_id, []).append(a)
+    for a in sorted((a for queue in per_doctor.values() for a in queue[:2]), key=lambda a: a.starts_at):
         a.token = next_number(db, clinic.id, f"token:{today.isoformat()}")
         a.arrived_at = now - timedelta(minutes=5)
         _step(db, a, "check_in", Status.ARRIVED, desk)

@@ -11,6 +11,7 @@ from app.auth.policy import Permission, can, requires
 from app.clinical import encounters
 from app.db import get_session, utcnow
 from app.htmx import client_redirect, is_htmx, render
+from app.patients.services import labels_of
 from app.scheduling import booking, picker, services
 from app.scheduling.forms import WalkInForm, parse_uuid
 from app.scheduling.views import board_changed, contact_only, doctor_or_404
@@ -18,13 +19,14 @@ from app.scheduling.views import board_changed, contact_only, doctor_or_404
 bp = Blueprint("queue", __name__, url_prefix="/queue")
 
 
-def _queues_context(doctor_ids=None, *, mine: bool = False) -> dict:
+def _queues_context(doctor_ids=None, *, mine: bool = False, also_shown=()) -> dict:
     db = get_session()
     day = services.today(g.clinic)
     # The stamp first: a change committed while the queue is read makes the next poll fetch it again.
     stamp = services.queue_stamp(db, g.clinic, day)
     queues = services.queues(db, g.clinic, day, doctor_ids, contact_only=contact_only())
-    shown = dict.fromkeys(c.appointment.patient_id for q in queues for c in q.waiting + q.current + q.done)
+    shown = dict.fromkeys([*(c.appointment.patient_id for q in queues for c in q.waiting + q.current + q.done),
+                           *also_shown])
     record(db, "queue.view", patient_ids=list(shown), object_type="queue", reason=day.isoformat())
     db.commit()
     return {"queues": queues, "day": day, "mine": mine, "stamp": stamp,
@@ -43,8 +45,13 @@ def board():
 @bp.get("/mine")
 @requires(Permission.QUEUE_OWN)
 def mine():
-    """The signed-in doctor's own queue."""
-    return render("scheduling/queue.html", "queues", **_queues_context([current_user.id], mine=True))
+    """The signed-in doctor's own queue, and their consultations whose notes are not signed yet."""
+    db = get_session()
+    open_notes = encounters.unsigned(db, g.clinic.id, current_user.id) if can(g.role, Permission.CLINICAL_WRITE) else []
+    labels = labels_of(db, g.clinic.id, [e.patient_id for e in open_notes], contact_only=True)
+    context = _queues_context([current_user.id], mine=True, also_shown=[e.patient_id for e in open_notes])
+    context["unsigned"] = [(e, labels.get(e.patient_id)) for e in open_notes]
+    return render("scheduling/queue.html", "queues", **context)
 
 
 @bp.get("/poll")

@@ -10,8 +10,9 @@ doctor's professional details; and the timeline feed, filled here from the histo
 
 The database keeps the clinical record honest on its own: `guard_row()` refuses every change to a
 row except (a) anything while the row is still editable (`status` 'open' or 'draft', when the
-table has one), (b) re-sealing under a newer key (only the sealed columns and `key_version`
-change, a sealed value is neither added nor erased), and (c) setting the one-way closing columns
+table has one), (b) re-sealing under the clinic's active key (only the sealed columns and
+`key_version` change, `key_version` goes up to the active key's version, every sealed value's
+header names that key, and none is added or erased), and (c) setting the one-way closing columns
 (ended, voided) once. Deletes are refused, except of a prescription still in draft.
 """
 
@@ -203,6 +204,7 @@ DECLARE
   o jsonb := to_jsonb(OLD);
   n jsonb;
   c text;
+  header bytea;
 BEGIN
   IF TG_OP = 'DELETE' THEN
     IF TG_TABLE_NAME = 'prescription' AND o->>'status' = 'draft' THEN
@@ -216,9 +218,20 @@ BEGIN
   END IF;
   IF (o - sealed - 'key_version') = (n - sealed - 'key_version')
      AND (n->>'key_version')::int > (o->>'key_version')::int THEN
+    -- A re-seal moves a row to the clinic's active key, and every sealed value must say so in its header.
+    IF (n->>'key_version')::int IS DISTINCT FROM (SELECT version FROM clinic_key
+        WHERE clinic_id = NEW.clinic_id AND status = 'active') THEN
+      RAISE EXCEPTION '% can only be re-sealed under the clinic''s active key', TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege';
+    END IF;
     FOREACH c IN ARRAY sealed LOOP
       IF (o->c = 'null'::jsonb) <> (n->c = 'null'::jsonb) THEN
         RAISE EXCEPTION 'a sealed value of % can be re-sealed, not added or erased', TG_TABLE_NAME
+          USING ERRCODE = 'insufficient_privilege';
+      END IF;
+      EXECUTE format('SELECT substring(($1).%I from 2 for 4)', c) USING NEW INTO header;
+      IF header IS NOT NULL AND header <> int4send((n->>'key_version')::int) THEN
+        RAISE EXCEPTION 'a re-sealed value of % is not under the key its row names', TG_TABLE_NAME
           USING ERRCODE = 'insufficient_privilege';
       END IF;
     END LOOP;

@@ -192,3 +192,13 @@ def test_a_doctor_cannot_open_another_doctors_appointment(desk, setup, register,
     other.get("/queue/mine")
     assert other.post(f"/appointments/{appointment}/consultation", {}, page="/queue/mine").status_code == 403
     assert sql("SELECT count(*) FROM encounter") == [(0,)]
+
+
+def test_my_queue_lists_the_notes_left_to_sign(seen, doctor_browser, sql):
+    _, encounter = seen
+    page = doctor_browser.get("/queue/mine").get_data(as_text=True)
+    assert "Notes to sign" in page and "Kavya Iyer" in page and f"/encounters/{encounter}" in page
+    assert sql("SELECT action, patient_ids IS NOT NULL FROM audit_event WHERE action LIKE 'queue%' "
+               "ORDER BY seq DESC LIMIT 1") == [("queue.view", True)]
+    doctor_browser.post(f"/encounters/{encounter}/sign", {**NOTE, "version": "1"}, page=f"/encounters/{encounter}")
+    assert "Notes to sign" not in doctor_browser.get("/queue/mine").get_data(as_text=True)

@@ -194,8 +194,10 @@ def test_a_doctor_sees_and_runs_their_own_queue(setup, queue, sql, new_browser, 
     fragment = browser.get("/queue/mine", headers=HTMX).get_data(as_text=True)
     assert "<html" not in fragment and "mine=1" in fragment and waiting_tokens(fragment) == ["1", "2", "3", "4"]
     response = browser.post(f"/queue/{setup.doctor_id}/next", {"mine": "1"}, page="/queue/mine")
-    assert response.status_code == 303 and response.headers["Location"] == "/queue/mine"
+    # The doctor calling their own next patient goes straight to the consultation screen.
+    assert response.status_code == 303 and response.headers["Location"].startswith("/encounters/")
     assert queue_of(sql)[0] == (1, "in_consultation")
+    assert sql("SELECT status FROM encounter") == [("open",)]
 
 
 def test_the_queue_board_polls_for_changes(desk, setup, patients, sql):

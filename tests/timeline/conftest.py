@@ -19,7 +19,6 @@ from app.security.fields import keyring
 from app.timeline import events as timeline
 from app.timeline.models import Kind
 from tests.conftest import patient_id, register_with
-from tests.e2e.conftest import chromium, live_server, open_page  # noqa: F401 (the browser tests' fixtures)
 
 HTMX = {"HX-Request": "true"}
 T0 = datetime(2026, 3, 2, 4, 30, tzinfo=UTC)  # 10:00 in Bengaluru

@@ -1,3 +1,4 @@
+# ruff: noqa: F811 (fixtures imported from tests/timeline are used as fixtures)
 """The timeline in Chromium: older entries load as the list scrolls into view (htmx), and the same page
 works without JavaScript through its "Older" link; no script or style is refused by the CSP."""
 
@@ -6,6 +7,7 @@ from playwright.sync_api import expect
 
 from app.auth.policy import Role
 from tests.e2e.conftest import sign_in_as
+from tests.timeline.conftest import doctors, history, patient  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ from flask import Response, abort, g, render_template, request
 from flask_login import current_user
 
 from app.audit.services import record
-from app.clinical import chart, encounters, prescriptions, vitals
+from app.clinical import chart, encounters, rx_pages, vitals
 from app.clinical.access import Access, access_for
 from app.clinical.models import SOAP, Encounter
 from app.db import get_session
@@ -49,7 +49,7 @@ def panels(patient: Patient, access: Access, encounter: Encounter | None) -> dic
         if access.triage else None,
         "chart_panel": chart.panel(db, clinic=clinic, patient=patient, access=access, encounter=encounter)
         if access.triage else None,
-        "rx_panel": prescriptions.panel(db, clinic=clinic, patient=patient, access=access, encounter=encounter)
+        "rx_panel": rx_pages.panel(db, clinic=clinic, patient=patient, access=access, encounter=encounter)
         if encounter is not None and access.summary else None,
         "timeline_panel": timeline.panel(db, clinic=clinic, patient=patient, access=access, user_id=current_user.id,
                                          role=g.role),

@@ -1,39 +1,28 @@
-"""Prescriptions: drafting in an encounter, signing (locks it, numbers it, seals a verification code),
-new versions, and checking a printed code.
+"""Prescriptions: drafting in an encounter, signing (locks it, numbers it, seals what it prints and its
+verification code: app/clinical/rx_code.py), and new versions. The page, PDF, panel and public check
+are built in app/clinical/rx_pages.py.
 
 A draft belongs to an encounter and is written by the encounter's doctor; signing locks it for good
 (the database refuses any later change). A change after signing is a new version: a draft copying
 the items, `replaces_id` set, the same number and the next revision; once signed, the older one is
 replaced (derived from the newer row: the old row cannot change).
-
-The verification code is an HMAC-SHA256, under a per-clinic key derived from the master key, of a
-canonical JSON of everything the paper carries; an altered record or paper no longer matches it.
 """
 
-import hashlib
-import hmac
 import json
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import date, timedelta
-from zoneinfo import ZoneInfo
 
-from flask_login import current_user
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.audit.models import AuditEvent
 from app.auth.models import StaffUser
 from app.clinical import rx_text
-from app.clinical.access import Access
 from app.clinical.models import Encounter, Prescription, RxStatus
-from app.clinics.models import Clinic
+from app.clinical.rx_code import content, seal_printed
 from app.db import new_id, utcnow
 from app.patients.models import Patient
-from app.patients.services import PatientData, next_number, open_patient
-from app.security.crypto import DecryptionError, master_key
+from app.patients.services import next_number, open_patient
 from app.security.fields import keyring
 from app.timeline import events as timeline
 from app.timeline.models import Kind
@@ -45,10 +34,6 @@ LIMITS = {"drug": 120, "strength": 40, "form": 30, "dose": 40, "frequency": 40, 
           "instructions": 300}
 MAX_ITEMS = 30
 MAX_ADVICE = 2000
-CODE_CHARS = 12  # 60 bits, shown as three groups of four
-CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-# Failed checks of printed codes allowed per address and clinic in the window (then 429).
-VERIFY_FAILURES, VERIFY_WINDOW = 20, timedelta(minutes=15)
 
 
 class RxError(ValueError):
@@ -281,259 +266,3 @@ def sign(db: Session, *, rx: Prescription, patient: Patient, version: int | None
     timeline.add(db, clinic_id=rx.clinic_id, patient_id=rx.patient_id, kind=Kind.PRESCRIPTION, action="signed",
                  ref_id=rx.id, by=by, doctor_id=rx.doctor_id, at=rx.signed_at)
     return rx
-
-
-def content(rx: Prescription, items: list[dict], advice: str, doctor: StaffUser, patient: PatientData,
-            follow_up: date | None = None) -> dict:
-    """Everything the paper carries, as it is at signing: what the code vouches for and reprints show."""
-    return {
-        "clinic": str(rx.clinic_id), "prescription": str(rx.id), "number": rx.number, "revision": rx.revision,
-        "doctor": {"name": doctor.full_name, "qualifications": doctor.qualifications or "",
-                   "speciality": doctor.speciality or "",
-                   "registration_number": doctor.registration_number or "",
-                   "registration_council": doctor.registration_council or ""},
-        "patient": {"mrn": patient.mrn, "name": patient.full_name, "sex": patient.sex or "",
-                    "dob": patient.dob.isoformat() if patient.dob else ""},
-        "signed_at": rx.signed_at.isoformat(), "language": rx.language, "items": items, "advice": advice,
-        "follow_up": follow_up.isoformat() if follow_up else "",
-    }
-
-
-def seal_printed(db: Session, rx: Prescription, printed: dict) -> None:
-    """Seal what the paper carries into the prescription, and its verification code."""
-    ring = keyring(db, rx.clinic_id)
-    rx.printed_enc = ring.seal("prescription", "printed", rx.id, json.dumps(printed, sort_keys=True))
-    rx.key_version = ring.active.version
-    rx.code = code_of(rx, printed)
-
-
-def printed_of(db: Session, rx: Prescription) -> dict | None:
-    """The content sealed at signing (None for a draft)."""
-    text = keyring(db, rx.clinic_id).open("prescription", "printed", rx.id, rx.printed_enc)
-    return json.loads(text) if text else None
-
-
-@dataclass(frozen=True)
-class PrintedDoctor:
-    """The doctor's details as printed at signing."""
-
-    full_name: str
-    qualifications: str
-    speciality: str
-    registration_number: str
-    registration_council: str
-
-
-@dataclass(frozen=True)
-class PrintedPatient:
-    """The patient's details as printed at signing."""
-
-    full_name: str
-    mrn: str
-    sex: str
-    dob: date | None
-
-
-def printed_people(printed: dict) -> tuple[PrintedDoctor, PrintedPatient]:
-    d, p = printed["doctor"], printed["patient"]
-    doctor = PrintedDoctor(d["name"], d["qualifications"], d.get("speciality", ""), d["registration_number"],
-                           d["registration_council"])
-    patient = PrintedPatient(p["name"], p["mrn"], p.get("sex", ""),
-                             date.fromisoformat(p["dob"]) if p.get("dob") else None)
-    return doctor, patient
-
-
-def code_of(rx: Prescription, sealed: dict) -> str:
-    """The verification code: HMAC-SHA256 of the canonical content under the clinic's key, 60 bits."""
-    canonical = json.dumps(sealed, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-    digest = hmac.new(master_key().derive(f"prescription|{rx.clinic_id}"), canonical, hashlib.sha256).digest()
-    bits = int.from_bytes(digest[:8], "big") >> (64 - 5 * CODE_CHARS)
-    return "".join(CROCKFORD[(bits >> (5 * i)) & 31] for i in reversed(range(CODE_CHARS)))
-
-
-def grouped(code: str | None) -> str:
-    """'7KQ29XHMP4TA' -> '7KQ2-9XHM-P4TA'."""
-    return "-".join(code[i:i + 4] for i in range(0, len(code), 4)) if code else ""
-
-
-def normal_code(typed: str | None) -> str:
-    """A typed or scanned code in canonical form (dashes, spaces and case ignored; I/L read as 1, O as 0)."""
-    text = re.sub(r"[\s-]", "", (typed or "")[:40]).upper().translate(str.maketrans("ILO", "110"))
-    # Anything outside the code's alphabet makes it no code at all (and keeps compare_digest on ASCII).
-    return text if all(c in CROCKFORD for c in text) else ""
-
-
-def current_code(db: Session, rx: Prescription) -> str:
-    """The code recomputed from the content sealed at signing (DecryptionError if it was altered)."""
-    printed = printed_of(db, rx)
-    return code_of(rx, printed) if printed else ""
-
-
-@dataclass
-class Verified:
-    """What the public check of a genuine code shows: no more than the pharmacist needs."""
-
-    rx: Prescription
-    doctor: PrintedDoctor
-    issued: date
-    lines: list[str]
-    initials: str
-    age: int | None
-    sex: str
-    replaced_by: int | None
-
-
-def verify(db: Session, clinic: Clinic, rx_id: uuid.UUID, typed: str | None) -> Verified | None:
-    """The prescription if `typed` is its code and the stored content still yields it; else None."""
-    rx = db.get(Prescription, (clinic.id, rx_id))
-    given = normal_code(typed)
-    if rx is None or not rx.locked or not rx.code or len(given) != CODE_CHARS:
-        return None
-    try:
-        recomputed = current_code(db, rx)
-    except DecryptionError:
-        return None
-    # Both compared in constant time, and both always: the stored code and the content's own.
-    matches = hmac.compare_digest(given, rx.code) & hmac.compare_digest(given, recomputed)
-    return _verified(db, clinic, rx) if matches else None
-
-
-def _verified(db: Session, clinic: Clinic, rx: Prescription) -> Verified:
-    printed = printed_of(db, rx)
-    doctor, patient = printed_people(printed)
-    issued = rx.signed_at.astimezone(ZoneInfo(clinic.timezone)).date()
-    newer = replacement(db, rx)
-    return Verified(rx=rx, doctor=doctor, issued=issued, lines=[item_line(i) for i in printed["items"]],
-                    initials=initials(patient.full_name), age=age_on(patient.dob, issued),
-                    sex=rx_text.SEXES.get(patient.sex, ("",))[0], replaced_by=newer.revision if newer else None)
-
-
-def initials(name: str) -> str:
-    """'Sunita Devi Sharma' -> 'S. D. S.'"""
-    return " ".join(f"{word[0].upper()}." for word in name.split() if word)
-
-
-def age_on(born: date | None, day: date) -> int | None:
-    if born is None:
-        return None
-    return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
-
-
-def too_many_failures(db: Session, clinic_id: uuid.UUID, ip: str | None) -> bool:
-    """Whether this address failed too many code checks at this clinic lately (counted from the audit trail)."""
-    db.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(f"rx-verify:{clinic_id}:{ip}", 0))))
-    count = db.scalar(select(func.count()).select_from(AuditEvent).where(
-        AuditEvent.clinic_id == clinic_id, AuditEvent.at > utcnow() - VERIFY_WINDOW,
-        AuditEvent.action == "prescription.verify", AuditEvent.outcome == "denied", AuditEvent.ip == ip))
-    return count >= VERIFY_FAILURES
-
-
-# --- The document (page and PDF) -----------------------------------------------------------------------
-
-@dataclass
-class RxDocument:
-    """Everything the prescription's page and PDF show."""
-
-    rx: Prescription
-    clinic: Clinic
-    doctor: StaffUser | PrintedDoctor
-    patient: PatientData | PrintedPatient
-    day: date  # the day signed (today for a draft)
-    items: list[rx_text.ItemView]
-    advice: str
-    follow_up: date | None
-    replaced_by: Prescription | None
-    t: rx_text.Text
-
-    @property
-    def age(self) -> int | None:
-        return age_on(self.patient.dob, self.day)
-
-    @property
-    def sex(self) -> rx_text.Phrase:
-        return self.t.sex(self.patient.sex)
-
-    @property
-    def code(self) -> str:
-        return grouped(self.rx.code)
-
-
-def document(db: Session, *, clinic: Clinic, rx: Prescription, today: date) -> RxDocument:
-    """The prescription as printed (PHI and clinical content: the caller checks access and audits).
-
-    A signed one shows exactly what was sealed at signing; a draft shows the details as they are now.
-    """
-    t = rx_text.Text(rx.language)
-    printed = printed_of(db, rx) if rx.locked else None
-    if printed is not None:
-        doctor, patient = printed_people(printed)
-        items, advice = printed["items"], printed["advice"]
-        follow_up = date.fromisoformat(printed["follow_up"]) if printed.get("follow_up") else None
-        day = rx.signed_at.astimezone(ZoneInfo(clinic.timezone)).date()
-    else:
-        items, advice = open_rx(db, rx)
-        doctor = db.get(StaffUser, rx.doctor_id)
-        patient = open_patient(db, db.get(Patient, (rx.clinic_id, rx.patient_id)))
-        follow_up, day = db.get(Encounter, (rx.clinic_id, rx.encounter_id)).follow_up_on, today
-    return RxDocument(rx=rx, clinic=clinic, doctor=doctor, patient=patient, day=day,
-                      items=[rx_text.item_view(t, i) for i in items], advice=advice, follow_up=follow_up,
-                      replaced_by=replacement(db, rx) if rx.locked else None, t=t)
-
-
-# --- The panel on the encounter page --------------------------------------------------------------
-
-@dataclass
-class RxEntry:
-    """One prescription version with its items, advice, and the revision that replaced it."""
-
-    rx: Prescription
-    items: list[dict]
-    advice: str
-    replaced_by: int | None = None
-
-    @property
-    def lines(self) -> list[str]:
-        return [item_line(i) for i in self.items]
-
-
-@dataclass
-class RxPanel:
-    """What the prescription panel shows: the signed versions, the draft, and the editor's state."""
-
-    encounter: Encounter
-    signed: list[RxEntry] = field(default_factory=list)  # newest first
-    draft: RxEntry | None = None
-    can_write: bool = False
-    language: str = "en"
-    item: dict = field(default_factory=dict)  # what was typed, kept when an add is refused
-    errors: dict = field(default_factory=dict)
-    problem: str | None = None
-    text = rx_text
-
-    @property
-    def can_add(self) -> bool:
-        """The add form shows for a draft, or while the open consultation has no prescription at all."""
-        return self.can_write and (self.draft is not None or not (self.signed or self.encounter.locked))
-
-
-def panel(db: Session, *, clinic: Clinic, patient: Patient, access: Access, encounter: Encounter,
-          user_id: uuid.UUID | None = None, **state) -> RxPanel:
-    """The encounter's prescriptions for `clinical/_prescription.html` (no audit: the including page writes it).
-
-    Only the encounter's own doctor with write access gets the editor (`user_id`: the signed-in user
-    unless given). `state` carries a refused form back (item, errors, problem).
-    """
-    user_id = user_id or current_user.id
-    result = RxPanel(encounter=encounter, language=rx_text.language_for(patient.language),
-                     can_write=access.write and encounter.doctor_id == user_id, **state)
-    if not access.summary:
-        return result
-    rows = of_encounter(db, encounter)
-    newer = {r.replaces_id: r.revision for r in rows if r.locked and r.replaces_id}
-    for rx in rows:
-        entry = RxEntry(rx, *open_rx(db, rx), replaced_by=newer.get(rx.id))
-        if rx.locked:
-            result.signed.insert(0, entry)
-        else:
-            result.draft, result.language = entry, rx.language
-    return result

@@ -26,7 +26,7 @@ from app.audit.services import deny_not_found, record
 from app.auth.policy import PUBLIC, Permission, can, requires
 from app.auth.views import safe_next
 from app.clinical import prescriptions as rx_service
-from app.clinical import rx_text
+from app.clinical import rx_code, rx_pages, rx_text
 from app.clinical.access import Access, access_for
 from app.clinical.models import Encounter, Prescription
 from app.clinical.pages import refuse
@@ -114,7 +114,7 @@ def _panel_response(encounter: Encounter, patient: Patient, access: Access, stat
                     **state) -> Response:
     """The panel (htmx), or for a refused change without JavaScript a full page with the form as typed."""
     db = get_session()
-    rx_panel = rx_service.panel(db, clinic=g.clinic, patient=patient, access=access, encounter=encounter, **state)
+    rx_panel = rx_pages.panel(db, clinic=g.clinic, patient=patient, access=access, encounter=encounter, **state)
     context = {"rx_panel": rx_panel, "patient": patient, "access": access, "encounter": encounter,
                "next_url": _next_url(encounter)}
     if is_htmx():
@@ -275,7 +275,7 @@ def qr_svg(text: str) -> Markup:
 
 
 def _document_context(rx: Prescription) -> dict:
-    doc = rx_service.document(get_session(), clinic=g.clinic, rx=rx, today=schedule.today(g.clinic))
+    doc = rx_pages.document(get_session(), clinic=g.clinic, rx=rx, today=schedule.today(g.clinic))
     signed = {"verify_url": verify_url(rx), "qr": qr_svg(verify_url(rx))} if rx.locked else {}
     return {"doc": doc, "verify_url": None, "qr": None, **signed}
 
@@ -296,7 +296,7 @@ def show(rx_id):
     context = {**_document_context(rx), **_page_flags(rx, access), "patient": patient, "access": access}
     encounter = db.get(Encounter, (rx.clinic_id, rx.encounter_id))
     if not rx.locked:
-        rx_panel = rx_service.panel(db, clinic=g.clinic, patient=patient, access=access, encounter=encounter)
+        rx_panel = rx_pages.panel(db, clinic=g.clinic, patient=patient, access=access, encounter=encounter)
         context.update(encounter=encounter, next_url=url_for("prescriptions.show", rx_id=rx.id), rx_panel=rx_panel)
     context["can_revise"] = context["can_revise"] and context["doc"].replaced_by is None
     record(db, "prescription.view", patient_id=rx.patient_id, object_type="prescription", object_id=rx.id,
@@ -371,12 +371,12 @@ def verify(clinic_id, rx_id):
     if clinic is None:
         return render_template("clinical/rx_verify.html", **context), 404
     address = client_address()
-    if rx_service.too_many_failures(db, clinic.id, address):
+    if rx_code.too_many_failures(db, clinic.id, address):
         # Not audited once limited: the failures that led here are, and an anonymous client must not be
         # able to append to the clinic's trail without end.
         db.rollback()
         abort(429)
-    found = rx_service.verify(db, clinic, rx_id, typed)
+    found = rx_pages.verify(db, clinic, rx_id, typed)
     record(db, "prescription.verify", clinic_id=clinic.id, patient_id=found.rx.patient_id if found else None,
            object_type="prescription", object_id=rx_id, outcome="allowed" if found else "denied",
            reason=None if found else "code does not match")

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from app.auth.policy import Permission, Role, can
 from app.clinical.access import Access
 from app.clinical.models import Encounter, Vitals
+from app.clinical.trends import outside, trends_of, trim
 from app.db import new_id, utcnow
 from app.patients.models import Patient
 from app.patients.services import staff_names
@@ -66,15 +67,6 @@ class Reading:
         return self.note or (self.flag or "").title()
 
 
-def _outside(value, low, high) -> str | None:
-    """"low" below `low`, "high" from `high` up (either bound may be None)."""
-    if low is not None and value < low:
-        return "low"
-    if high is not None and value >= high:
-        return "high"
-    return None
-
-
 def _bp_flag(systolic: int, diastolic: int) -> str | None:
     if systolic >= 140 or diastolic >= 90:
         return "high"
@@ -82,11 +74,7 @@ def _bp_flag(systolic: int, diastolic: int) -> str | None:
 
 
 def _glucose_flag(value: int, context: str | None) -> str | None:
-    return _outside(value, 70, 100 if context == "fasting" else 140)
-
-
-def _trim(value) -> str:
-    return f"{value:g}"
+    return outside(value, 70, 100 if context == "fasting" else 140)
 
 
 def fahrenheit(celsius) -> Decimal:
@@ -127,17 +115,17 @@ def describe(values: Mapping, *, adult: bool = True) -> list[Reading]:
     if "systolic" in v and "diastolic" in v:
         add("Blood pressure", f"{v['systolic']}/{v['diastolic']} mmHg", _bp_flag(v["systolic"], v["diastolic"]))
     if "pulse" in v:
-        add("Pulse", f"{v['pulse']} /min", _outside(v["pulse"], 60, 101))
+        add("Pulse", f"{v['pulse']} /min", outside(v["pulse"], 60, 101))
     if "temperature_c" in v:
-        add("Temperature", _temperature_text(v), _outside(v["temperature_c"], 35, 37.5))
+        add("Temperature", _temperature_text(v), outside(v["temperature_c"], 35, 37.5))
     if "spo2" in v:
-        add("SpO2", f"{v['spo2']} %", _outside(v["spo2"], 95, None))
+        add("SpO2", f"{v['spo2']} %", outside(v["spo2"], 95, None))
     if "resp_rate" in v:
-        add("Respiratory rate", f"{v['resp_rate']} /min", _outside(v["resp_rate"], 12, 21))
+        add("Respiratory rate", f"{v['resp_rate']} /min", outside(v["resp_rate"], 12, 21))
     if "weight_kg" in v:
-        add("Weight", f"{_trim(v['weight_kg'])} kg")
+        add("Weight", f"{trim(v['weight_kg'])} kg")
     if "height_cm" in v:
-        add("Height", f"{_trim(v['height_cm'])} cm")
+        add("Height", f"{trim(v['height_cm'])} cm")
     if (index := bmi(v)) is not None:
         out.append(_bmi_reading(index, adult))
     if "glucose_mg_dl" in v:
@@ -374,109 +362,3 @@ def panel(db: Session, *, clinic, patient: Patient, access: Access, encounter: E
         encounter_id=encounter.id if encounter else None,
         appointment_id=appointment_id or (encounter.appointment_id if encounter else None),
         more=len(rows) > limit, full=full)
-
-
-# --- Trends: small server-drawn SVG charts, each with a table of its values -------------------------
-
-@dataclass(frozen=True)
-class TrendSpec:
-    key: str
-    label: str  # also the label of its Reading
-    unit: str
-    series: tuple[str, ...]  # value keys, one line each
-    band: tuple[float, float] | None = None  # the adult normal range, shaded
-
-
-TREND_SPECS = [
-    TrendSpec("bp", "Blood pressure", "mmHg", ("systolic", "diastolic")),
-    TrendSpec("pulse", "Pulse", "/min", ("pulse",), (60, 100)),
-    TrendSpec("temperature", "Temperature", "°C", ("temperature_c",), (35, 37.5)),
-    TrendSpec("spo2", "SpO2", "%", ("spo2",), (95, 100)),
-    TrendSpec("weight", "Weight", "kg", ("weight_kg",)),
-    TrendSpec("glucose", "Blood glucose", "mg/dL", ("glucose_mg_dl",)),
-]
-WIDTH, HEIGHT, LEFT, RIGHT, TOP, BOTTOM = 300, 96, 44, 8, 8, 8
-
-
-@dataclass(frozen=True)
-class Dot:
-    x: float
-    y: float
-    title: str
-    flagged: bool
-
-
-@dataclass(frozen=True)
-class Trend:
-    """One measure over the latest valid sets: polylines, dots, the normal band, and the same as a table."""
-
-    key: str
-    label: str
-    unit: str
-    lines: list[tuple[str, str]]  # (series key, SVG points "x,y x,y")
-    dots: list[Dot]
-    rows: list[tuple[datetime, Reading]]  # oldest first
-    band: tuple[float, float] | None  # (y, height) of the shaded normal range
-    scale: list[tuple[float, str]]  # (y, label) of the highest and (if different) the lowest value
-    summary: str
-    width: int = WIDTH
-    height: int = HEIGHT
-
-
-def trends_of(sets: list[VitalsSet], zone: ZoneInfo, *, bands: bool = True) -> list[Trend]:
-    """A trend per measure with at least two readings among `sets` (newest first), drawn oldest to newest."""
-    out = []
-    for spec in TREND_SPECS:
-        taken = [s for s in reversed(sets) if all(k in s.values for k in spec.series)]
-        if len(taken) >= 2:
-            out.append(_trend(spec, taken, zone, bands))
-    return out
-
-
-def _trend(spec: TrendSpec, taken: list[VitalsSet], zone: ZoneInfo, bands: bool) -> Trend:
-    band = spec.band if bands else None
-    numbers = [float(s.values[k]) for s in taken for k in spec.series] + list(band or ())
-    low, high = min(numbers), max(numbers)
-    pad = (high - low) * 0.1 or 1.0
-    low, high = low - pad, high + pad
-    step = (WIDTH - LEFT - RIGHT) / (len(taken) - 1)
-
-    def y(value) -> float:
-        return round(TOP + (high - float(value)) / (high - low) * (HEIGHT - TOP - BOTTOM), 1)
-
-    rows = [(s.row.taken_at, next(r for r in s.readings if r.label == spec.label)) for s in taken]
-    lines, dots = [], []
-    for key in spec.series:
-        points = [(round(LEFT + i * step, 1), y(s.values[key])) for i, s in enumerate(taken)]
-        lines.append((key, " ".join(f"{px},{py}" for px, py in points)))
-        dots += [Dot(px, py, _dot_title(when, reading, zone), _dot_flagged(key, s, reading))
-                 for (px, py), s, (when, reading) in zip(points, taken, rows, strict=True)]
-    values = [float(s.values[k]) for s in taken for k in spec.series]
-    scale = [(y(max(values)), _trim(max(values)))] + ([(y(min(values)), _trim(min(values)))]
-                                                      if min(values) != max(values) else [])
-    return Trend(spec.key, spec.label, spec.unit, lines, dots, rows,
-                 (y(band[1]), round(y(band[0]) - y(band[1]), 1)) if band else None, scale,
-                 _summary(spec, rows, zone))
-
-
-# Blood pressure is flagged as a pair; on the chart each line marks only its own out-of-range values.
-PRESSURE_LIMITS = {"systolic": (90, 140), "diastolic": (60, 90)}
-
-
-def _dot_flagged(key: str, taken: VitalsSet, reading: Reading) -> bool:
-    if key in PRESSURE_LIMITS:
-        return taken.adult and _outside(taken.values[key], *PRESSURE_LIMITS[key]) is not None
-    return reading.flag is not None
-
-
-def _dot_title(when: datetime, reading: Reading, zone: ZoneInfo) -> str:
-    badge = f" ({reading.badge})" if reading.badge else ""
-    return f"{when.astimezone(zone):%d %b %Y, %H:%M}: {reading.text}{badge}"
-
-
-def _summary(spec: TrendSpec, rows: list[tuple[datetime, Reading]], zone: ZoneInfo) -> str:
-    first, last = rows[0][0].astimezone(zone), rows[-1][0].astimezone(zone)
-    flagged = sum(1 for _, r in rows if r.flag)
-    outside = f" {flagged} outside the normal range." if flagged else ""
-    return (f"{spec.label}: {len(rows)} readings from {first:%d %b %Y} to {last:%d %b %Y}, evenly spaced; "
-            f"latest {rows[-1][1].text}.{outside}")

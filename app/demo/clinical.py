@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.models import StaffUser
-from app.clinical import prescriptions, rx_text
+from app.clinical import rx_code, rx_text
 from app.clinical.models import (
     SOAP,
     ChartItem,
@@ -132,8 +132,8 @@ def _prescription(db: Session, clinic: Clinic, e: Encounter, items: list[dict], 
     rx.items_enc = ring.seal("prescription", "items", rx.id, json.dumps(items))
     rx.advice_enc = ring.seal("prescription", "advice", rx.id, advice)
     doctor = db.get(StaffUser, e.doctor_id)
-    printed = prescriptions.content(rx, items, advice, doctor, open_patient(db, patient), e.follow_up_on)
-    prescriptions.seal_printed(db, rx, printed)
+    printed = rx_code.content(rx, items, advice, doctor, open_patient(db, patient), e.follow_up_on)
+    rx_code.seal_printed(db, rx, printed)
     db.add(rx)
     db.flush()
     timeline.add(db, clinic_id=clinic.id, patient_id=e.patient_id, kind=Kind.PRESCRIPTION, action="signed",

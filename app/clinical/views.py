@@ -43,6 +43,14 @@ def encounter_or_404(encounter_id: uuid.UUID, action: str) -> Encounter:
     return encounter
 
 
+def locked_for_writing(encounter_id: uuid.UUID, action: str) -> tuple[Encounter, Access]:
+    """The clinic's encounter, locked for this transaction, and the access to write in it (else 404/403)."""
+    found = get_session().get(Encounter, (g.clinic.id, encounter_id), with_for_update=True)
+    if found is None:
+        encounter_or_404(encounter_id, action)
+    return found, writable(found, action)
+
+
 def writable(encounter: Encounter, action: str) -> Access:
     """Access to write in this encounter: its own doctor, with clinical access, or 403 (audited)."""
     access = _access(encounter.patient_id)
@@ -110,9 +118,7 @@ def _version() -> int:
 def save_note(encounter_id):
     """Save the note (autosave after a pause in typing, or the Save button); never overwrites a newer save."""
     db = get_session()
-    found = db.get(Encounter, (g.clinic.id, encounter_id), with_for_update=True) or encounter_or_404(
-        encounter_id, "encounter.save")
-    writable(found, "encounter.save")
+    found, _ = locked_for_writing(encounter_id, "encounter.save")
     try:
         changed = encounters.save_note(db, found, _note_from_form(found), version=_version(), by=current_user.id)
     except EncounterError as exc:
@@ -149,9 +155,7 @@ def remove_diagnosis(encounter_id):
 
 def _diagnoses_change(encounter_id, change, action: str):
     db = get_session()
-    found = db.get(Encounter, (g.clinic.id, encounter_id), with_for_update=True) or encounter_or_404(
-        encounter_id, action)
-    access = writable(found, action)
+    found, access = locked_for_writing(encounter_id, action)
     try:
         change(db, found)
     except EncounterError as exc:
@@ -169,9 +173,7 @@ def _diagnoses_change(encounter_id, change, action: str):
 def follow_up(encounter_id):
     """Set or clear the follow-up date; the page then offers to book it."""
     db = get_session()
-    found = db.get(Encounter, (g.clinic.id, encounter_id), with_for_update=True) or encounter_or_404(
-        encounter_id, "encounter.follow_up")
-    access = writable(found, "encounter.follow_up")
+    found, access = locked_for_writing(encounter_id, "encounter.follow_up")
     try:
         day = _follow_up_day()
         encounters.set_follow_up(db, found, day, today=schedule.today(g.clinic), by=current_user.id)
@@ -205,9 +207,7 @@ def _follow_up_day() -> date | None:
 def sign(encounter_id):
     """Save what is typed, sign and lock the note, and complete the visit."""
     db = get_session()
-    found = db.get(Encounter, (g.clinic.id, encounter_id), with_for_update=True) or encounter_or_404(
-        encounter_id, "encounter.sign")
-    writable(found, "encounter.sign")
+    found, _ = locked_for_writing(encounter_id, "encounter.sign")
     try:
         encounters.save_note(db, found, _note_from_form(found), version=_version(), by=current_user.id)
         completed = encounters.sign(db, clinic=g.clinic, encounter=found, by=current_user.id)

@@ -98,6 +98,26 @@ def done(message: str, location: str, fragment) -> Response:
     return redirect(location, code=303)
 
 
+# name: (page template, audit action, audited object type, the page's endpoint)
+PANEL_PAGES = {"vitals": ("clinical/vitals.html", "vitals.view", "vitals", "chart.vitals_page"),
+               "chart": ("clinical/chart.html", "chart.view", "chart_item", "chart.chart_page")}
+
+
+def panel_page(name: str, panel, patient: Patient, access: Access, links: Links, status: int, *,
+               audit: bool) -> Response:
+    """The vitals or chart page, or for htmx its panel alone; audited unless a write record covers it."""
+    template, action, object_type, endpoint = PANEL_PAGES[name]
+    db = get_session()
+    if audit:
+        audit_view(action, patient, access, object_type)
+    label = None if is_htmx() else labels_of(db, g.clinic.id, [patient.id])[patient.id]
+    response = render(template, f"{name}_panel", status=status, patient=patient, label=label, access=access,
+                      encounter=links.encounter, next_url=next_url(url_for(endpoint, patient_id=patient.id)),
+                      **{f"{name}_panel": panel})
+    db.commit()
+    return response
+
+
 # --- Vitals ---------------------------------------------------------------------------------------------
 
 def vitals_response(patient: Patient, access: Access, status: int = 200, *, audit: bool = True, full: bool = True,
@@ -109,14 +129,7 @@ def vitals_response(patient: Patient, access: Access, status: int = 200, *, audi
                          appointment_id=links.appointment_id, entry=entry, full=full,
                          limit=HISTORY_SETS if full else vitals.PANEL_SETS)
     panel = dataclasses.replace(panel, problem=problem, notice=notice)
-    if audit:
-        audit_view("vitals.view", patient, access, "vitals")
-    label = None if is_htmx() else labels_of(db, g.clinic.id, [patient.id])[patient.id]
-    response = render("clinical/vitals.html", "vitals_panel", status=status, patient=patient, label=label,
-                      access=access, encounter=links.encounter, vitals_panel=panel,
-                      next_url=next_url(url_for("chart.vitals_page", patient_id=patient.id)))
-    db.commit()
-    return response
+    return panel_page("vitals", panel, patient, access, links, status, audit=audit)
 
 
 @bp.get("/patients/<uuid:patient_id>/vitals")
@@ -173,14 +186,7 @@ def chart_response(patient: Patient, access: Access, status: int = 200, *, audit
     db = get_session()
     panel = chart.panel(db, clinic=g.clinic, patient=patient, access=access, encounter=links.encounter, **forms)
     panel = dataclasses.replace(panel, problem=problem, notice=notice)
-    if audit:
-        audit_view("chart.view", patient, access, "chart_item")
-    label = None if is_htmx() else labels_of(db, g.clinic.id, [patient.id])[patient.id]
-    response = render("clinical/chart.html", "chart_panel", status=status, patient=patient, label=label,
-                      access=access, encounter=links.encounter, chart_panel=panel,
-                      next_url=next_url(url_for("chart.chart_page", patient_id=patient.id)))
-    db.commit()
-    return response
+    return panel_page("chart", panel, patient, access, links, status, audit=audit)
 
 
 def chart_done(patient: Patient, access: Access, links: Links, message: str) -> Response:

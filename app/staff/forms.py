@@ -36,14 +36,11 @@ class ProfessionalForm(FlaskForm):
     """A doctor's details printed on prescriptions."""
 
     qualifications = StringField("Qualifications", validators=[Optional(), Length(max=120)],
-                                 filters=[_printable, _strip],
-                                 render_kw={"placeholder": "MBBS, MD (General Medicine)"})
-    speciality = StringField("Speciality", validators=[Optional(), Length(max=60)], filters=[_printable, _strip],
-                             render_kw={"placeholder": "General Medicine"})
+                                 filters=[_printable, _strip])
+    speciality = StringField("Speciality", validators=[Optional(), Length(max=60)], filters=[_printable, _strip])
     registration_number = StringField(
         "Registration number", filters=[_printable, _strip],
         validators=[Optional(), Length(max=40), Regexp(r"^[A-Za-z0-9][A-Za-z0-9 ./-]*$",
                                                        message="Use letters, digits, spaces, '.', '/' or '-'.")])
     registration_council = StringField("Registered with", validators=[Optional(), Length(max=80)],
-                                       filters=[_printable, _strip],
-                                       render_kw={"placeholder": "Karnataka Medical Council"})
+                                       filters=[_printable, _strip])

@@ -45,6 +45,11 @@ def create_app(config: dict | None = None) -> Flask:
 def _register_blueprints(app: Flask) -> None:
     from app.audit.views import bp as audit_bp
     from app.auth.views import bp as auth_bp
+    from app.billing.payment_views import bp as payments_bp
+    from app.billing.pdf_views import bp as bill_pdf_bp
+    from app.billing.report_views import bp as billing_reports_bp
+    from app.billing.setup_views import bp as billing_setup_bp
+    from app.billing.views import bp as billing_bp
     from app.clinical.chart_views import bp as chart_bp
     from app.clinical.rx_views import bp as prescriptions_bp
     from app.clinical.views import bp as clinical_bp
@@ -59,7 +64,8 @@ def _register_blueprints(app: Flask) -> None:
     from app.timeline.views import bp as timeline_bp
 
     for bp in (auth_bp, clinics_bp, dashboard_bp, health_bp, staff_bp, audit_bp, patients_bp, schedule_bp, queue_bp,
-               schedule_setup_bp, clinical_bp, chart_bp, prescriptions_bp, timeline_bp):
+               schedule_setup_bp, clinical_bp, chart_bp, prescriptions_bp, timeline_bp, billing_setup_bp, billing_bp,
+               payments_bp, bill_pdf_bp, billing_reports_bp):
         app.register_blueprint(bp)
 
 

@@ -2,6 +2,7 @@
 
 from app.audit import models as audit_models  # noqa: F401
 from app.auth import models as auth_models  # noqa: F401
+from app.billing import models as billing_models  # noqa: F401
 from app.clinical import models as clinical_models  # noqa: F401
 from app.clinics import models as clinic_models  # noqa: F401
 from app.db import Base

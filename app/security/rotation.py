@@ -12,6 +12,7 @@ import uuid
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
+from app.billing.models import Bill, BillPdf
 from app.clinical.models import SOAP, Addendum, ChartItem, Encounter, EncounterRevision, Prescription, Vitals
 from app.db import utcnow
 from app.patients.models import Patient, PatientHistory, PatientToken
@@ -58,6 +59,8 @@ SEALED = [
     (ChartItem, "chart_item", [("details_enc", "details")]),
     (Vitals, "vitals", [("values_enc", "values")]),
     (Prescription, "prescription", [("items_enc", "items"), ("advice_enc", "advice"), ("printed_enc", "printed")]),
+    (Bill, "bill", [("recipient_enc", "recipient")]),
+    (BillPdf, "bill_pdf", [("pdf_enc", "pdf")]),
 ]
 
 
@@ -73,7 +76,7 @@ def _reseal_rows(db: Session, ring, clinic_id: uuid.UUID, batch_size: int) -> in
     """Re-seal up to `batch_size` rows of each SEALED table under the active key."""
     active, count = ring.active.version, 0
     for model, table, attrs in SEALED:
-        rows = db.scalars(_stale_rows(model, attrs, clinic_id, active).order_by(model.id).limit(batch_size)
+        rows = db.scalars(_stale_rows(model, attrs, clinic_id, active).order_by(*model.__table__.primary_key.columns).limit(batch_size)
                           .with_for_update(skip_locked=True).execution_options(populate_existing=True)).all()
         for row in rows:
             for attr, column in attrs:

@@ -24,6 +24,8 @@ class Kind(StrEnum):
     CHART = "chart"
     RECORD = "record"
     CONSENT = "consent"
+    INVOICE = "invoice"
+    PAYMENT = "payment"
 
     @property
     def label(self) -> str:
@@ -38,7 +40,7 @@ class Kind(StrEnum):
 KIND_LABELS = {
     Kind.APPOINTMENT: "Appointments", Kind.ENCOUNTER: "Consultations", Kind.VITALS: "Vitals",
     Kind.PRESCRIPTION: "Prescriptions", Kind.CHART: "Allergies and problems", Kind.RECORD: "Record changes",
-    Kind.CONSENT: "Consent",
+    Kind.CONSENT: "Consent", Kind.INVOICE: "Bills", Kind.PAYMENT: "Payments",
 }
 CLINICAL_KINDS = frozenset({Kind.ENCOUNTER, Kind.VITALS, Kind.PRESCRIPTION, Kind.CHART})
 

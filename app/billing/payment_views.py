@@ -1,0 +1,5 @@
+"""Payments, refunds and receipts."""
+
+from flask import Blueprint
+
+bp = Blueprint("payments", __name__)

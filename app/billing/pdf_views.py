@@ -1,0 +1,5 @@
+"""Document PDFs: status, download, retry."""
+
+from flask import Blueprint
+
+bp = Blueprint("bill_pdf", __name__)

@@ -55,6 +55,7 @@ def main(argv: list[str]) -> None:
 
     schedule_periodic(queue(connection))
     __import__("jobs.audit").audit.schedule_periodic(queue(connection))  # link and sign the audit chain
+    __import__("jobs.invoices").invoices.schedule_sweep(queue(connection))  # documents' PDFs left pending
     worker = Worker([queue(connection)], connection=connection, serializer=JSONSerializer)
     worker.work(with_scheduler=True, burst="--burst" in argv)
 

@@ -301,7 +301,7 @@ class Browser:
 
     def get(self, url, **kw):
         response = self.client.get(url, **kw)
-        match = CSRF_RE.search(response.get_data(as_text=True))
+        match = CSRF_RE.search(response.get_data(as_text=True)) if response.mimetype.startswith("text/") else None
         if match:
             self.token = match.group(1)
         return response

@@ -39,6 +39,22 @@ def account_of(db: Session, bill: Bill) -> Account:
                    paid=sums.get(PaymentKind.PAYMENT, ZERO), refunded=sums.get(PaymentKind.REFUND, ZERO))
 
 
+def accounts_of(db: Session, bills: list[Bill]) -> dict[uuid.UUID, Account]:
+    """The accounts of several documents of one clinic in two queries (lists, the patient page)."""
+    if not bills:
+        return {}
+    clinic_id, ids = bills[0].clinic_id, [bill.id for bill in bills]
+    credited = dict(db.execute(select(Bill.original_id, func.sum(-Bill.rounded_total)).where(
+        Bill.clinic_id == clinic_id, Bill.original_id.in_(ids), Bill.status == BillStatus.ISSUED)
+        .group_by(Bill.original_id)).all())
+    sums: dict[tuple, Decimal] = {(bill_id, kind): amount for bill_id, kind, amount in db.execute(
+        select(Payment.bill_id, Payment.kind, func.sum(Payment.amount)).where(
+            Payment.clinic_id == clinic_id, Payment.bill_id.in_(ids)).group_by(Payment.bill_id, Payment.kind))}
+    return {bill.id: Account(billed=bill.rounded_total, credited=credited.get(bill.id, ZERO),
+                             paid=sums.get((bill.id, PaymentKind.PAYMENT), ZERO),
+                             refunded=sums.get((bill.id, PaymentKind.REFUND), ZERO)) for bill in bills}
+
+
 def payments_of(db: Session, bill: Bill) -> list[Payment]:
     return list(db.scalars(select(Payment).where(Payment.clinic_id == bill.clinic_id, Payment.bill_id == bill.id)
                            .order_by(Payment.received_at)))
@@ -100,5 +116,6 @@ def refund(db: Session, bill: Bill, *, mode: PaymentMode, amount: Decimal, refer
     if account.refundable <= 0:
         raise BillingError(f"Nothing is owed back on {bill.number}: issue a credit note first.")
     if amount > account.refundable:
-        raise Invalid(f"At most ₹{account.refundable:,} can be refunded.", {"amount": f"At most ₹{account.refundable:,}."})
+        most = f"At most ₹{account.refundable:,}"
+        raise Invalid(f"{most} can be refunded.", {"amount": f"{most}."})
     return _record(db, bill, PaymentKind.REFUND, mode, amount, reference, by=by, day=day, now=now)

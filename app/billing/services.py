@@ -15,10 +15,10 @@ from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from app.billing import tax
-from app.billing.gstin import InvalidGstin, financial_year, validate_document_number, validate_gstin
+from app.billing.gstin import InvalidGstin, financial_year, state_label, validate_document_number, validate_gstin
 from app.billing.models import (
     Bill,
     BillingEvent,
@@ -41,6 +41,8 @@ from app.timeline import events
 from app.timeline.models import Kind
 
 ZERO = Decimal("0.00")
+MAX_AMOUNT = Decimal("999999999.99")  # the largest line or document: below the columns' 10 digits with room for tax
+B2C_DETAILS_FROM = Decimal("50000")  # Rule 46(e): an unregistered recipient's details on a supply of this much
 RECIPIENT_FIELDS = ("name", "address_line", "city", "pin_code", "phone")
 MAX_LINES = 60
 
@@ -102,7 +104,8 @@ def parse_amount(raw: str | None, label: str, *, field: str, allow_zero: bool = 
         value = Decimal(text)
     except InvalidOperation:
         value = None
-    if value is None or not value.is_finite() or value != tax.paise(value) or value > Decimal("9999999999"):
+    # The size check comes first: rounding a huge value to the paisa would itself overflow.
+    if (value is None or not value.is_finite() or abs(value) > MAX_AMOUNT or value.as_tuple().exponent < -2):
         raise Invalid(f"{label}: enter an amount in rupees, e.g. 450 or 450.50.", {field: "Enter an amount."})
     if value < 0 or (value == 0 and not allow_zero):
         raise Invalid(f"{label} must be more than zero.", {field: "Must be more than zero."})
@@ -171,6 +174,10 @@ def clean_recipient(form) -> dict:
             values["gstin"] = validate_gstin(values["gstin"])
         except InvalidGstin as exc:
             errors["gstin"] = str(exc)
+        else:  # a registered recipient's state is its GSTIN's
+            if values["state_code"] and values["state_code"] != values["gstin"][:2]:
+                errors["state_code"] = f"The GSTIN is registered in {state_label(values['gstin'][:2])}."
+            values["state_code"] = values["gstin"][:2]
     if values["state_code"] and values["state_code"] not in STATES:
         errors["state_code"] = "Choose a state from the list."
     if values["pin_code"] and not (values["pin_code"].isdecimal() and len(values["pin_code"]) == 6):
@@ -237,18 +244,21 @@ def _default_line(db: Session, clinic: Clinic, bill: Bill, appointment: Appointm
 
 def fee_validity_source(db: Session, clinic_id: uuid.UUID, patient_id: uuid.UUID | None, appointment: Appointment,
                         item: PriceItem) -> Bill | None:
-    """The paid consultation with the same doctor that makes this follow-up free, if any: an issued,
-    uncancelled document with a fee-validity line charged (above zero) within the clinic's days."""
+    """The consultation that makes this follow-up free, if any: the same fee-validity item charged with the
+    same doctor on an issued, uncancelled document within the clinic's days, and not credited back."""
     profile = profile_of(db, clinic_id)
     if profile is None or not profile.fee_validity_days or patient_id is None:
         return None
-    visit_day = appointment.day
-    since = visit_day - timedelta(days=profile.fee_validity_days)
+    since = appointment.day - timedelta(days=profile.fee_validity_days)
+    credit = aliased(BillLine)
+    credited_back = (select(func.coalesce(func.sum(credit.total), 0))
+                     .where(credit.clinic_id == BillLine.clinic_id, credit.original_line_id == BillLine.id)
+                     .scalar_subquery())
     paid = (select(Bill).join(BillLine, (BillLine.clinic_id == Bill.clinic_id) & (BillLine.bill_id == Bill.id))
-            .join(PriceItem, (PriceItem.clinic_id == BillLine.clinic_id) & (PriceItem.id == BillLine.item_id))
             .where(Bill.clinic_id == clinic_id, Bill.patient_id == patient_id, Bill.doctor_id == appointment.doctor_id,
                    Bill.status == BillStatus.ISSUED, Bill.cancelled_at.is_(None), Bill.issued_on >= since,
-                   Bill.appointment_id != appointment.id, PriceItem.fee_validity, BillLine.total > 0)
+                   Bill.appointment_id != appointment.id, BillLine.item_id == item.id,
+                   BillLine.total + credited_back > 0)
             .order_by(Bill.issued_on.desc()).limit(1))
     return db.scalar(paid)
 
@@ -301,10 +311,10 @@ def remove_line(db: Session, bill: Bill, line_id: uuid.UUID, *, by: uuid.UUID | 
     reprice(db, bill, day=day)
 
 
-def discard(db: Session, bill: Bill) -> None:
+def discard(db: Session, bill: Bill, *, by: uuid.UUID | None = None) -> None:
     """Delete a draft (an issued document is never deleted)."""
     _require_draft(bill)
-    _history(db, bill, "discarded", None)  # the history outlives the draft
+    _history(db, bill, "discarded", by)  # the history outlives the draft
     db.delete(bill)
     db.flush()
 
@@ -364,6 +374,9 @@ def reprice(db: Session, bill: Bill, *, day: date | None = None) -> tax.Document
                 _set_rate(line, item, history.get(item.id, []), day)
     document = engine_document(bill, lines)
     results = tuple(tax.price_line(document, line) for line in document.lines)
+    if any(r.gross > MAX_AMOUNT for r in results) or sum(r.total for r in results) > MAX_AMOUNT:
+        raise Invalid("That is more than one document can hold: check the quantity and price.",
+                      {"quantity": "Too large."})
     for line, result in zip(lines, results, strict=True):
         _store(line, result)
     try:
@@ -471,6 +484,7 @@ def issue(db: Session, *, clinic: Clinic, bill: Bill, by: uuid.UUID | None, now:
         raise Invalid("Add at least one line before issuing.")
     if priced.rounded_total < 0:
         raise BillingError("A document's total cannot be negative.")
+    _require_recipient_details(db, bill, priced)
     documents = [bill]
     if bill.kind is None:  # a registered recipient's mixed supply: the exempt lines go to their own document
         documents.append(_split_exempt(db, bill, by=by, day=day))
@@ -478,6 +492,20 @@ def issue(db: Session, *, clinic: Clinic, bill: Bill, by: uuid.UUID | None, now:
     for document in documents:
         _number_and_freeze(db, clinic, profile, document, by=by, now=now, day=day)
     return documents
+
+
+def _require_recipient_details(db: Session, bill: Bill, priced: tax.DocumentResult) -> None:
+    """Rule 46(d)/(e): a registered recipient's name, address and state always; an unregistered one's from
+    a taxable supply of ₹50,000 (the state by name and code)."""
+    large = priced.taxable_value + priced.cgst + priced.sgst + priced.igst >= B2C_DETAILS_FROM
+    if not (bill.recipient_gstin or large):
+        return
+    recipient = recipient_of(db, bill)
+    missing = {name: "Required on this document." for name in ("name", "address_line", "state_code")
+               if not recipient.get(name)}
+    if missing:
+        who = "a registered recipient" if bill.recipient_gstin else "a taxable supply of ₹50,000 or more"
+        raise Invalid(f"The recipient's name, address and state are required for {who} (Rule 46).", missing)
 
 
 def _split_exempt(db: Session, bill: Bill, *, by, day: date) -> Bill:
@@ -508,7 +536,7 @@ def credited(db: Session, original: Bill) -> dict[uuid.UUID, Decimal]:
                       .join(Bill, (Bill.clinic_id == BillLine.clinic_id) & (Bill.id == BillLine.bill_id))
                       .where(Bill.clinic_id == original.clinic_id, Bill.original_id == original.id,
                              Bill.status == BillStatus.ISSUED).group_by(BillLine.original_line_id))
-    return {line_id: quantity for line_id, quantity in rows}
+    return {line_id: quantity for line_id, quantity in rows.all()}  # noqa: C416 (Row, not tuple)
 
 
 def credit_notes_of(db: Session, original: Bill) -> list[Bill]:
@@ -556,6 +584,7 @@ def issue_credit_note(db: Session, *, clinic: Clinic, original: Bill, quantities
         _store(line, priced)
         db.add(line)
     _store_totals(note, result)
+    _round_cumulatively(db, original, note)
     db.flush()
     now = now or utcnow()
     _number_and_freeze(db, clinic, profile, note, by=by, now=now, day=day)
@@ -566,13 +595,27 @@ def issue_credit_note(db: Session, *, clinic: Clinic, original: Bill, quantities
     return note
 
 
+def _round_cumulatively(db: Session, original: Bill, note: Bill) -> None:
+    """Round a credit note so that all credit notes of the original together are their exact total
+    rounded to the rupee: rounding each alone could credit more than was billed (two returns of one
+    ₹100.50 item would credit ₹101 each against a ₹201 bill)."""
+    earlier_total, earlier_rounded = db.execute(
+        select(func.coalesce(func.sum(Bill.total), 0), func.coalesce(func.sum(Bill.rounded_total), 0))
+        .where(Bill.clinic_id == original.clinic_id, Bill.original_id == original.id,
+               Bill.status == BillStatus.ISSUED)).one()
+    note.rounded_total = tax.rupees(earlier_total + note.total) - earlier_rounded
+    note.round_off = note.rounded_total - note.total
+
+
 def _returns(lines: list[BillLine], already: dict, quantities: dict) -> list[tax.Return]:
     returns, errors = [], {}
     for index, line in enumerate(lines):
         quantity = quantities.get(line.id) or Decimal(0)
         before = already.get(line.id, Decimal(0))
-        if quantity < 0 or before + quantity > line.quantity:
-            errors[f"qty-{line.id}"] = f"At most {line.quantity - before:g} can be credited."
+        if line.unit == "NOS" and not line.hsn_sac.startswith("99") and quantity != quantity.to_integral_value():
+            errors[f"qty-{line.id}"] = "Whole numbers for items counted in pieces."
+        elif quantity < 0 or before + quantity > line.quantity:
+            errors[f"qty-{line.id}"] = f"At most {(line.quantity - before).normalize():f} can be credited."
         elif quantity:
             returns.append(tax.Return(index, quantity, before))
     if errors:

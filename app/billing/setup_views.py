@@ -1,5 +1,165 @@
-"""GST profile and price list (admin, billing)."""
+"""GST profile and price list (admin, billing).
 
-from flask import Blueprint
+Not PHI: pages are not read-audited; every write is (one record, committed with the change).
+"""
+
+import uuid
+
+from flask import Blueprint, flash, g, request, url_for
+from flask_login import current_user
+
+from app.audit.services import deny_not_found, record
+from app.auth.policy import Permission, requires
+from app.billing import setup
+from app.billing.gstin import STATES, state_label
+from app.billing.models import PriceItem
+from app.billing.services import BillingError, Invalid, not_ready, profile_of
+from app.db import get_session
+from app.htmx import client_redirect, render
+from app.scheduling.services import today
 
 bp = Blueprint("billing_setup", __name__)
+PROFILE = "billing/setup/profile.html"
+PRICES = "billing/setup/prices.html"
+ITEM = "billing/setup/item.html"
+
+
+def _item_or_404(price_item_id: uuid.UUID, action: str, *, for_update: bool = False) -> PriceItem:
+    db = get_session()
+    item = db.get(PriceItem, (g.clinic.id, price_item_id), with_for_update=for_update)
+    if item is None:
+        deny_not_found(db, action, object_type="price_item", object_id=price_item_id)
+    return item
+
+
+# --- The GST profile --------------------------------------------------------------------------------
+
+def _profile_page(values: dict, status: int = 200, errors: dict | None = None, problem: str | None = None):
+    db = get_session()
+    return render(PROFILE, "profile_form", status=status, values=values, errors=errors or {}, problem=problem,
+                  states=[(code, state_label(code)) for code in STATES], series=setup.SERIES,
+                  examples=setup.number_examples(values, today(g.clinic)),
+                  readiness=not_ready(g.clinic, profile_of(db, g.clinic.id)))
+
+
+@bp.get("/billing/profile")
+@requires(Permission.BILLING_SETUP)
+def profile():
+    """The clinic's GST identity, signatory, document series and fee validity."""
+    return _profile_page(setup.profile_values(g.clinic, profile_of(get_session(), g.clinic.id)))
+
+
+@bp.post("/billing/profile")
+@requires(Permission.BILLING_SETUP)
+def profile_post():
+    """Save the GST profile; documents issued from now on print it."""
+    db = get_session()
+    try:
+        changed = setup.save_profile(db, g.clinic, setup.clean_profile(request.form), by=current_user.id)
+    except Invalid as exc:
+        db.rollback()
+        return _profile_page({k: v[:300] for k, v in request.form.items()}, 422, exc.errors, str(exc))
+    record(db, "billing.profile_update", object_type="clinic", object_id=g.clinic.id,
+           reason="changed: " + (", ".join(changed) or "nothing"))
+    db.commit()
+    flash("GST profile saved. Documents issued from now on use it; issued documents keep what they printed.",
+          "success")
+    return client_redirect(url_for("billing_setup.profile"))
+
+
+# --- The price list ---------------------------------------------------------------------------------
+
+@bp.get("/billing/prices")
+@requires(Permission.BILLING_SETUP)
+def prices():
+    """The price list with each item's GST rate today and any rate to come (filter by name or code)."""
+    q = " ".join(request.args.get("q", "").split())[:60]
+    inactive = request.args.get("inactive") == "1"
+    day = today(g.clinic)
+    rows = setup.price_rows(get_session(), g.clinic.id, day, q=q, inactive=inactive)
+    return render(PRICES, "price_table", rows=rows, q=q, inactive=inactive, day=day, treatments=setup.TREATMENTS)
+
+
+def _item_page(item: PriceItem | None, values: dict, status: int = 200, errors: dict | None = None,
+               problem: str | None = None, rate_errors: dict | None = None, rate_values: dict | None = None):
+    db, day = get_session(), today(g.clinic)
+    return render(ITEM, "item_form", status=status, item=item, values=values, errors=errors or {}, problem=problem,
+                  needs_rate=item is None or not setup.has_rates(db, item),
+                  units=setup.UNIT_OPTIONS, treatments=setup.TREATMENT_OPTIONS, common_rates=setup.COMMON_RATES,
+                  day=day, rates=setup.rates_of(db, item, day) if item else [],
+                  rate_values=rate_values or {"effective_from": day.isoformat(), "rate": ""},
+                  rate_errors=rate_errors or {})
+
+
+@bp.get("/billing/prices/new")
+@requires(Permission.BILLING_SETUP)
+def item_new():
+    """The form for a new price item."""
+    return _item_page(None, setup.item_values(None, today(g.clinic)))
+
+
+@bp.post("/billing/prices/new")
+@requires(Permission.BILLING_SETUP)
+def item_create():
+    """Add an item to the price list (a taxable one with its first GST rate)."""
+    db = get_session()
+    try:
+        values = setup.clean_item(request.form, item=None, needs_rate=True)
+        item = setup.create_item(db, g.clinic.id, values, by=current_user.id)
+    except Invalid as exc:
+        db.rollback()
+        return _item_page(None, setup.raw_item(request.form), 422, exc.errors, str(exc))
+    record(db, "billing.price_item_create", object_type="price_item", object_id=item.id, reason=item.code)
+    db.commit()
+    flash(f"{item.code} added to the price list.", "success")
+    return client_redirect(url_for("billing_setup.item", price_item_id=item.id))
+
+
+@bp.get("/billing/prices/<uuid:price_item_id>")
+@requires(Permission.BILLING_SETUP)
+def item(price_item_id):
+    """An item's form and its GST rate history."""
+    found = _item_or_404(price_item_id, "billing.price_item_view")
+    return _item_page(found, setup.item_values(found, today(g.clinic)))
+
+
+@bp.post("/billing/prices/<uuid:price_item_id>")
+@requires(Permission.BILLING_SETUP)
+def item_update(price_item_id):
+    """Save changes to an item; documents already issued keep the values they copied."""
+    db = get_session()
+    found = _item_or_404(price_item_id, "billing.price_item_update", for_update=True)  # the version check holds
+    try:
+        setup.check_version(found, request.form.get("version"))
+        values = setup.clean_item(request.form, item=found, needs_rate=not setup.has_rates(db, found))
+        changed = setup.update_item(db, found, values, by=current_user.id)
+    except BillingError as exc:
+        db.rollback()
+        status, errors = (422, exc.errors) if isinstance(exc, Invalid) else (409, {})
+        return _item_page(found, setup.raw_item(request.form), status, errors, str(exc))
+    record(db, "billing.price_item_update", object_type="price_item", object_id=found.id,
+           reason=f"{found.code} v{found.version}: " + (", ".join(changed) or "nothing"))
+    db.commit()
+    flash(f"{found.code} saved. Documents already issued keep the values they were issued with.", "success")
+    return client_redirect(url_for("billing_setup.item", price_item_id=found.id))
+
+
+@bp.post("/billing/prices/<uuid:price_item_id>/rates")
+@requires(Permission.BILLING_SETUP)
+def rate_add(price_item_id):
+    """Append a GST rate from a date (never replacing one)."""
+    db = get_session()
+    found = _item_or_404(price_item_id, "billing.price_rate_add")
+    try:
+        since, rate = setup.clean_rate(request.form)
+        setup.add_rate(db, found, since, rate, by=current_user.id)
+    except Invalid as exc:
+        db.rollback()
+        typed = {name: request.form.get(name, "")[:20] for name in ("effective_from", "rate")}
+        return _item_page(found, setup.item_values(found, today(g.clinic)), 422, problem=str(exc),
+                          rate_errors=exc.errors, rate_values=typed)
+    record(db, "billing.price_rate_add", object_type="price_item", object_id=found.id,
+           reason=f"{found.code}: {rate}% from {since.isoformat()}")
+    db.commit()
+    flash(f"GST rate {rate}% from {since:%d %b %Y} added to {found.code}.", "success")
+    return client_redirect(url_for("billing_setup.item", price_item_id=found.id))

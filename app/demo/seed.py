@@ -22,6 +22,7 @@ from app.auth.policy import Role
 from app.auth.services import hash_password, issue_recovery_codes, seal_totp_secret
 from app.clinics.models import Clinic, Membership
 from app.db import new_id, set_tenant, utcnow
+from app.demo.billing import seed_billing
 from app.demo.clinical import seed_clinical
 from app.demo.schedule import seed_schedule
 
@@ -160,6 +161,7 @@ def seed(db: Session, credentials_file: Path) -> list[dict]:
         doctors = {email: ids[email] for email, *_ in SESSIONS[key]}
         seed_schedule(db, clinic, doctors, SESSIONS[key], patients, ids[reception[key]], rng)
         seed_clinical(db, clinic, patients, rng)
+        seed_billing(db, clinic, ids[reception[key]], rng)
     db.add(AppMeta(key="demo", value="true"))
     db.flush()
     _write_credentials(credentials_file, people)

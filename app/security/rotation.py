@@ -76,7 +76,8 @@ def _reseal_rows(db: Session, ring, clinic_id: uuid.UUID, batch_size: int) -> in
     """Re-seal up to `batch_size` rows of each SEALED table under the active key."""
     active, count = ring.active.version, 0
     for model, table, attrs in SEALED:
-        rows = db.scalars(_stale_rows(model, attrs, clinic_id, active).order_by(*model.__table__.primary_key.columns).limit(batch_size)
+        key = model.__table__.primary_key.columns
+        rows = db.scalars(_stale_rows(model, attrs, clinic_id, active).order_by(*key).limit(batch_size)
                           .with_for_update(skip_locked=True).execution_options(populate_existing=True)).all()
         for row in rows:
             for attr, column in attrs:

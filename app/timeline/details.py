@@ -13,9 +13,11 @@ from zoneinfo import ZoneInfo
 
 from flask import url_for
 from sqlalchemy import and_, literal, select, union_all
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from app.auth.policy import Permission, Role, can
+from app.billing.models import Bill, Payment, PaymentKind
+from app.billing.tax import DocumentType
 from app.clinical.access import Access
 from app.clinical.models import Addendum, ChartItem, ChartKind, Encounter, EncounterStatus, Prescription, Vitals
 from app.clinics.models import Clinic
@@ -43,6 +45,8 @@ class Item:
     excerpt: str | None = None
     link: str | None = None
     struck: bool = False  # entered in error, or ended
+    amount: str | None = None  # a bill's or payment's amount, "₹1,234.50"
+    badge: str | None = None  # e.g. "Cancelled"
 
 
 APPOINTMENT_PHRASES = {
@@ -52,6 +56,14 @@ APPOINTMENT_PHRASES = {
 }
 ENCOUNTER_PHRASES = {"opened": "opened", "signed": "signed", "addendum": "addendum added"}
 END_REASONS = {"resolved": "resolved", "error": "entered in error"}
+DOCUMENT_LABELS = {
+    DocumentType.TAX_INVOICE: "Tax invoice", DocumentType.BILL_OF_SUPPLY: "Bill of supply",
+    DocumentType.INVOICE_CUM_BILL_OF_SUPPLY: "Invoice-cum-bill of supply", DocumentType.CREDIT_NOTE: "Credit note",
+}
+
+
+def _rupees(value) -> str:
+    return f"₹{value:,.2f}"
 
 
 def _excerpt(text: str | None) -> str | None:
@@ -263,3 +275,58 @@ class Describer:
         how = CONSENT_METHODS.get(method, method)
         item.title = (f"{CONSENT_PURPOSES.get(purpose, purpose)}: consent {'given' if granted else 'withdrawn'}"
                       f" ({how[:1].lower() + how[1:]})")
+
+    # Bills and payments: the document, its number, date and total, and what was paid how, for those who
+    # may see the clinic's bills and for a doctor on a patient in their care (their own patients' bills);
+    # anyone else who sees the kinds at all sees only that a bill was issued or a payment taken.
+    @cached_property
+    def sees_bills(self) -> bool:
+        return can(self.role, Permission.INVOICE_VIEW) or (
+            can(self.role, Permission.INVOICE_VIEW_OWN) and self.access.basis == "care relationship")
+
+    def _load_invoice(self, ids):
+        if not self.sees_bills:
+            return None
+        original = aliased(Bill)
+        rows = self.db.execute(
+            select(Bill.id, Bill.kind, Bill.number, Bill.issued_on, Bill.rounded_total, Bill.cancelled_at,
+                   original.number)
+            .outerjoin(original, and_(original.clinic_id == Bill.clinic_id, original.id == Bill.original_id))
+            .where(Bill.clinic_id == self.clinic.id, Bill.id.in_(ids)))
+        return {row[0]: row for row in rows}
+
+    def _describe_invoice(self, item: Item, e: TimelineEvent, doctor: str, row) -> None:
+        item.title = "Credit note issued" if e.action == "credit_note" else "Bill issued"
+        if row is None:
+            return
+        bill_id, kind, number, issued_on, total, cancelled_at, original_number = row
+        item.title = f"{DOCUMENT_LABELS.get(kind, 'Bill')} {number}"
+        item.amount = _rupees(-total if kind is DocumentType.CREDIT_NOTE else total)
+        item.lines = [f"Dated {issued_on:%-d %b %Y}"]
+        if original_number:
+            item.lines.append(f"Against {original_number}")
+        if cancelled_at is not None:
+            item.badge, item.struck = "Cancelled", True
+        if can(self.role, Permission.INVOICE_VIEW):
+            item.link = url_for("billing.show", bill_id=bill_id)
+
+    def _load_payment(self, ids):
+        if not self.sees_bills:
+            return None
+        rows = self.db.execute(
+            select(Payment.id, Payment.kind, Payment.mode, Payment.amount, Payment.receipt_number, Bill.number)
+            .join(Bill, and_(Bill.clinic_id == Payment.clinic_id, Bill.id == Payment.bill_id))
+            .where(Payment.clinic_id == self.clinic.id, Payment.id.in_(ids)))
+        return {row[0]: row for row in rows}
+
+    def _describe_payment(self, item: Item, e: TimelineEvent, doctor: str, row) -> None:
+        item.title = "Refund paid" if e.action == "refunded" else "Payment received"
+        if row is None:
+            return
+        payment_id, kind, mode, amount, receipt, bill_number = row
+        refund = kind is PaymentKind.REFUND
+        item.title = f"{'Refund paid' if refund else 'Payment received'} by {mode.label}"
+        item.amount = _rupees(amount)
+        item.lines = [f"Receipt {receipt} {'for' if refund else 'against'} {bill_number}"]
+        if can(self.role, Permission.INVOICE_VIEW):
+            item.link = url_for("payments.receipt", payment_id=payment_id)

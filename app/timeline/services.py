@@ -31,11 +31,14 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # The record's history and its consent ledger are for those who may see the whole record (the patient
 # page shows them only to them too): billing sees name and contact details, not who changed what.
 RECORD_KINDS = (Kind.RECORD, Kind.CONSENT)
+BILLING_KINDS = (Kind.INVOICE, Kind.PAYMENT)
 
 
 def visible_kinds(role: Role | None) -> tuple[Kind, ...]:
-    """The kinds of entry this role sees on a timeline."""
-    return tuple(k for k in Kind if k not in RECORD_KINDS or can(role, Permission.PATIENT_VIEW))
+    """The kinds of entry this role sees on a timeline (bills and payments: roles that see invoices)."""
+    bills = can(role, Permission.INVOICE_VIEW) or can(role, Permission.INVOICE_VIEW_OWN)
+    return tuple(k for k in Kind if (k not in RECORD_KINDS or can(role, Permission.PATIENT_VIEW))
+                 and (k not in BILLING_KINDS or bills))
 
 
 class BadRequest(ValueError):

@@ -1,4 +1,3 @@
-# ruff: noqa: F811
 """Billing test set-up: a GST-registered clinic in Karnataka (29) with its profile, a price list
 (exempt consultation and lab test, an MRP medicine whose rate fell from 12% to 5% on 22 Sep 2025, a
 taxable cosmetic procedure at 18%), and completed visits to bill.

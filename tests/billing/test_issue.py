@@ -21,6 +21,7 @@ from app.scheduling.models import Appointment
 from tests.billing.conftest import (  # noqa: F401
     BUYER_GSTIN,
     accounts,
+    add_item,
     billing_desk,
     completed_visit,
     consultation_type,
@@ -102,7 +103,7 @@ def test_an_issued_document_and_its_lines_are_frozen_by_the_database(db, clinic,
     db.commit()
     for statement in ("UPDATE bill SET total = 1 WHERE id = :i", "DELETE FROM bill WHERE id = :i",
                       "UPDATE bill_line SET total = 1 WHERE bill_id = :i", "DELETE FROM bill_line WHERE bill_id = :i"):
-        with pytest.raises(sqlalchemy.exc.DBAPIError, match="issued|never deleted|locked"):
+        with pytest.raises(sqlalchemy.exc.DBAPIError, match=r"issued|never deleted|locked"):
             db.execute(sqlalchemy.text(statement), {"i": bill.id})
         db.rollback()
         set_tenant(db, clinic_id=clinic.id, user_id=None)
@@ -201,3 +202,71 @@ def test_documents_issued_at_once_from_many_connections_are_consecutive(app, cli
         numbers = sorted(db.scalars(sqlalchemy.select(Bill.number).where(Bill.clinic_id == clinic.id)))
         assert numbers == [f"BOS/26-27/{n:06d}" for n in range(1, 9)]
         assert db.scalar(sqlalchemy.select(sqlalchemy.func.count()).select_from(BillLine)) == 8
+
+
+# --- Review fixes -----------------------------------------------------------------------------------
+
+def test_amounts_too_large_for_a_document_are_refused_not_a_500(db, sql, clinic, patient, prices):
+    for typed in ("1e30", "9" * 40, "12.345"):
+        with pytest.raises(services.Invalid):
+            services.parse_amount(typed, "Amount", field="amount")
+    package = add_item(sql, clinic.id, "PKG", "Surgery package", "999311", "200000.00")
+    with pytest.raises(services.Invalid, match="more than one document"):
+        _draft(db, clinic, patient, (package, 100000))
+
+
+def test_credit_notes_together_never_credit_more_than_was_billed(db, sql, clinic, patient, prices):
+    dressing = add_item(sql, clinic.id, "DRS", "Dressing", "999319", "100.50")
+    c, bill = _draft(db, clinic, patient, (dressing, 2))
+    [invoice] = services.issue(db, clinic=c, bill=bill, by=None, day=DAY)
+    assert invoice.rounded_total == Decimal("201.00")
+    line = services.lines_of(db, invoice)[0]
+    notes = [services.issue_credit_note(db, clinic=c, original=invoice, quantities={line.id: Decimal(1)},
+                                        reason=CreditReason.RETURN, by=None, day=DAY) for _ in range(2)]
+    assert [n.rounded_total for n in notes] == [Decimal("-101.00"), Decimal("-100.00")]
+    assert payments.account_of(db, invoice).credited == Decimal("201.00")
+
+
+def test_fee_validity_needs_the_same_consultation_still_charged(db, sql, clinic, patient, prices, doctor):
+    kind = consultation_type(sql, clinic.id)
+    first = completed_visit(sql, clinic.id, doctor.id, patient, type_id=kind, day=date(2026, 11, 14))
+    c, bill = _draft(db, clinic, patient, appointment=db.get(Appointment, (clinic.id, first)), day=date(2026, 11, 14))
+    [paid] = services.issue(db, clinic=c, bill=bill, by=None, day=date(2026, 11, 14))
+    services.issue_credit_note(db, clinic=c, original=paid, quantities={services.lines_of(db, paid)[0].id: Decimal(1)},
+                               reason=CreditReason.CORRECTION, by=None, day=date(2026, 11, 15))
+    again = completed_visit(sql, clinic.id, doctor.id, patient, type_id=kind, day=DAY)
+    _, follow_up = _draft(db, clinic, patient, appointment=db.get(Appointment, (clinic.id, again)))
+    assert follow_up.rounded_total == Decimal("500.00")  # the fee was credited back: nothing makes it free
+
+
+def test_a_cancelled_visit_bill_leaves_the_visit_to_bill_again(db, sql, clinic, patient, prices, doctor):
+    from app.billing import pages
+
+    visit = completed_visit(sql, clinic.id, doctor.id, patient, type_id=consultation_type(sql, clinic.id), day=DAY)
+    c, bill = _draft(db, clinic, patient, appointment=db.get(Appointment, (clinic.id, visit)))
+    [issued] = services.issue(db, clinic=c, bill=bill, by=None, day=DAY)
+    assert [a.id for a, *_ in pages.unbilled_visits(db, c, DAY)] == []
+    services.issue_credit_note(db, clinic=c, original=issued, quantities={}, reason=CreditReason.CANCEL, by=None,
+                               day=DAY)
+    assert [a.id for a, *_ in pages.unbilled_visits(db, c, DAY)] == [visit]
+
+
+def test_a_large_taxable_supply_or_a_registered_buyer_needs_name_address_and_state(db, clinic, patient, prices):
+    c = db.get(Clinic, clinic.id)
+    walk_in = services.new_draft(db, clinic=c, patient=None, appointment=None, by=None, day=DAY)
+    services.add_line(db, walk_in, item=db.get(PriceItem, (clinic.id, prices.cosmetic)), quantity=Decimal(9),
+                      discount=None, by=None, day=DAY)
+    with pytest.raises(services.Invalid) as refused:
+        services.issue(db, clinic=c, bill=walk_in, by=None, day=DAY)
+    assert set(refused.value.errors) == {"name", "address_line", "state_code"}
+    _, patients_bill = _draft(db, clinic, patient, (prices.cosmetic, 9))
+    [issued] = services.issue(db, clinic=c, bill=patients_bill, by=None, day=DAY)  # the record has all three
+    assert issued.taxable_value == Decimal("54000.00")
+
+
+def test_a_buyers_state_is_its_gstins():
+    values = services.clean_recipient({"name": "Acme Pharma Ltd", "gstin": BUYER_GSTIN.lower()})
+    assert (values["gstin"], values["state_code"]) == (BUYER_GSTIN, "27")
+    with pytest.raises(services.Invalid) as refused:
+        services.clean_recipient({"name": "Acme Pharma Ltd", "gstin": BUYER_GSTIN, "state_code": "29"})
+    assert "Maharashtra" in refused.value.errors["state_code"]

@@ -10,9 +10,11 @@ past), each with and without `HX-Request`, plus the query strings that change wh
 every POST route the role is refused (its error page must not tell either).
 """
 
+import io
 import itertools
 import re
 import uuid
+import zipfile
 from dataclasses import dataclass
 
 import pytest
@@ -155,6 +157,9 @@ def url_values(r: Record) -> dict[str, list[str]]:
         "type_id": [r.type_id], "vitals_id": [r.vitals], "item_id": [r.allergy, r.problem], "grant_id": [r.grant],
         "session_id": [r.session], "exception_id": [str(uuid.uuid4())], "day": [today().isoformat()],
         "filename": ["app.js"],
+        # Billing documents hold no clinical text; unknown ids answer 404 for everyone.
+        "bill_id": [str(uuid.uuid4())], "line_id": [str(uuid.uuid4())], "payment_id": [str(uuid.uuid4())],
+        "price_item_id": [str(uuid.uuid4())],
     }
 
 
@@ -211,13 +216,23 @@ class Seen:
     text: str  # the body and every header
 
 
+def _text_of(response) -> str:
+    """What a response says: its text, every file of a ZIP export, nothing of a PDF."""
+    if response.mimetype.endswith("pdf"):
+        return ""
+    if response.mimetype == "application/zip":
+        with zipfile.ZipFile(io.BytesIO(response.get_data())) as archive:
+            return "\n".join(archive.read(name).decode() for name in archive.namelist())
+    return response.get_data(as_text=True)
+
+
 def fetch(browser, method: str, url: str, htmx: bool, data: dict | None = None) -> Seen:
     """One request, read whole (the trail's CSV export streams)."""
     headers = HTMX if htmx else {}
     if method == "POST":
         data = {"csrf_token": browser.token, **(data or {})}
     with browser.client.open(url, method=method, headers=headers, data=data) as response:
-        body = response.get_data(as_text=True) if not response.mimetype.endswith("pdf") else ""
+        body = _text_of(response)
         head = "\n".join(f"{k}: {v}" for k, v in response.headers.items())
         seen = Seen(method, url, htmx, response.status_code, response.mimetype, head + "\n\n" + body)
     token = CSRF_RE.search(seen.text)

@@ -80,6 +80,12 @@ PAGES = {
     "/queue/poll": Permission.SCHEDULE_VIEW,
     "/queue/mine": Permission.QUEUE_OWN,
     "/queue/walk-in": Permission.SCHEDULE_BOOK,
+    "/billing": Permission.INVOICE_VIEW,
+    "/billing/profile": Permission.BILLING_SETUP,
+    "/billing/prices": Permission.BILLING_SETUP, "/billing/prices/new": Permission.BILLING_SETUP,
+    "/billing/day-close": Permission.DAY_CLOSE, "/billing/day-close.csv": Permission.DAY_CLOSE,
+    "/billing/gstr1": Permission.GST_EXPORT, "/billing/gstr1.json": Permission.GST_EXPORT,
+    "/billing/gstr1.zip": Permission.GST_EXPORT,
 }
 
 

@@ -1,0 +1,318 @@
+"""The printed document (the "paper"): every particular Rules 46, 46A, 49 and 53(1A) require, gathered
+from stored values only (never recomputed), for the document page and its PDF (templates/billing/_paper.html).
+
+- An issued document prints the supplier as frozen at issue (`bill.supplier`); a draft prints the clinic
+  and profile as they are now, titled "Draft — not a valid document", without a number.
+- A credit note prints absolute amounts (stored negative), its reason, and the original's number and date.
+- `paper(db, bill, as_issued=True)` leaves out what happened after issue (a cancellation), so the PDF,
+  made once by the worker, is the document as issued and regenerates byte for byte.
+
+`pdf_state(db, bill)` is what templates/billing/_pdf_status.html shows (the PDF's progress).
+"""
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.billing import services
+from app.billing.gstin import STATES, state_label
+from app.billing.models import Bill, BillPdf, CreditReason, PdfStatus
+from app.billing.tax import DocumentType, Treatment
+from app.billing.words import amount_in_words
+from app.clinics.models import Clinic
+from app.db import utcnow
+
+TITLES = {
+    DocumentType.TAX_INVOICE: "Tax Invoice",
+    DocumentType.BILL_OF_SUPPLY: "Bill of Supply",
+    DocumentType.INVOICE_CUM_BILL_OF_SUPPLY: "Invoice-cum-Bill of Supply",
+    DocumentType.CREDIT_NOTE: "Credit Note",
+}
+DRAFT_TITLE = "Draft — not a valid document"
+REASONS = {
+    CreditReason.CANCEL: "Cancellation of the original document",
+    CreditReason.RETURN: "Goods returned or service not provided",
+    CreditReason.CORRECTION: "Correction of the amount charged",
+}
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+ZERO = Decimal("0.00")
+
+
+# --- Formatting ----------------------------------------------------------------------------------------
+
+def inr(amount: Decimal | int | None) -> str:
+    """₹ with Indian digit grouping (lakh, crore) and two decimals: ₹1,23,456.50; negative: -₹0.40."""
+    if amount is None:
+        return ""
+    value = Decimal(amount).quantize(Decimal("0.01"))
+    sign = "-" if value < 0 else ""
+    rupees, paise = f"{abs(value):.2f}".split(".")
+    if len(rupees) > 3:
+        head, tail = rupees[:-3], rupees[-3:]
+        groups = []
+        while len(head) > 2:
+            groups.insert(0, head[-2:])
+            head = head[:-2]
+        rupees = ",".join([head, *groups, tail]) if head else ",".join([*groups, tail])
+    return f"{sign}₹{rupees}.{paise}"
+
+
+def day_text(day: date | None) -> str:
+    """"05 Apr 2026" (locale-independent)."""
+    return f"{day.day:02d} {MONTHS[day.month - 1]} {day.year}" if day else ""
+
+
+def percent(rate: Decimal) -> str:
+    """A rate as printed: 2.5%, 9%, 18%."""
+    text = f"{Decimal(rate).normalize():f}"
+    return f"{text}%"
+
+
+def quantity_text(quantity: Decimal) -> str:
+    text = f"{abs(Decimal(quantity)).normalize():f}"
+    return text
+
+
+# --- The paper ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Party:
+    name: str
+    trade_name: str = ""  # printed when it differs from the legal name
+    address: tuple[str, ...] = ()
+    phone: str = ""
+    gstin: str = ""
+    state: str = ""  # "29-Karnataka", or "" when not known
+
+
+@dataclass(frozen=True)
+class TaxPart:
+    label: str  # CGST, SGST, UTGST, IGST
+    rate: str  # "2.5%"
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class PaperLine:
+    position: int
+    description: str
+    note: str
+    hsn_sac: str
+    quantity: str
+    unit: str
+    unit_price: Decimal
+    discount: Decimal
+    discount_text: str  # "10%" for a percentage discount, else ""
+    taxable_value: Decimal
+    taxable: bool
+    treatment_label: str  # "" (taxable), "Exempt", "Nil rated"
+    rate: str  # the GST rate, "5%" ("" when not taxable)
+    cgst: TaxPart | None
+    sgst: TaxPart | None
+    igst: TaxPart | None
+    total: Decimal
+    mrp: bool
+    place_of_supply: str  # "29-Karnataka"
+
+
+@dataclass(frozen=True)
+class Paper:
+    bill_id: uuid.UUID
+    draft: bool
+    title: str
+    kind: DocumentType | None
+    number: str
+    issued_on: str  # "05 Apr 2026"
+    supplier: Party
+    recipient: Party
+    recipient_registered: bool
+    place_of_supply: str  # one for the document, or "" when lines differ (then printed per line)
+    per_line_place: bool
+    lines: list[PaperLine]
+    state_tax: str  # SGST or UTGST
+    has_tax: bool  # any taxable line: the tax columns print
+    has_intra: bool  # CGST + SGST/UTGST columns
+    has_inter: bool  # IGST column
+    totals: list[tuple[str, Decimal]]  # (label, amount), ending with Total, Round off, Grand total
+    grand_total: Decimal
+    amount_in_words: str
+    reverse_charge: str = "No"
+    credit_note: bool = False
+    credit_reason: str = ""
+    original_number: str = ""
+    original_date: str = ""
+    original_title: str = ""
+    cancelled: str = ""  # "Cancelled by CN/26-27/000001 on 05 Apr 2026"
+    signatory_name: str = ""
+    signatory_designation: str = ""
+    mrp: bool = False
+    electronic_note: str = "This is a computer-generated document; no signature is required."
+    notes: list[str] = field(default_factory=list)
+
+
+def _supplier(db: Session, bill: Bill) -> dict:
+    if bill.issued and bill.supplier:
+        return json.loads(bill.supplier)
+    clinic = db.get(Clinic, bill.clinic_id)
+    profile = services.profile_of(db, bill.clinic_id)
+    values = {"legal_name": clinic.legal_name, "trade_name": clinic.name, "address_line": clinic.address_line,
+              "city": clinic.city, "pin_code": clinic.pin_code, "state_code": clinic.state_code,
+              "gstin": clinic.gstin or "", "signatory_name": "", "signatory_designation": ""}
+    if profile is not None:
+        values.update(signatory_name=profile.signatory_name, signatory_designation=profile.signatory_designation)
+    return values
+
+
+def _state(code: str | None) -> str:
+    return state_label(code) if code and code in STATES else ""
+
+
+def _address(line: str | None, city: str | None, pin_code: str | None) -> tuple[str, ...]:
+    city_line = " ".join(part for part in ((city or "").strip(), (pin_code or "").strip()) if part)
+    return tuple(part for part in ((line or "").strip(), city_line) if part)
+
+
+def _line(line, sign: int, state_tax: str) -> PaperLine:
+    taxable = line.treatment is Treatment.TAXABLE
+    half = Decimal(line.rate) / 2
+    cgst = sgst = igst = None
+    if taxable and line.inter_state:
+        igst = TaxPart("IGST", percent(line.rate), sign * line.igst)
+    elif taxable:
+        cgst = TaxPart("CGST", percent(half), sign * line.cgst)
+        sgst = TaxPart(state_tax, percent(half), sign * line.sgst)
+    label = {Treatment.EXEMPT: "Exempt", Treatment.NIL_RATED: "Nil rated"}.get(line.treatment, "")
+    discount_text = f"{percent(line.discount_value)}" if line.discount_percent and line.discount_value else ""
+    return PaperLine(
+        position=line.position, description=line.description, note=line.note or "", hsn_sac=line.hsn_sac,
+        quantity=quantity_text(line.quantity), unit=line.unit, unit_price=line.unit_price,
+        discount=sign * line.discount, discount_text=discount_text, taxable_value=sign * line.taxable_value,
+        taxable=taxable, treatment_label=label, rate=percent(line.rate) if taxable else "", cgst=cgst, sgst=sgst,
+        igst=igst, total=sign * line.total, mrp=line.price_includes_tax, place_of_supply=_state(line.place_of_supply))
+
+
+def _cancelled(db: Session, bill: Bill) -> str:
+    if bill.cancelled_at is None:
+        return ""
+    for note in services.credit_notes_of(db, bill):
+        if note.credit_reason is CreditReason.CANCEL:
+            return f"Cancelled by {note.number} on {day_text(note.issued_on)}"
+    return "Cancelled"
+
+
+def paper(db: Session, bill: Bill, *, as_issued: bool = False) -> Paper:
+    """Everything the document prints. PHI (the recipient): the caller audits the response that shows it.
+
+    `as_issued`: the document as it was at issue (the PDF): no cancellation mark added later.
+    """
+    draft = not bill.issued
+    sign = -1 if bill.kind is DocumentType.CREDIT_NOTE else 1
+    state_tax = bill.state_tax or "SGST"
+    lines = [_line(line, sign, state_tax) for line in services.lines_of(db, bill)]
+
+    supplier_values = _supplier(db, bill)
+    legal_name = supplier_values.get("legal_name") or ""
+    trade_name = supplier_values.get("trade_name") or ""
+    supplier = Party(
+        name=legal_name, trade_name=trade_name if trade_name and trade_name != legal_name else "",
+        address=_address(supplier_values.get("address_line"), supplier_values.get("city"),
+                         supplier_values.get("pin_code")),
+        gstin=supplier_values.get("gstin") or "", state=_state(supplier_values.get("state_code")))
+
+    values = services.recipient_of(db, bill)
+    recipient = Party(name=values.get("name") or "", address=_address(values.get("address_line"),
+                                                                       values.get("city"), values.get("pin_code")),
+                      phone=values.get("phone") or "", gstin=values.get("gstin") or "",
+                      state=_state(values.get("state_code")))
+
+    places = sorted({line.place_of_supply for line in lines if line.place_of_supply})
+    default_place = _state(bill.supplier_state or supplier_values.get("state_code"))
+    per_line = len(places) > 1
+    place = "" if per_line else (places[0] if places else default_place)
+
+    has_tax = any(line.taxable for line in lines)
+    has_intra = any(line.cgst is not None for line in lines)
+    has_inter = any(line.igst is not None for line in lines)
+    totals: list[tuple[str, Decimal]] = []
+    if has_tax or bill.taxable_value:
+        totals.append(("Taxable value", sign * bill.taxable_value))
+    if bill.exempt_value:
+        totals.append(("Exempt value", sign * bill.exempt_value))
+    if bill.nil_rated_value:
+        totals.append(("Nil-rated value", sign * bill.nil_rated_value))
+    if has_intra or bill.cgst:
+        totals.append(("CGST", sign * bill.cgst))
+        totals.append((state_tax, sign * bill.sgst))
+    if has_inter or bill.igst:
+        totals.append(("IGST", sign * bill.igst))
+    totals += [("Total", sign * bill.total), ("Round off", sign * bill.round_off)]
+    grand = sign * bill.rounded_total
+
+    original = None
+    if bill.original_id is not None:
+        original = db.get(Bill, (bill.clinic_id, bill.original_id))
+    title = DRAFT_TITLE if draft else TITLES.get(bill.kind, "Invoice")
+    return Paper(
+        bill_id=bill.id, draft=draft, title=title, kind=bill.kind, number="" if draft else (bill.number or ""),
+        issued_on="" if draft else day_text(bill.issued_on), supplier=supplier, recipient=recipient,
+        recipient_registered=bool(recipient.gstin), place_of_supply=place, per_line_place=per_line, lines=lines,
+        state_tax=state_tax, has_tax=has_tax, has_intra=has_intra, has_inter=has_inter, totals=totals,
+        grand_total=grand, amount_in_words=amount_in_words(abs(bill.rounded_total)),
+        credit_note=bill.kind is DocumentType.CREDIT_NOTE,
+        credit_reason=REASONS.get(bill.credit_reason, "") if bill.credit_reason else "",
+        original_number=(original.number or "") if original else "",
+        original_date=day_text(original.issued_on) if original else "",
+        original_title=TITLES.get(original.kind, "") if original else "",
+        cancelled="" if as_issued else _cancelled(db, bill),
+        signatory_name=supplier_values.get("signatory_name") or "",
+        signatory_designation=supplier_values.get("signatory_designation") or "",
+        mrp=any(line.mrp for line in lines))
+
+
+# --- The PDF's progress ------------------------------------------------------------------------------
+
+STUCK_AFTER = timedelta(minutes=3)
+
+
+@dataclass(frozen=True)
+class PdfState:
+    bill_id: uuid.UUID
+    status: str  # "pending", "ready", "failed", or "none" (a draft: no PDF)
+    error: str = ""
+    attempts: int = 0
+    sha256: str = ""
+    stuck: bool = False  # pending for longer than a render and its retries take: offer Retry
+
+    @property
+    def pending(self) -> bool:
+        return self.status == PdfStatus.PENDING.value
+
+    @property
+    def ready(self) -> bool:
+        return self.status == PdfStatus.READY.value
+
+    @property
+    def failed(self) -> bool:
+        return self.status == PdfStatus.FAILED.value
+
+
+def pdf_row(db: Session, bill: Bill, *, for_update: bool = False) -> BillPdf | None:
+    query = select(BillPdf).where(BillPdf.clinic_id == bill.clinic_id, BillPdf.bill_id == bill.id)
+    if for_update:
+        query = query.with_for_update()
+    return db.scalars(query).one_or_none()
+
+
+def pdf_state(db: Session, bill: Bill) -> PdfState:
+    """The document's PDF status for templates/billing/_pdf_status.html (context variable `pdf_state`)."""
+    row = pdf_row(db, bill) if bill.issued else None
+    if row is None:
+        return PdfState(bill_id=bill.id, status="none")
+    stuck = row.status is PdfStatus.PENDING and utcnow() - row.requested_at > STUCK_AFTER
+    return PdfState(bill_id=bill.id, status=row.status.value, error=row.error or "", attempts=row.attempts,
+                    sha256=row.sha256 or "", stuck=stuck)

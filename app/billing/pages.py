@@ -1,0 +1,239 @@
+"""What the billing desk's pages show: the billing home's lists, the draft editor and the credit-note form.
+
+Reads only (no writes, no commits): the views audit what these return.
+"""
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import Session
+
+from app.billing import services
+from app.billing.documents import TITLES
+from app.billing.gstin import STATES, state_label
+from app.billing.models import Bill, BillingEvent, BillLine, BillStatus, CreditReason, PriceItem
+from app.clinics.models import Clinic
+from app.patients.services import labels_of, staff_names
+from app.scheduling.models import Appointment, Status
+
+LIMIT = 50
+LINE_FIELDS = ("item_id", "code", "quantity", "discount", "discount_kind")
+RECIPIENT_FIELDS = ("name", "address_line", "city", "pin_code", "phone", "state_code", "gstin")
+STATE_CHOICES = [(code, state_label(code)) for code in sorted(STATES)]
+REASON_CHOICES = [
+    (CreditReason.RETURN, "Return", "Goods returned or a service not given: credit the quantities below."),
+    (CreditReason.CORRECTION, "Correction", "Charged too much: credit the quantities below."),
+    (CreditReason.CANCEL, "Cancel the whole document", "Credits every line in full and marks the document "
+     "cancelled (quantities below are ignored)."),
+]
+ACTIONS = {"created": "Draft started", "line_added": "Line added", "line_removed": "Line removed",
+           "recipient": "Recipient changed", "issued": "Issued", "cancelled": "Cancelled", "discarded": "Discarded"}
+
+
+def title_of(bill: Bill) -> str:
+    """What a document is called in lists: "Tax Invoice", or "Draft" for a draft."""
+    return TITLES.get(bill.kind, "Document") if bill.issued else "Draft"
+
+
+def recipient_names(db: Session, bills: list[Bill]) -> dict[uuid.UUID, str]:
+    """Each document's recipient name (PHI: the caller audits the list)."""
+    return {bill.id: services.recipient_of(db, bill).get("name") or "Walk-in customer" for bill in bills}
+
+
+# --- The billing home -----------------------------------------------------------------------------------
+
+@dataclass
+class Home:
+    """The billing home's lists."""
+
+    documents: list[Bill]
+    drafts: list[Bill]
+    visits: list[tuple[Appointment, str, str]]  # (appointment, patient name and MRN, doctor name)
+    names: dict[uuid.UUID, str]
+
+    @property
+    def patient_ids(self) -> list[uuid.UUID]:
+        ids = {b.patient_id for b in self.documents + self.drafts if b.patient_id}
+        return sorted(ids | {a.patient_id for a, _, _ in self.visits}, key=str)
+
+
+def home(db: Session, clinic: Clinic, day: date) -> Home:
+    """Today's documents, drafts in progress and today's completed visits not yet billed."""
+    documents = list(db.scalars(select(Bill).where(Bill.clinic_id == clinic.id, Bill.status == BillStatus.ISSUED,
+                                                   Bill.issued_on == day)
+                                .order_by(Bill.issued_at.desc(), Bill.number.desc()).limit(LIMIT)))
+    drafts = list(db.scalars(select(Bill).where(Bill.clinic_id == clinic.id, Bill.status == BillStatus.DRAFT)
+                             .order_by(Bill.created_at.desc()).limit(LIMIT)))
+    return Home(documents=documents, drafts=drafts, visits=unbilled_visits(db, clinic, day),
+                names=recipient_names(db, documents + drafts))
+
+
+def unbilled_visits(db: Session, clinic: Clinic, day: date) -> list[tuple[Appointment, str, str]]:
+    """The day's completed appointments with no document (draft or issued, not cancelled) made from them."""
+    billed = exists().where(Bill.clinic_id == Appointment.clinic_id, Bill.appointment_id == Appointment.id,
+                            Bill.original_id.is_(None), Bill.cancelled_at.is_(None))
+    visits = list(db.scalars(select(Appointment).where(
+        Appointment.clinic_id == clinic.id, Appointment.day == day, Appointment.status == Status.COMPLETED, ~billed)
+        .order_by(Appointment.finished_at.nulls_last(), Appointment.token).limit(LIMIT)))
+    labels = labels_of(db, clinic.id, {a.patient_id for a in visits}, contact_only=True)
+    doctors = staff_names(db, {a.doctor_id for a in visits})
+    return [(a, f"{labels[a.patient_id].full_name} ({labels[a.patient_id].mrn})" if a.patient_id in labels else "—",
+             doctors.get(a.doctor_id, "—")) for a in visits]
+
+
+def by_number(db: Session, clinic_id: uuid.UUID, number: str) -> Bill | None:
+    text = "".join(number.split()).upper()[:16]
+    return db.scalar(select(Bill).where(Bill.clinic_id == clinic_id, Bill.number == text)) if text else None
+
+
+def bills_of_patient(db: Session, clinic_id: uuid.UUID, patient_id: uuid.UUID, limit: int = 20) -> list[dict]:
+    """A patient's latest documents and drafts, with the balance still due on each invoice."""
+    from app.billing.payments import accounts_of
+
+    bills = list(db.scalars(select(Bill).where(Bill.clinic_id == clinic_id, Bill.patient_id == patient_id)
+                            .order_by(Bill.created_at.desc()).limit(limit)))
+    accounts = accounts_of(db, [bill for bill in bills if bill.issued and not bill.is_credit_note])
+    rows = []
+    for bill in bills:
+        due = accounts[bill.id].due if bill.id in accounts else None
+        rows.append({"bill": bill, "title": title_of(bill), "due": due,
+                     "total": -bill.rounded_total if bill.is_credit_note else bill.rounded_total})
+    return rows
+
+
+# --- The draft editor -------------------------------------------------------------------------------------
+
+@dataclass
+class Editor:
+    """A draft's editor: lines, the add-line and recipient forms (as typed after a refusal), the preview."""
+
+    bill: Bill
+    lines: list[BillLine]
+    services: list[PriceItem]
+    goods: list[PriceItem]
+    recipient: dict
+    line_form: dict
+    errors: dict = field(default_factory=dict)
+    problem: str | None = None
+    not_ready: str | None = None
+
+    @property
+    def split(self) -> bool:
+        """A registered recipient's mix of taxable and exempt lines: issued as two documents."""
+        return bool(self.lines) and self.bill.kind is None
+
+    @property
+    def becomes(self) -> str:
+        if not self.lines:
+            return ""
+        return "a Tax Invoice and a Bill of Supply" if self.split else TITLES[self.bill.kind]
+
+
+def price_items(db: Session, clinic_id: uuid.UUID) -> list[PriceItem]:
+    return list(db.scalars(select(PriceItem).where(PriceItem.clinic_id == clinic_id, PriceItem.active)
+                           .order_by(func.lower(PriceItem.name))))
+
+
+def editor(db: Session, clinic: Clinic, bill: Bill, *, recipient: dict | None = None, line_form: dict | None = None,
+           errors: dict | None = None, problem: str | None = None) -> Editor:
+    items = price_items(db, clinic.id)
+    return Editor(bill=bill, lines=services.lines_of(db, bill), services=[i for i in items if i.is_service],
+                  goods=[i for i in items if not i.is_service],
+                  recipient=recipient if recipient is not None else services.recipient_of(db, bill),
+                  line_form=line_form or {"quantity": "1", "discount_kind": "amount"}, errors=errors or {},
+                  problem=problem, not_ready=services.not_ready(clinic, services.profile_of(db, clinic.id)))
+
+
+def typed(form, names) -> dict:
+    return {name: (form.get(name) or "").strip()[:200] for name in names}
+
+
+def item_of(db: Session, clinic_id: uuid.UUID, form: dict) -> PriceItem:
+    """The price item chosen in the list, or typed by its code (a code wins when both are given)."""
+    code = form.get("code", "").strip().upper()
+    if code:
+        item = db.scalar(select(PriceItem).where(PriceItem.clinic_id == clinic_id, PriceItem.active,
+                                                 func.upper(PriceItem.code) == code))
+        if item is None:
+            raise services.Invalid(f"No item on the price list has the code {code}.", {"code": "Unknown code."})
+        return item
+    try:
+        item = db.get(PriceItem, (clinic_id, uuid.UUID(form.get("item_id", ""))))
+    except ValueError:
+        item = None
+    if item is None:
+        raise services.Invalid("Choose an item from the price list, or type its code.",
+                               {"item_id": "Choose an item."})
+    return item
+
+
+def line_input(db: Session, clinic_id: uuid.UUID, form: dict):
+    """(item, quantity, discount) from the add-line form; every field's problem at once (Invalid)."""
+    errors, parsed = {}, []
+    for parse in (lambda: item_of(db, clinic_id, form), lambda: services.parse_quantity(form.get("quantity")),
+                  lambda: services.parse_discount(form.get("discount"), form.get("discount_kind") == "percent")):
+        try:
+            parsed.append(parse())
+        except services.Invalid as exc:
+            errors.update(exc.errors or {"item_id": str(exc)})
+            parsed.append(None)
+    if errors:
+        raise services.Invalid("Check the line: " + " ".join(errors.values()), errors)
+    return parsed
+
+
+# --- An issued document ------------------------------------------------------------------------------------
+
+def history_rows(db: Session, bill: Bill) -> list[tuple[BillingEvent, str, str, str]]:
+    """(event, what, who, details) of a document's billing history."""
+    events = services.history(db, bill)
+    names = staff_names(db, {e.by for e in events})
+    rows = []
+    for event in events:
+        details = json.loads(event.details) if event.details else {}
+        text = ", ".join(f"{key.replace('_', ' ')}: {value}" for key, value in details.items()
+                         if value not in (None, "") and key not in ("appointment", "split_from"))
+        what = ACTIONS.get(event.action, event.action.replace("_", " ").capitalize())
+        rows.append((event, what, names.get(event.by, "the system" if event.by is None else "—"), text))
+    return rows
+
+
+@dataclass
+class CreditLine:
+    line: BillLine
+    creditable: Decimal
+    typed: str
+
+
+def credit_lines(db: Session, original: Bill, form: dict | None = None) -> list[CreditLine]:
+    """The original's lines with what is left to credit on each, and the quantity typed."""
+    already = services.credited(db, original)
+    form = form or {}
+    return [CreditLine(line, line.quantity - already.get(line.id, Decimal(0)), form.get(f"qty-{line.id}", ""))
+            for line in services.lines_of(db, original)]
+
+
+def credit_input(lines: list[CreditLine], form) -> tuple[dict[uuid.UUID, Decimal], CreditReason]:
+    """Quantities per original line and the reason from the credit-note form (Invalid with per-field messages)."""
+    errors, quantities = {}, {}
+    try:
+        reason = CreditReason(form.get("reason", ""))
+    except ValueError:
+        reason = None
+        errors["reason"] = "Choose why the credit note is issued."
+    for row in lines:
+        name = f"qty-{row.line.id}"
+        raw = (form.get(name) or "").strip()
+        if not raw or raw == "0" or reason is CreditReason.CANCEL:
+            continue
+        try:
+            quantities[row.line.id] = services.parse_quantity(raw, field=name)
+        except services.Invalid as exc:
+            errors.update(exc.errors)
+    if errors:
+        raise services.Invalid("Check the credit note: " + " ".join(errors.values()), errors)
+    return quantities, reason

@@ -1,0 +1,112 @@
+"""An issued document's PDF: templates/billing/print.html (the same `_paper.html` as the page) through
+WeasyPrint, reading only static files (static/bill_paper.css, vendored fonts), failing on a missing one.
+
+Deterministic: the PDF's dates are the document's issue time and it carries no random identifier, so
+the same document always gives the same bytes (`verify_regeneration` checks that against the stored hash).
+
+`render_after_commit(db, clinic_id, bill_ids)`: the billing views call it right after issuing, before
+their commit; the worker jobs are enqueued once the transaction has committed (never for a rolled-back
+issue). If Redis is down the page still works: the failure is logged and the periodic sweep
+(jobs/invoices.py) enqueues the document later.
+"""
+
+import hashlib
+import logging
+import mimetypes
+import uuid
+from datetime import UTC
+from pathlib import Path
+from urllib.request import url2pathname
+
+from flask import render_template
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+from weasyprint import CSS, HTML
+from weasyprint.text.fonts import FontConfiguration
+from weasyprint.urls import URLFetcher, URLFetcherResponse
+
+from app.billing.documents import paper, pdf_row
+from app.billing.models import Bill
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).resolve().parents[2] / "static"
+SHEET = "bill_paper.css"
+_PENDING_KEY = "bill_pdf_after_commit"
+
+
+class StaticFiles(URLFetcher):
+    """WeasyPrint's fetcher: files under static/ read from disk, nothing else (never over the network)."""
+
+    def __init__(self):
+        super().__init__(fail_on_errors=True)  # a missing font must fail the PDF, not print boxes
+
+    def fetch(self, url, headers=None):
+        path = Path(url2pathname(url.removeprefix("file:"))).resolve() if url.startswith("file:") else None
+        if path is None or not path.is_relative_to(STATIC) or not path.is_file():
+            raise ValueError(f"not a static file: {url[:80]}")
+        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return URLFetcherResponse(url, path.read_bytes(), {"Content-Type": mime})
+
+
+def pdf_of(html: str) -> bytes:
+    """The PDF (A4, from static/bill_paper.css) of a print page."""
+    fonts, fetcher = FontConfiguration(), StaticFiles()
+    sheet = CSS(filename=str(STATIC / SHEET), font_config=fonts, url_fetcher=fetcher)
+    return HTML(string=html, base_url=str(STATIC) + "/", url_fetcher=fetcher).write_pdf(
+        stylesheets=[sheet], font_config=fonts, pdf_identifier=False, uncompressed_pdf=False)
+
+
+def print_html(db: Session, bill: Bill) -> str:
+    """The PDF's page: the document as issued (no marks added after issue)."""
+    issued_at = bill.issued_at
+    if issued_at is not None and issued_at.tzinfo is None:
+        issued_at = issued_at.replace(tzinfo=UTC)
+    stamp = issued_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if issued_at else ""
+    return render_template("billing/print.html", paper=paper(db, bill, as_issued=True), stamp=stamp)
+
+
+def render(db: Session, bill: Bill) -> bytes:
+    """The document's PDF bytes (an issued document; a draft is never rendered)."""
+    if not bill.issued:
+        raise ValueError("a draft has no PDF")
+    return pdf_of(print_html(db, bill))
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def verify_regeneration(db: Session, bill: Bill) -> bool:
+    """Render the document again: True when the bytes hash to the stored PDF's sha256."""
+    row = pdf_row(db, bill)
+    if row is None or not row.sha256:
+        return False
+    return sha256(render(db, bill)) == row.sha256
+
+
+# --- Enqueue after commit ----------------------------------------------------------------------------
+
+def _enqueue_pending(session: Session) -> None:
+    pending = session.info.pop(_PENDING_KEY, None) or {}
+    for bill_id, clinic_id in pending.items():
+        try:
+            from jobs.invoices import enqueue_pdf
+
+            enqueue_pdf(str(clinic_id), str(bill_id))
+        except Exception:  # Redis down: the sweep enqueues it later; the page must not fail
+            log.warning("could not enqueue the PDF of bill %s; the sweep will retry", bill_id, exc_info=True)
+
+
+def _forget_pending(session: Session, *args) -> None:
+    session.info.pop(_PENDING_KEY, None)
+
+
+def render_after_commit(db: Session, clinic_id: uuid.UUID | str, bill_ids) -> None:
+    """Enqueue the PDF jobs of these documents once `db` commits (nothing if it rolls back)."""
+    pending = db.info.setdefault(_PENDING_KEY, {})
+    for bill_id in bill_ids:
+        pending[str(bill_id)] = str(clinic_id)
+    if not event.contains(db, "after_commit", _enqueue_pending):
+        event.listen(db, "after_commit", _enqueue_pending)
+        event.listen(db, "after_soft_rollback", _forget_pending)

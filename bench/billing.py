@@ -20,7 +20,7 @@ import uuid
 from datetime import date
 from decimal import Decimal
 
-from app.billing import services
+from app.billing import issuing, services
 from app.billing.models import Bill, BillingProfile, BillPdf, PdfStatus, PriceItem
 from app.clinics.models import Clinic
 from app.db import get_session, new_id, set_tenant
@@ -98,7 +98,7 @@ def issue_rate(app, ctx: dict, *, threads: int, documents: int) -> dict:
                 began = time.perf_counter()
                 try:
                     clinic = db.get(Clinic, ctx["clinic_id"])
-                    services.issue(db, clinic=clinic, bill=db.get(Bill, (ctx["clinic_id"], bill_id)), by=None,
+                    issuing.issue(db, clinic=clinic, bill=db.get(Bill, (ctx["clinic_id"], bill_id)), by=None,
                                    day=DAY)
                     db.commit()
                 except Exception as exc:  # noqa: BLE001 (counted and reported)

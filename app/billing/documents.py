@@ -19,7 +19,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.billing import services
+from app.billing import credit_notes, services
 from app.billing.gstin import STATES, state_label
 from app.billing.models import Bill, BillPdf, CreditReason, PdfStatus
 from app.billing.tax import DocumentType, Treatment
@@ -199,7 +199,7 @@ def _line(line, sign: int, state_tax: str) -> PaperLine:
 def _cancelled(db: Session, bill: Bill) -> str:
     if bill.cancelled_at is None:
         return ""
-    for note in services.credit_notes_of(db, bill):
+    for note in credit_notes.credit_notes_of(db, bill):
         if note.credit_reason is CreditReason.CANCEL:
             return f"Cancelled by {note.number} on {day_text(note.issued_on)}"
     return "Cancelled"

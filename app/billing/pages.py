@@ -12,7 +12,7 @@ from decimal import Decimal
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from app.billing import services
+from app.billing import credit_notes, services
 from app.billing.documents import TITLES
 from app.billing.gstin import STATES, state_label
 from app.billing.models import Bill, BillingEvent, BillLine, BillStatus, CreditReason, PriceItem
@@ -211,7 +211,7 @@ class CreditLine:
 
 def credit_lines(db: Session, original: Bill, form: dict | None = None) -> list[CreditLine]:
     """The original's lines with what is left to credit on each, and the quantity typed."""
-    already = services.credited(db, original)
+    already = credit_notes.credited(db, original)
     form = form or {}
     return [CreditLine(line, line.quantity - already.get(line.id, Decimal(0)), form.get(f"qty-{line.id}", ""))
             for line in services.lines_of(db, original)]

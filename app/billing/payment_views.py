@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from app.audit.services import deny_not_found, record
 from app.auth.models import StaffUser
 from app.auth.policy import Permission, can, requires
+from app.billing import credit_notes, services
 from app.billing import payments as pay_service
-from app.billing import services
 from app.billing.models import Bill, Payment, PaymentKind, PaymentMode
 from app.billing.services import ZERO, Account, BillingError, Invalid
 from app.billing.words import amount_in_words
@@ -155,7 +155,7 @@ def refund(bill_id):
 
 def balance_after(db: Session, bill: Bill, payment: Payment) -> Decimal:
     """The balance due on `bill` just after `payment`: credit notes issued by then, payments up to it."""
-    credited = sum((-note.rounded_total for note in services.credit_notes_of(db, bill)
+    credited = sum((-note.rounded_total for note in credit_notes.credit_notes_of(db, bill)
                     if note.issued_at <= payment.received_at), ZERO)
     moved = ZERO
     for earlier in pay_service.payments_of(db, bill):

@@ -11,6 +11,7 @@ from decimal import Decimal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.billing.issuing import take_number
 from app.billing.models import Bill, BillStatus, Payment, PaymentKind, PaymentMode, SeriesKind
 from app.billing.services import (
     ZERO,
@@ -19,7 +20,6 @@ from app.billing.services import (
     Invalid,
     parse_amount,
     profile_of,
-    take_number,
     write_history,
 )
 from app.db import new_id, utcnow

@@ -1,5 +1,5 @@
-"""Billing documents: drafts, their lines and recipient, issuing with a gapless number, credit notes,
-and what is owed on a document.
+"""Billing drafts: their lines and recipient, pricing with the GST engine, the history, and what is
+owed on a document (issuing: issuing.py; credit notes: credit_notes.py).
 
 Services flush, never commit (one commit per request or job). They write the billing history and the
 patient's timeline in the same transaction; the caller audits. Prices and taxes come from the GST
@@ -10,39 +10,31 @@ issuing it would print, if issued today) and once more at issue, with the rates 
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, aliased
 
 from app.billing import tax
-from app.billing.gstin import InvalidGstin, financial_year, state_label, validate_document_number, validate_gstin
+from app.billing.gstin import InvalidGstin, state_label, validate_gstin
 from app.billing.models import (
     Bill,
     BillingEvent,
     BillingProfile,
     BillLine,
-    BillPdf,
-    BillSeries,
     BillStatus,
-    CreditReason,
     PriceItem,
     PriceRate,
-    SeriesKind,
 )
 from app.clinics.models import Clinic
-from app.db import new_id, utcnow
+from app.db import new_id
 from app.patients.models import Patient
 from app.scheduling.models import Appointment, AppointmentType
 from app.security.fields import keyring
-from app.timeline import events
-from app.timeline.models import Kind
 
 ZERO = Decimal("0.00")
 MAX_AMOUNT = Decimal("999999999.99")  # the largest line or document: below the columns' 10 digits with room for tax
-B2C_DETAILS_FROM = Decimal("50000")  # Rule 46(e): an unregistered recipient's details on a supply of this much
 RECIPIENT_FIELDS = ("name", "address_line", "city", "pin_code", "phone")
 MAX_LINES = 60
 
@@ -147,7 +139,7 @@ def recipient_of(db: Session, bill: Bill) -> dict:
             "gstin": bill.recipient_gstin or ""}
 
 
-def _seal_recipient(db: Session, bill: Bill, values: dict) -> None:
+def seal_recipient(db: Session, bill: Bill, values: dict) -> None:
     ring = keyring(db, bill.clinic_id)
     kept = {name: (values.get(name) or "").strip() for name in RECIPIENT_FIELDS}
     bill.recipient_enc = ring.seal("bill", "recipient", bill.id, json.dumps(kept) if any(kept.values()) else None)
@@ -191,8 +183,8 @@ def clean_recipient(form) -> dict:
 
 def set_recipient(db: Session, bill: Bill, values: dict, *, by: uuid.UUID | None) -> None:
     """Change a draft's recipient (values from clean_recipient) and re-price it (goods follow the address)."""
-    _require_draft(bill)
-    _seal_recipient(db, bill, values)
+    require_draft(bill)
+    seal_recipient(db, bill, values)
     bill.recipient_state = values.get("state_code") or None
     bill.recipient_gstin = values.get("gstin") or None
     _history(db, bill, "recipient", by, {"state": bill.recipient_state, "registered": bool(bill.recipient_gstin)})
@@ -201,7 +193,7 @@ def set_recipient(db: Session, bill: Bill, values: dict, *, by: uuid.UUID | None
 
 # --- Drafts -------------------------------------------------------------------------------------------
 
-def _require_draft(bill: Bill) -> None:
+def require_draft(bill: Bill) -> None:
     if bill.status is not BillStatus.DRAFT:
         raise BillingError(f"{bill.number} is issued and cannot be changed: issue a credit note instead.")
 
@@ -219,7 +211,7 @@ def new_draft(db: Session, *, clinic: Clinic, patient: Patient | None, appointme
                 key_version=keyring(db, clinic.id).active.version)
     db.add(bill)
     recipient = patient_recipient(db, patient) if patient else {}
-    _seal_recipient(db, bill, recipient)
+    seal_recipient(db, bill, recipient)
     bill.recipient_state = recipient.get("state_code") or None
     db.flush()
     _history(db, bill, "created", by, {"appointment": str(appointment.id) if appointment else None})
@@ -271,7 +263,7 @@ def lines_of(db: Session, bill: Bill) -> list[BillLine]:
 def add_line(db: Session, bill: Bill, *, item: PriceItem, quantity: Decimal, discount: tax.Discount | None,
              by: uuid.UUID | None, day: date, note: str | None = None) -> BillLine:
     """Add a price-list item to a draft and re-price it."""
-    _require_draft(bill)
+    require_draft(bill)
     if not item.active:
         raise Invalid(f"{item.name} is no longer on the price list.", {"item_id": "Choose an item on the list."})
     lines = lines_of(db, bill)
@@ -299,7 +291,7 @@ def add_line(db: Session, bill: Bill, *, item: PriceItem, quantity: Decimal, dis
 
 
 def remove_line(db: Session, bill: Bill, line_id: uuid.UUID, *, by: uuid.UUID | None, day: date) -> None:
-    _require_draft(bill)
+    require_draft(bill)
     line = db.get(BillLine, (bill.clinic_id, line_id))
     if line is None or line.bill_id != bill.id:
         raise BillingError("That line is no longer on this draft.")
@@ -313,7 +305,7 @@ def remove_line(db: Session, bill: Bill, line_id: uuid.UUID, *, by: uuid.UUID | 
 
 def discard(db: Session, bill: Bill, *, by: uuid.UUID | None = None) -> None:
     """Delete a draft (an issued document is never deleted)."""
-    _require_draft(bill)
+    require_draft(bill)
     _history(db, bill, "discarded", by)  # the history outlives the draft
     db.delete(bill)
     db.flush()
@@ -342,14 +334,14 @@ def engine_document(bill: Bill, lines: list[BillLine]) -> tax.Document:
                         recipient_gstin=bill.recipient_gstin, recipient_state=bill.recipient_state)
 
 
-def _store(line: BillLine, result: tax.LineResult) -> None:
+def store_line(line: BillLine, result: tax.LineResult) -> None:
     line.place_of_supply, line.inter_state = result.place_of_supply, result.inter_state
     for name in ("gross", "discount", "taxable_value", "cgst", "sgst", "igst"):
         setattr(line, name, getattr(result, name))
     line.total = result.total
 
 
-def _store_totals(bill: Bill, result: tax.DocumentResult) -> None:
+def store_totals(bill: Bill, result: tax.DocumentResult) -> None:
     for name in ("taxable_value", "exempt_value", "nil_rated_value", "cgst", "sgst", "igst", "total", "round_off",
                  "rounded_total"):
         setattr(bill, name, getattr(result, name))
@@ -361,7 +353,7 @@ def reprice(db: Session, bill: Bill, *, day: date | None = None) -> tax.Document
     be split at issue."""
     lines = lines_of(db, bill)
     if not lines:
-        _store_totals(bill, _EMPTY)
+        store_totals(bill, _EMPTY)
         bill.kind = None
         return None
     if day is not None:
@@ -378,13 +370,13 @@ def reprice(db: Session, bill: Bill, *, day: date | None = None) -> tax.Document
         raise Invalid("That is more than one document can hold: check the quantity and price.",
                       {"quantity": "Too large."})
     for line, result in zip(lines, results, strict=True):
-        _store(line, result)
+        store_line(line, result)
     try:
         kind = tax.document_type(document)
     except tax.MixedSupplyToRegistered:
         kind = None
     priced = tax.DocumentResult(kind, results)
-    _store_totals(bill, priced)
+    store_totals(bill, priced)
     bill.kind = kind
     bill.version += 1
     db.flush()
@@ -396,233 +388,6 @@ class _Empty:
 
 
 _EMPTY = _Empty()
-
-
-# --- Issuing ------------------------------------------------------------------------------------------
-
-def format_number(prefix: str, day: date, number: int) -> str:
-    """PREFIX/25-26/000123: the prefix, the financial year and the counter, 16 characters at most."""
-    fy = financial_year(day).short_label
-    width = max(4, 16 - len(prefix) - len(fy) - 2)
-    return validate_document_number(f"{prefix}/{fy}/{number:0{width}d}")
-
-
-def take_number(db: Session, clinic_id: uuid.UUID, kind: SeriesKind, prefix: str, day: date) -> tuple[BillSeries, str]:
-    """The next number of a series for `day`'s financial year, taken under the series row's lock, so
-    concurrent issues queue here and a rolled-back issue gives its number back (no gap, no reuse)."""
-    fy_start = financial_year(day).start.year
-    db.execute(insert(BillSeries).values(clinic_id=clinic_id, id=new_id(), kind=kind.value, prefix=prefix,
-                                         fy_start=fy_start, next_number=1)
-               .on_conflict_do_nothing(index_elements=["clinic_id", "prefix", "fy_start"]))
-    series = db.scalar(select(BillSeries).where(BillSeries.clinic_id == clinic_id, BillSeries.prefix == prefix,
-                                                BillSeries.fy_start == fy_start)
-                       .with_for_update().execution_options(populate_existing=True))
-    if series.kind is not kind:
-        raise BillingError(f"The prefix {prefix} already numbers another series this year: change it in the "
-                           "GST profile.")
-    number = series.next_number
-    try:
-        text = format_number(prefix, day, number)
-    except ValueError as exc:
-        raise BillingError(f"The {prefix} series is full for this financial year.") from exc
-    series.next_number = number + 1
-    db.flush()
-    return series, text
-
-
-def _series_prefix(profile: BillingProfile, kind: tax.DocumentType) -> tuple[SeriesKind, str]:
-    if kind is tax.DocumentType.BILL_OF_SUPPLY:
-        return SeriesKind.BILL_OF_SUPPLY, profile.bill_of_supply_prefix
-    if kind is tax.DocumentType.CREDIT_NOTE:
-        return SeriesKind.CREDIT_NOTE, profile.credit_note_prefix
-    return SeriesKind.INVOICE, profile.invoice_prefix
-
-
-def supplier_particulars(clinic: Clinic, profile: BillingProfile) -> str:
-    """The supplier's particulars printed on a document, as they are at issue (JSON)."""
-    return json.dumps({"legal_name": clinic.legal_name, "trade_name": clinic.name, "address_line": clinic.address_line,
-                       "city": clinic.city, "pin_code": clinic.pin_code, "state_code": clinic.state_code,
-                       "gstin": clinic.gstin, "signatory_name": profile.signatory_name,
-                       "signatory_designation": profile.signatory_designation})
-
-
-def _number_and_freeze(db: Session, clinic: Clinic, profile: BillingProfile, bill: Bill, *, by, now: datetime,
-                       day: date) -> None:
-    series, number = take_number(db, clinic.id, *_series_prefix(profile, bill.kind), day)
-    bill.series_id, bill.fy_start, bill.number = series.id, series.fy_start, number
-    bill.issued_on, bill.issued_at, bill.issued_by = day, now, by
-    bill.supplier, bill.supplier_state = supplier_particulars(clinic, profile), clinic.state_code
-    bill.status = BillStatus.ISSUED
-    db.add(BillPdf(clinic_id=clinic.id, bill_id=bill.id, requested_at=now))
-    db.flush()
-    _history(db, bill, "issued", by, {"number": number, "kind": bill.kind.value, "total": str(bill.rounded_total)})
-    if bill.patient_id:
-        action = "credit_note" if bill.is_credit_note else "issued"
-        events.add(db, clinic_id=clinic.id, patient_id=bill.patient_id, kind=Kind.INVOICE, action=action,
-                   ref_id=bill.id, by=by, doctor_id=bill.doctor_id, at=now)
-
-
-def issue(db: Session, *, clinic: Clinic, bill: Bill, by: uuid.UUID | None, now: datetime | None = None,
-          day: date, version: int | None = None) -> list[Bill]:
-    """Issue a draft: re-priced with the rates in force on `day`, typed, numbered and frozen. A registered
-    recipient's mix of taxable and exempt lines becomes two documents (tax invoice, bill of supply).
-
-    `version`: the draft as the user last saw it; a draft changed since is refused (409), so nobody
-    issues lines they have not seen.
-    """
-    _require_draft(bill)
-    if version is not None and version != bill.version:
-        raise BillingError("This draft was changed on another screen: check it again, then issue.")
-    profile = profile_of(db, clinic.id)
-    problem = not_ready(clinic, profile)
-    if problem:
-        raise BillingError(problem)
-    if bill.supplier_state != clinic.state_code:
-        bill.supplier_state = clinic.state_code
-    priced = reprice(db, bill, day=day)
-    if priced is None:
-        raise Invalid("Add at least one line before issuing.")
-    if priced.rounded_total < 0:
-        raise BillingError("A document's total cannot be negative.")
-    _require_recipient_details(db, bill, priced)
-    documents = [bill]
-    if bill.kind is None:  # a registered recipient's mixed supply: the exempt lines go to their own document
-        documents.append(_split_exempt(db, bill, by=by, day=day))
-    now = now or utcnow()
-    for document in documents:
-        _number_and_freeze(db, clinic, profile, document, by=by, now=now, day=day)
-    return documents
-
-
-def _require_recipient_details(db: Session, bill: Bill, priced: tax.DocumentResult) -> None:
-    """Rule 46(d)/(e): a registered recipient's name, address and state always; an unregistered one's from
-    a taxable supply of ₹50,000 (the state by name and code)."""
-    large = priced.taxable_value + priced.cgst + priced.sgst + priced.igst >= B2C_DETAILS_FROM
-    if not (bill.recipient_gstin or large):
-        return
-    recipient = recipient_of(db, bill)
-    missing = {name: "Required on this document." for name in ("name", "address_line", "state_code")
-               if not recipient.get(name)}
-    if missing:
-        who = "a registered recipient" if bill.recipient_gstin else "a taxable supply of ₹50,000 or more"
-        raise Invalid(f"The recipient's name, address and state are required for {who} (Rule 46).", missing)
-
-
-def _split_exempt(db: Session, bill: Bill, *, by, day: date) -> Bill:
-    twin = Bill(clinic_id=bill.clinic_id, id=new_id(), status=BillStatus.DRAFT, patient_id=bill.patient_id,
-                appointment_id=bill.appointment_id, doctor_id=bill.doctor_id, supplier_state=bill.supplier_state,
-                state_tax=bill.state_tax, recipient_state=bill.recipient_state, recipient_gstin=bill.recipient_gstin,
-                key_version=bill.key_version, created_by=by)
-    db.add(twin)
-    db.flush()
-    _seal_recipient(db, twin, recipient_of(db, bill))
-    exempt = [line for line in lines_of(db, bill) if line.treatment is not tax.Treatment.TAXABLE]
-    for position, line in enumerate(exempt, start=1):
-        line.bill_id, line.position = twin.id, position
-    db.flush()
-    for position, line in enumerate(lines_of(db, bill), start=1):
-        line.position = position
-    reprice(db, bill, day=day)
-    reprice(db, twin, day=day)
-    _history(db, twin, "created", by, {"split_from": str(bill.id)})
-    return twin
-
-
-# --- Credit notes -------------------------------------------------------------------------------------
-
-def credited(db: Session, original: Bill) -> dict[uuid.UUID, Decimal]:
-    """How much of each original line issued credit notes have returned (positive quantities)."""
-    rows = db.execute(select(BillLine.original_line_id, func.sum(-BillLine.quantity))
-                      .join(Bill, (Bill.clinic_id == BillLine.clinic_id) & (Bill.id == BillLine.bill_id))
-                      .where(Bill.clinic_id == original.clinic_id, Bill.original_id == original.id,
-                             Bill.status == BillStatus.ISSUED).group_by(BillLine.original_line_id))
-    return {line_id: quantity for line_id, quantity in rows.all()}  # noqa: C416 (Row, not tuple)
-
-
-def credit_notes_of(db: Session, original: Bill) -> list[Bill]:
-    return list(db.scalars(select(Bill).where(Bill.clinic_id == original.clinic_id, Bill.original_id == original.id,
-                                              Bill.status == BillStatus.ISSUED).order_by(Bill.issued_at)))
-
-
-def issue_credit_note(db: Session, *, clinic: Clinic, original: Bill, quantities: dict[uuid.UUID, Decimal],
-                      reason: CreditReason, by: uuid.UUID | None, day: date, now: datetime | None = None) -> Bill:
-    """Issue a credit note against an issued document for the given quantities of its lines (all that
-    is left of every line for a cancellation), numbered in the credit-note series. A cancellation marks
-    the original cancelled."""
-    if not original.issued or original.is_credit_note:
-        raise BillingError("A credit note is issued against an issued invoice or bill of supply.")
-    if original.cancelled_at is not None:
-        raise BillingError(f"{original.number} is already cancelled.")
-    profile = profile_of(db, clinic.id)
-    problem = not_ready(clinic, profile)
-    if problem:
-        raise BillingError(problem)
-    lines, already = lines_of(db, original), credited(db, original)
-    if reason is CreditReason.CANCEL:
-        if any(already.values()):
-            raise BillingError("Part of this document was already credited: credit what is left as a return.")
-        quantities = {line.id: line.quantity for line in lines}
-    returns = _returns(lines, already, quantities)
-    result = tax.compute_credit_note(engine_document(original, lines), returns)
-    note = Bill(clinic_id=clinic.id, id=new_id(), status=BillStatus.DRAFT, kind=tax.DocumentType.CREDIT_NOTE,
-                patient_id=original.patient_id, appointment_id=original.appointment_id, doctor_id=original.doctor_id,
-                original_id=original.id, credit_reason=reason, recipient_state=original.recipient_state,
-                recipient_gstin=original.recipient_gstin, supplier_state=original.supplier_state,
-                state_tax=original.state_tax, key_version=original.key_version, created_by=by)
-    db.add(note)
-    db.flush()
-    _seal_recipient(db, note, recipient_of(db, original))
-    for position, (part, priced) in enumerate(zip(returns, result.lines, strict=True), start=1):
-        source = lines[part.line]
-        line = BillLine(clinic_id=clinic.id, id=new_id(), bill_id=note.id, position=position, item_id=source.item_id,
-                        original_line_id=source.id, description=source.description, hsn_sac=source.hsn_sac,
-                        unit=source.unit, quantity=-part.quantity, unit_price=source.unit_price,
-                        price_includes_tax=source.price_includes_tax, treatment=source.treatment, rate=source.rate,
-                        discount_value=priced.line.discount.value if priced.line.discount else None,
-                        discount_percent=bool(priced.line.discount and priced.line.discount.percent),
-                        place_of_supply=priced.place_of_supply, gross=ZERO, taxable_value=ZERO, total=ZERO)
-        _store(line, priced)
-        db.add(line)
-    _store_totals(note, result)
-    _round_cumulatively(db, original, note)
-    db.flush()
-    now = now or utcnow()
-    _number_and_freeze(db, clinic, profile, note, by=by, now=now, day=day)
-    if reason is CreditReason.CANCEL:
-        original.cancelled_at, original.cancelled_by = now, by
-        _history(db, original, "cancelled", by, {"credit_note": note.number})
-    db.flush()
-    return note
-
-
-def _round_cumulatively(db: Session, original: Bill, note: Bill) -> None:
-    """Round a credit note so that all credit notes of the original together are their exact total
-    rounded to the rupee: rounding each alone could credit more than was billed (two returns of one
-    ₹100.50 item would credit ₹101 each against a ₹201 bill)."""
-    earlier_total, earlier_rounded = db.execute(
-        select(func.coalesce(func.sum(Bill.total), 0), func.coalesce(func.sum(Bill.rounded_total), 0))
-        .where(Bill.clinic_id == original.clinic_id, Bill.original_id == original.id,
-               Bill.status == BillStatus.ISSUED)).one()
-    note.rounded_total = tax.rupees(earlier_total + note.total) - earlier_rounded
-    note.round_off = note.rounded_total - note.total
-
-
-def _returns(lines: list[BillLine], already: dict, quantities: dict) -> list[tax.Return]:
-    returns, errors = [], {}
-    for index, line in enumerate(lines):
-        quantity = quantities.get(line.id) or Decimal(0)
-        before = already.get(line.id, Decimal(0))
-        if line.unit == "NOS" and not line.hsn_sac.startswith("99") and quantity != quantity.to_integral_value():
-            errors[f"qty-{line.id}"] = "Whole numbers for items counted in pieces."
-        elif quantity < 0 or before + quantity > line.quantity:
-            errors[f"qty-{line.id}"] = f"At most {(line.quantity - before).normalize():f} can be credited."
-        elif quantity:
-            returns.append(tax.Return(index, quantity, before))
-    if errors:
-        raise Invalid("Some quantities are more than is left to credit.", errors)
-    if not returns:
-        raise Invalid("Choose at least one line and a quantity to credit.")
-    return returns
 
 
 # --- What is owed -------------------------------------------------------------------------------------

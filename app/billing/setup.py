@@ -18,8 +18,9 @@ from sqlalchemy.orm import Session
 from app.auth.models import StaffUser
 from app.billing import tax
 from app.billing.gstin import STATES, InvalidGstin, validate_gstin
+from app.billing.issuing import format_number
 from app.billing.models import BillingProfile, BillSeries, PriceItem, PriceRate, SeriesKind
-from app.billing.services import BillingError, Invalid, format_number, parse_amount, rate_history
+from app.billing.services import BillingError, Invalid, parse_amount, rate_history
 from app.clinics.models import Clinic
 from app.db import utcnow
 

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from app.audit.services import deny_not_found, record
 from app.auth.policy import Permission, can, requires
-from app.billing import pages, services
+from app.billing import credit_notes, issuing, pages, services
 from app.billing.documents import TITLES, paper, pdf_state
 from app.billing.models import Bill, BillStatus
 from app.billing.payment_views import payment_panel
@@ -168,7 +168,7 @@ def _document_context(bill: Bill) -> dict:
     if bill.issued:
         original = db.get(Bill, (bill.clinic_id, bill.original_id)) if bill.original_id else None
         context.update(pdf_state=pdf_state(db, bill), pay=payment_panel(db, bill), original=original,
-                       notes=services.credit_notes_of(db, bill) if not bill.is_credit_note else [],
+                       notes=credit_notes.credit_notes_of(db, bill) if not bill.is_credit_note else [],
                        history=pages.history_rows(db, bill),
                        can_credit=can(g.role, Permission.CREDIT_NOTE_CREATE) and not bill.is_credit_note
                        and bill.cancelled_at is None)
@@ -278,7 +278,7 @@ def issue(bill_id):
         db.commit()
         return client_redirect(url_for("billing.show", bill_id=bill.id))
     try:
-        documents = services.issue(db, clinic=g.clinic, bill=bill, by=current_user.id, day=today(), version=version)
+        documents = issuing.issue(db, clinic=g.clinic, bill=bill, by=current_user.id, day=today(), version=version)
     except services.BillingError as exc:
         return _refused(bill_id, "bill.issue", exc)
     audit("bill.issue", bill, reason=" + ".join(d.number for d in documents))
@@ -344,7 +344,7 @@ def credit_note(bill_id):
     form = {key: value[:20] for key, value in request.form.items() if key == "reason" or key.startswith("qty-")}
     try:
         quantities, reason = pages.credit_input(pages.credit_lines(db, original), form)
-        note = services.issue_credit_note(db, clinic=g.clinic, original=original, quantities=quantities,
+        note = credit_notes.issue_credit_note(db, clinic=g.clinic, original=original, quantities=quantities,
                                           reason=reason, by=current_user.id, day=today())
     except services.BillingError as exc:
         db.rollback()

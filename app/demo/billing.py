@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.models import StaffUser
-from app.billing import payments, services
+from app.billing import credit_notes, issuing, payments, services
 from app.billing.gstin import gstin_check_character, is_valid_gstin
 from app.billing.models import (
     Bill,
@@ -143,7 +143,7 @@ def _bill_visit(db: Session, clinic: Clinic, a: Appointment, items: dict[str, Pr
     if not services.lines_of(db, bill):
         services.discard(db, bill)
         return []
-    documents = services.issue(db, clinic=clinic, bill=bill, by=desk, now=at, day=day)
+    documents = issuing.issue(db, clinic=clinic, bill=bill, by=desk, now=at, day=day)
     for document in documents:
         _pay(db, document, desk, rng, day, at + timedelta(minutes=1))
     return documents
@@ -175,7 +175,7 @@ def _credit_notes(db: Session, clinic: Clinic, issued: list[Bill], desk: uuid.UU
         if goods and payments.account_of(db, bill).due == 0:
             returned = bill
             at = min(bill.issued_at + timedelta(hours=2), utcnow())
-            services.issue_credit_note(db, clinic=clinic, original=bill, quantities={goods[0].id: Decimal(1)},
+            credit_notes.issue_credit_note(db, clinic=clinic, original=bill, quantities={goods[0].id: Decimal(1)},
                                        reason=CreditReason.RETURN, by=desk, day=bill.issued_on, now=at)
             owed = payments.account_of(db, bill).refundable
             if owed > 0:
@@ -186,6 +186,6 @@ def _credit_notes(db: Session, clinic: Clinic, issued: list[Bill], desk: uuid.UU
         if bill is not returned and bill.status is BillStatus.ISSUED and bill.rounded_total > 0 \
                 and payments.account_of(db, bill).paid == 0:
             at = min(bill.issued_at + timedelta(minutes=20), utcnow())
-            services.issue_credit_note(db, clinic=clinic, original=bill, quantities={},
+            credit_notes.issue_credit_note(db, clinic=clinic, original=bill, quantities={},
                                        reason=CreditReason.CANCEL, by=desk, day=bill.issued_on, now=at)
             break

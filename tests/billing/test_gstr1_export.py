@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from app.billing import services
+from app.billing import credit_notes, issuing, services
 from app.billing.models import CreditReason
 from app.db import get_session, set_tenant
 from tests.billing.conftest import (  # noqa: F401
@@ -40,7 +40,7 @@ class Month:
 
 def _issue(db, clinic, patient, *items, day=NOV, recipient=None):
     c, bill = _draft(db, clinic, patient, *items, day=day, recipient=recipient)
-    return c, services.issue(db, clinic=c, bill=bill, by=None, day=day)
+    return c, issuing.issue(db, clinic=c, bill=bill, by=None, day=day)
 
 
 @pytest.fixture
@@ -55,10 +55,10 @@ def month(app, clinic, accounts, billing_desk, patient, prices) -> Month:
         _, [travelling] = _issue(db, clinic, patient, (prices.medicine, 3), recipient={"state_code": "27"})
         _, [cosmetic] = _issue(db, clinic, patient, (prices.cosmetic, 1))
         medicine = services.lines_of(db, mixed)[1]
-        note = services.issue_credit_note(db, clinic=c, original=mixed, quantities={medicine.id: Decimal(1)},
+        note = credit_notes.issue_credit_note(db, clinic=c, original=mixed, quantities={medicine.id: Decimal(1)},
                                           reason=CreditReason.RETURN, by=None, day=NOV)
         _, [lab] = _issue(db, clinic, patient, (prices.lab, 1))
-        cancel = services.issue_credit_note(db, clinic=c, original=lab, quantities={}, reason=CreditReason.CANCEL,
+        cancel = credit_notes.issue_credit_note(db, clinic=c, original=lab, quantities={}, reason=CreditReason.CANCEL,
                                             by=None, day=NOV)
         _, [b2b, b2b_supply] = _issue(db, clinic, patient, (prices.cosmetic, 1), (prices.consultation, 1),
                                       recipient={"gstin": BUYER_GSTIN, "name": "Acme Pharma Ltd", "state_code": "27"})

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy
 
-from app.billing import payments, services
+from app.billing import credit_notes, issuing, payments, services
 from app.billing.models import Bill, BillLine, CreditReason, PaymentMode, PriceItem
 from app.billing.tax import Discount, DocumentType
 from app.clinics.models import Clinic
@@ -59,7 +59,7 @@ def _draft(db, clinic, patient, *items, appointment=None, day=DAY, recipient=Non
 def test_mixed_bill_to_a_patient_is_one_invoice_cum_bill_of_supply(db, clinic, patient, prices):
     c, bill = _draft(db, clinic, patient, (prices.consultation, 1), (prices.medicine, 2))
     assert bill.kind is DocumentType.INVOICE_CUM_BILL_OF_SUPPLY
-    [issued] = services.issue(db, clinic=c, bill=bill, by=None, day=DAY)
+    [issued] = issuing.issue(db, clinic=c, bill=bill, by=None, day=DAY)
     db.commit()
     assert issued.number == "INV/26-27/000001"
     # 2 strips at MRP 35 at 5%: CGST = SGST = 70 x 2.5 / 105 = 1.67; taxable 66.66; the MRP is the total.
@@ -70,7 +70,7 @@ def test_mixed_bill_to_a_patient_is_one_invoice_cum_bill_of_supply(db, clinic, p
 
 def test_rate_in_force_on_the_issue_date_is_stored_on_the_line(db, clinic, patient, prices):
     c, bill = _draft(db, clinic, patient, (prices.medicine, 1))
-    [issued] = services.issue(db, clinic=c, bill=bill, by=None, day=date(2025, 9, 21))
+    [issued] = issuing.issue(db, clinic=c, bill=bill, by=None, day=date(2025, 9, 21))
     assert issued.kind is DocumentType.TAX_INVOICE and issued.number == "INV/25-26/000001"
     [line] = services.lines_of(db, issued)
     assert line.rate == Decimal("12.00")
@@ -81,7 +81,7 @@ def test_rate_in_force_on_the_issue_date_is_stored_on_the_line(db, clinic, patie
 
 def test_exempt_only_is_a_bill_of_supply_in_its_own_series(db, clinic, patient, prices):
     c, bill = _draft(db, clinic, patient, (prices.consultation, 1), (prices.lab, 1))
-    [issued] = services.issue(db, clinic=c, bill=bill, by=None, day=DAY)
+    [issued] = issuing.issue(db, clinic=c, bill=bill, by=None, day=DAY)
     assert issued.kind is DocumentType.BILL_OF_SUPPLY and issued.number == "BOS/26-27/000001"
     assert (issued.cgst, issued.sgst, issued.igst) == (Decimal(0), Decimal(0), Decimal(0))
 
@@ -90,7 +90,7 @@ def test_registered_recipient_with_mixed_lines_gets_two_documents(db, clinic, pa
     c, bill = _draft(db, clinic, patient, (prices.consultation, 1), (prices.medicine, 1),
                      recipient={"gstin": BUYER_GSTIN, "name": "Acme Pharma Ltd", "state_code": "27"})
     assert bill.kind is None  # split at issue
-    invoice, supply = services.issue(db, clinic=c, bill=bill, by=None, day=DAY)
+    invoice, supply = issuing.issue(db, clinic=c, bill=bill, by=None, day=DAY)
     assert invoice.kind is DocumentType.TAX_INVOICE and supply.kind is DocumentType.BILL_OF_SUPPLY
     [goods] = services.lines_of(db, invoice)
     assert goods.inter_state and goods.place_of_supply == "27" and goods.igst == Decimal("1.67")
@@ -99,7 +99,7 @@ def test_registered_recipient_with_mixed_lines_gets_two_documents(db, clinic, pa
 
 def test_an_issued_document_and_its_lines_are_frozen_by_the_database(db, clinic, patient, prices):
     c, bill = _draft(db, clinic, patient, (prices.cosmetic, 1))
-    services.issue(db, clinic=c, bill=bill, by=None, day=DAY)
+    issuing.issue(db, clinic=c, bill=bill, by=None, day=DAY)
     db.commit()
     for statement in ("UPDATE bill SET total = 1 WHERE id = :i", "DELETE FROM bill WHERE id = :i",
                       "UPDATE bill_line SET total = 1 WHERE bill_id = :i", "DELETE FROM bill_line WHERE bill_id = :i"):
@@ -116,7 +116,7 @@ def test_fee_validity_makes_a_follow_up_with_the_same_doctor_free(db, sql, clini
     kind = consultation_type(sql, clinic.id)
     first = completed_visit(sql, clinic.id, doctor.id, patient, type_id=kind, day=date(2026, 11, 14))
     c, bill = _draft(db, clinic, patient, appointment=db.get(Appointment, (clinic.id, first)), day=date(2026, 11, 14))
-    [paid] = services.issue(db, clinic=c, bill=bill, by=None, day=date(2026, 11, 14))
+    [paid] = issuing.issue(db, clinic=c, bill=bill, by=None, day=date(2026, 11, 14))
     assert paid.rounded_total == Decimal("500.00")
     again = completed_visit(sql, clinic.id, doctor.id, patient, type_id=kind, day=DAY)
     c, follow_up = _draft(db, clinic, patient, appointment=db.get(Appointment, (clinic.id, again)))
@@ -129,27 +129,27 @@ def test_fee_validity_makes_a_follow_up_with_the_same_doctor_free(db, sql, clini
 
 def test_credit_notes_partial_then_the_rest_and_cancellation(db, clinic, patient, prices):
     c, bill = _draft(db, clinic, patient, (prices.consultation, 1), (prices.medicine, 3, Discount(Decimal("10.00"))))
-    [invoice] = services.issue(db, clinic=c, bill=bill, by=None, day=DAY)
+    [invoice] = issuing.issue(db, clinic=c, bill=bill, by=None, day=DAY)
     medicine = services.lines_of(db, invoice)[1]
-    first = services.issue_credit_note(db, clinic=c, original=invoice, quantities={medicine.id: Decimal(1)},
+    first = credit_notes.issue_credit_note(db, clinic=c, original=invoice, quantities={medicine.id: Decimal(1)},
                                        reason=CreditReason.RETURN, by=None, day=DAY)
-    rest = services.issue_credit_note(db, clinic=c, original=invoice, quantities={medicine.id: Decimal(2)},
+    rest = credit_notes.issue_credit_note(db, clinic=c, original=invoice, quantities={medicine.id: Decimal(2)},
                                       reason=CreditReason.RETURN, by=None, day=DAY)
     assert (first.number, rest.number) == ("CN/26-27/0000001", "CN/26-27/0000002")
     assert first.total + rest.total == -medicine.total  # pieces add up to the whole line, to the paisa
     with pytest.raises(services.Invalid):
-        services.issue_credit_note(db, clinic=c, original=invoice, quantities={medicine.id: Decimal(1)},
+        credit_notes.issue_credit_note(db, clinic=c, original=invoice, quantities={medicine.id: Decimal(1)},
                                    reason=CreditReason.RETURN, by=None, day=DAY)
     _, other = _draft(db, clinic, patient, (prices.lab, 1))
-    [other] = services.issue(db, clinic=c, bill=other, by=None, day=DAY)
-    note = services.issue_credit_note(db, clinic=c, original=other, quantities={}, reason=CreditReason.CANCEL,
+    [other] = issuing.issue(db, clinic=c, bill=other, by=None, day=DAY)
+    note = credit_notes.issue_credit_note(db, clinic=c, original=other, quantities={}, reason=CreditReason.CANCEL,
                                       by=None, day=DAY)
     assert other.cancelled_at is not None and note.rounded_total == Decimal("-400.00")
 
 
 def test_partial_payments_balance_and_refund_after_a_credit_note(db, clinic, patient, prices):
     c, bill = _draft(db, clinic, patient, (prices.cosmetic, 1))
-    [invoice] = services.issue(db, clinic=c, bill=bill, by=None, day=DAY)
+    [invoice] = issuing.issue(db, clinic=c, bill=bill, by=None, day=DAY)
     assert invoice.rounded_total == Decimal("7080.00")
     payments.take_payment(db, invoice, mode=PaymentMode.UPI, amount=Decimal("5000"), reference="412345678901",
                           by=None, day=DAY)
@@ -157,7 +157,7 @@ def test_partial_payments_balance_and_refund_after_a_credit_note(db, clinic, pat
     with pytest.raises(services.Invalid):
         payments.take_payment(db, invoice, mode=PaymentMode.CASH, amount=Decimal("2080.01"), reference=None,
                               by=None, day=DAY)
-    services.issue_credit_note(db, clinic=c, original=invoice, quantities={}, reason=CreditReason.CANCEL, by=None,
+    credit_notes.issue_credit_note(db, clinic=c, original=invoice, quantities={}, reason=CreditReason.CANCEL, by=None,
                                day=DAY)
     account = payments.account_of(db, invoice)
     assert account.due == Decimal("-5000.00") and account.refundable == Decimal("5000.00")
@@ -184,7 +184,7 @@ def test_documents_issued_at_once_from_many_connections_are_consecutive(app, cli
             try:
                 bill = session.get(Bill, (clinic.id, bill_id))
                 barrier.wait()
-                services.issue(session, clinic=session.get(Clinic, clinic.id), bill=bill, by=None, day=DAY)
+                issuing.issue(session, clinic=session.get(Clinic, clinic.id), bill=bill, by=None, day=DAY)
                 session.commit()
             except Exception as exc:  # noqa: BLE001
                 errors.append(exc)
@@ -218,10 +218,10 @@ def test_amounts_too_large_for_a_document_are_refused_not_a_500(db, sql, clinic,
 def test_credit_notes_together_never_credit_more_than_was_billed(db, sql, clinic, patient, prices):
     dressing = add_item(sql, clinic.id, "DRS", "Dressing", "999319", "100.50")
     c, bill = _draft(db, clinic, patient, (dressing, 2))
-    [invoice] = services.issue(db, clinic=c, bill=bill, by=None, day=DAY)
+    [invoice] = issuing.issue(db, clinic=c, bill=bill, by=None, day=DAY)
     assert invoice.rounded_total == Decimal("201.00")
     line = services.lines_of(db, invoice)[0]
-    notes = [services.issue_credit_note(db, clinic=c, original=invoice, quantities={line.id: Decimal(1)},
+    notes = [credit_notes.issue_credit_note(db, clinic=c, original=invoice, quantities={line.id: Decimal(1)},
                                         reason=CreditReason.RETURN, by=None, day=DAY) for _ in range(2)]
     assert [n.rounded_total for n in notes] == [Decimal("-101.00"), Decimal("-100.00")]
     assert payments.account_of(db, invoice).credited == Decimal("201.00")
@@ -231,9 +231,10 @@ def test_fee_validity_needs_the_same_consultation_still_charged(db, sql, clinic,
     kind = consultation_type(sql, clinic.id)
     first = completed_visit(sql, clinic.id, doctor.id, patient, type_id=kind, day=date(2026, 11, 14))
     c, bill = _draft(db, clinic, patient, appointment=db.get(Appointment, (clinic.id, first)), day=date(2026, 11, 14))
-    [paid] = services.issue(db, clinic=c, bill=bill, by=None, day=date(2026, 11, 14))
-    services.issue_credit_note(db, clinic=c, original=paid, quantities={services.lines_of(db, paid)[0].id: Decimal(1)},
-                               reason=CreditReason.CORRECTION, by=None, day=date(2026, 11, 15))
+    [paid] = issuing.issue(db, clinic=c, bill=bill, by=None, day=date(2026, 11, 14))
+    fee = services.lines_of(db, paid)[0]
+    credit_notes.issue_credit_note(db, clinic=c, original=paid, quantities={fee.id: Decimal(1)},
+                                   reason=CreditReason.CORRECTION, by=None, day=date(2026, 11, 15))
     again = completed_visit(sql, clinic.id, doctor.id, patient, type_id=kind, day=DAY)
     _, follow_up = _draft(db, clinic, patient, appointment=db.get(Appointment, (clinic.id, again)))
     assert follow_up.rounded_total == Decimal("500.00")  # the fee was credited back: nothing makes it free
@@ -244,9 +245,9 @@ def test_a_cancelled_visit_bill_leaves_the_visit_to_bill_again(db, sql, clinic, 
 
     visit = completed_visit(sql, clinic.id, doctor.id, patient, type_id=consultation_type(sql, clinic.id), day=DAY)
     c, bill = _draft(db, clinic, patient, appointment=db.get(Appointment, (clinic.id, visit)))
-    [issued] = services.issue(db, clinic=c, bill=bill, by=None, day=DAY)
+    [issued] = issuing.issue(db, clinic=c, bill=bill, by=None, day=DAY)
     assert [a.id for a, *_ in pages.unbilled_visits(db, c, DAY)] == []
-    services.issue_credit_note(db, clinic=c, original=issued, quantities={}, reason=CreditReason.CANCEL, by=None,
+    credit_notes.issue_credit_note(db, clinic=c, original=issued, quantities={}, reason=CreditReason.CANCEL, by=None,
                                day=DAY)
     assert [a.id for a, *_ in pages.unbilled_visits(db, c, DAY)] == [visit]
 
@@ -257,10 +258,10 @@ def test_a_large_taxable_supply_or_a_registered_buyer_needs_name_address_and_sta
     services.add_line(db, walk_in, item=db.get(PriceItem, (clinic.id, prices.cosmetic)), quantity=Decimal(9),
                       discount=None, by=None, day=DAY)
     with pytest.raises(services.Invalid) as refused:
-        services.issue(db, clinic=c, bill=walk_in, by=None, day=DAY)
+        issuing.issue(db, clinic=c, bill=walk_in, by=None, day=DAY)
     assert set(refused.value.errors) == {"name", "address_line", "state_code"}
     _, patients_bill = _draft(db, clinic, patient, (prices.cosmetic, 9))
-    [issued] = services.issue(db, clinic=c, bill=patients_bill, by=None, day=DAY)  # the record has all three
+    [issued] = issuing.issue(db, clinic=c, bill=patients_bill, by=None, day=DAY)  # the record has all three
     assert issued.taxable_value == Decimal("54000.00")
 
 

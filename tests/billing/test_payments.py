@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy
 
-from app.billing import services
+from app.billing import credit_notes, issuing, services
 from app.billing.models import Bill, CreditReason, PriceItem
 from app.clinics.models import Clinic
 from app.db import get_session, set_tenant
@@ -34,7 +34,7 @@ def _issue(app, clinic, patient, item_id, quantity="1", *, issue=True) -> str:
         services.add_line(db, bill, item=db.get(PriceItem, (clinic.id, item_id)), quantity=Decimal(quantity),
                           discount=None, by=None, day=day)
         if issue:
-            [bill] = services.issue(db, clinic=c, bill=bill, by=None, day=day)
+            [bill] = issuing.issue(db, clinic=c, bill=bill, by=None, day=day)
         db.commit()
         return str(bill.id)
 
@@ -54,7 +54,7 @@ def _cancel(app, clinic, bill_id: str) -> None:
         db = get_session()
         set_tenant(db, clinic_id=clinic.id, user_id=None)
         c = db.get(Clinic, clinic.id)
-        services.issue_credit_note(db, clinic=c, original=db.get(Bill, (clinic.id, uuid.UUID(bill_id))),
+        credit_notes.issue_credit_note(db, clinic=c, original=db.get(Bill, (clinic.id, uuid.UUID(bill_id))),
                                    quantities={}, reason=CreditReason.CANCEL, by=None, day=today(c))
         db.commit()
 

@@ -13,7 +13,7 @@ from flask import render_template
 from pypdf import PdfReader
 
 from app.auth.policy import Role
-from app.billing import documents, services
+from app.billing import credit_notes, documents, issuing, services
 from app.billing import pdf as bill_pdf
 from app.billing.models import Bill, CreditReason, PriceItem
 from app.billing.tax import DocumentType
@@ -50,11 +50,11 @@ def _issue(app, clinic, patient, *items, recipient=None, credit: CreditReason | 
         for item_id, quantity in items:
             services.add_line(db, bill, item=db.get(PriceItem, (clinic.id, item_id)), quantity=Decimal(quantity),
                               discount=None, by=None, day=DAY)
-        issued = services.issue(db, clinic=c, bill=bill, by=None, day=DAY)
+        issued = issuing.issue(db, clinic=c, bill=bill, by=None, day=DAY)
         ids = [str(doc.id) for doc in issued]
         if credit:
-            note = services.issue_credit_note(db, clinic=c, original=issued[0], quantities={}, reason=credit, by=None,
-                                              day=DAY)
+            note = credit_notes.issue_credit_note(db, clinic=c, original=issued[0], quantities={}, reason=credit,
+                                                  by=None, day=DAY)
             ids.append(str(note.id))
         db.commit()
         return ids

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from app.auth.policy import Role
-from app.billing import payments, services
+from app.billing import credit_notes, issuing, payments, services
 from app.billing.models import Bill, CreditReason, PaymentMode
 from app.db import get_session, set_tenant
 from tests.billing.conftest import accounts, billing_desk, doctor, gst_ready, patient, prices  # noqa: F401
@@ -46,7 +46,7 @@ def desk_session(app, clinic):
 
 def _issue(db, clinic, patient, *items, day=DAY) -> Bill:
     c, bill = _draft(db, clinic, patient, *items, day=day)
-    [issued] = services.issue(db, clinic=c, bill=bill, by=None, day=day)
+    [issued] = issuing.issue(db, clinic=c, bill=bill, by=None, day=day)
     return issued
 
 
@@ -79,7 +79,7 @@ def _a_day(db, clinic, patient, prices, cashiers) -> dict:
     paid = _issue(db, clinic, patient, (prices.consultation, 1), (prices.medicine, 2))  # INV 570.00
     _pay(db, paid, PaymentMode.CASH, "570", meera)
     medicine = services.lines_of(db, paid)[1]
-    returned = services.issue_credit_note(db, clinic=c, original=paid, quantities={medicine.id: Decimal(1)},
+    returned = credit_notes.issue_credit_note(db, clinic=c, original=paid, quantities={medicine.id: Decimal(1)},
                                           reason=CreditReason.RETURN, by=None, day=DAY)
     _pay(db, paid, PaymentMode.CASH, "35", meera, refund=True)
     part = _issue(db, clinic, patient, (prices.cosmetic, 1))  # INV 7,080.00
@@ -87,7 +87,7 @@ def _a_day(db, clinic, patient, prices, cashiers) -> dict:
     consult = _issue(db, clinic, patient, (prices.consultation, 1))  # BOS 500.00
     _pay(db, consult, PaymentMode.CASH, "200", ravi)
     cancelled = _issue(db, clinic, patient, (prices.lab, 1))
-    void = services.issue_credit_note(db, clinic=c, original=cancelled, quantities={}, reason=CreditReason.CANCEL,
+    void = credit_notes.issue_credit_note(db, clinic=c, original=cancelled, quantities={}, reason=CreditReason.CANCEL,
                                       by=None, day=DAY, now=NOON)
     tomorrow = _issue(db, clinic, patient, (prices.lab, 1), day=date(2026, 11, 21))
     return {"older": older.number, "paid": paid.number, "returned": returned.number, "part": part.number,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from redis import Redis
 
+from app.billing import issuing, services
 from app.billing import pdf as bill_pdf
-from app.billing import services
 from app.billing.models import Bill, PriceItem
 from app.clinics.models import Clinic
 from app.db import get_session, set_tenant
@@ -39,7 +39,7 @@ def _issue(app, clinic, patient, *items) -> str:
         for item_id, quantity in items:
             services.add_line(db, bill, item=db.get(PriceItem, (clinic.id, item_id)), quantity=Decimal(quantity),
                               discount=None, by=None, day=DAY)
-        [issued] = services.issue(db, clinic=c, bill=bill, by=None, day=DAY)
+        [issued] = issuing.issue(db, clinic=c, bill=bill, by=None, day=DAY)
         db.commit()
         return str(issued.id)
 

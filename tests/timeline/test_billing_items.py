@@ -13,7 +13,7 @@ from html import unescape
 import pytest
 
 from app.auth.policy import Role
-from app.billing import payments, services
+from app.billing import credit_notes, issuing, payments, services
 from app.billing.models import Bill, CreditReason, PaymentMode, PriceItem
 from app.clinics.models import Clinic
 from app.db import get_session, set_tenant
@@ -62,21 +62,21 @@ def documents(app, clinic, sql, doctor, browsers, billing_desk, accounts, patien
                                   by=None, day=DAY)
         services.add_line(db, bill, item=db.get(PriceItem, (clinic.id, prices.medicine)), quantity=Decimal(2),
                           discount=None, by=None, day=DAY)
-        [invoice] = services.issue(db, clinic=c, bill=bill, by=None, day=DAY, now=AT)
+        [invoice] = issuing.issue(db, clinic=c, bill=bill, by=None, day=DAY, now=AT)
         cash = payments.take_payment(db, invoice, mode=PaymentMode.CASH, amount=invoice.rounded_total, reference=None,
                                      by=None, day=DAY, now=AT + timedelta(minutes=1))
         medicine = next(line for line in services.lines_of(db, invoice) if line.item_id == prices.medicine)
-        note = services.issue_credit_note(db, clinic=c, original=invoice, quantities={medicine.id: Decimal(1)},
+        note = credit_notes.issue_credit_note(db, clinic=c, original=invoice, quantities={medicine.id: Decimal(1)},
                                           reason=CreditReason.RETURN, by=None, day=DAY, now=AT + timedelta(minutes=2))
         refund = payments.refund(db, invoice, mode=PaymentMode.CASH, amount=Decimal("35.00"), reference=None, by=None,
                                  day=DAY, now=AT + timedelta(minutes=3))
         lab = services.new_draft(db, clinic=c, patient=person, appointment=None, by=None, day=DAY)
         services.add_line(db, lab, item=db.get(PriceItem, (clinic.id, prices.lab)), quantity=Decimal(1),
                           discount=None, by=None, day=DAY)
-        [bos] = services.issue(db, clinic=c, bill=lab, by=None, day=DAY, now=AT + timedelta(minutes=4))
+        [bos] = issuing.issue(db, clinic=c, bill=lab, by=None, day=DAY, now=AT + timedelta(minutes=4))
         upi = payments.take_payment(db, bos, mode=PaymentMode.UPI, amount=Decimal("100.00"),
                                     reference="412345678901", by=None, day=DAY, now=AT + timedelta(minutes=5))
-        cancel = services.issue_credit_note(db, clinic=c, original=bos, quantities={}, reason=CreditReason.CANCEL,
+        cancel = credit_notes.issue_credit_note(db, clinic=c, original=bos, quantities={}, reason=CreditReason.CANCEL,
                                             by=None, day=DAY, now=AT + timedelta(minutes=6))
         db.commit()
         ids = {"invoice": invoice.id, "note": note.id, "bos": bos.id, "cancel": cancel.id, "cash": cash.id,

@@ -37,7 +37,7 @@ B2C_DETAILS_FROM = Decimal("50000")  # Rule 46(e): an unregistered recipient's d
 def format_number(prefix: str, day: date, number: int) -> str:
     """PREFIX/25-26/000123: the prefix, the financial year and the counter, 16 characters at most."""
     fy = financial_year(day).short_label
-    width = max(4, 16 - len(prefix) - len(fy) - 2)
+    width = 6 if len(prefix) <= 3 else 5  # the same width in every series (a 4-character prefix leaves room for 5)
     return validate_document_number(f"{prefix}/{fy}/{number:0{width}d}")
 
 

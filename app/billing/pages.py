@@ -31,7 +31,10 @@ REASON_CHOICES = [
      "cancelled (quantities below are ignored)."),
 ]
 ACTIONS = {"created": "Draft started", "line_added": "Line added", "line_removed": "Line removed",
-           "recipient": "Recipient changed", "issued": "Issued", "cancelled": "Cancelled", "discarded": "Discarded"}
+           "recipient": "Recipient changed", "issued": "Issued", "cancelled": "Cancelled", "discarded": "Discarded",
+           "payment": "Payment received", "refund": "Refund paid", "pdf_ready": "PDF made",
+           "pdf_retry": "PDF tried again"}
+HIDDEN_DETAILS = ("appointment", "split_from", "sha256")
 
 
 def title_of(bill: Bill) -> str:
@@ -195,8 +198,10 @@ def history_rows(db: Session, bill: Bill) -> list[tuple[BillingEvent, str, str, 
     rows = []
     for event in events:
         details = json.loads(event.details) if event.details else {}
+        if "kind" in details:
+            details["kind"] = TITLES.get(details["kind"], details["kind"])
         text = ", ".join(f"{key.replace('_', ' ')}: {value}" for key, value in details.items()
-                         if value not in (None, "") and key not in ("appointment", "split_from"))
+                         if value not in (None, "") and key not in HIDDEN_DETAILS)
         what = ACTIONS.get(event.action, event.action.replace("_", " ").capitalize())
         rows.append((event, what, names.get(event.by, "the system" if event.by is None else "—"), text))
     return rows

@@ -120,7 +120,7 @@ def test_the_month_as_the_portal_json(accounts, month, sql):
     assert [(d["from"], d["to"], d["totnum"], d["cancel"], d["net_issue"]) for d in invoices["docs"]] == [
         ("BOS/26-27/000001", "BOS/26-27/000002", 2, 1, 1), ("INV/26-27/000002", "INV/26-27/000005", 4, 0, 4)]
     assert [(d["num"], d["from"], d["to"], d["totnum"], d["cancel"]) for d in notes["docs"]] == [
-        (1, "CN/26-27/0000001", "CN/26-27/0000002", 2, 0)]
+        (1, "CN/26-27/000001", "CN/26-27/000002", 2, 0)]
     assert audit_since(sql, mark) == [("gst.export", "allowed", None, None, "GSTR-1 2026-11 json", False)]
 
 
@@ -166,7 +166,7 @@ def test_the_offline_tool_zip(accounts, month, sql):
     assert docs == [["Nature of Document", "Sr. No. From", "Sr. No. To", "Total Number", "Cancelled"],
                     ["Invoices for outward supply", "BOS/26-27/000001", "BOS/26-27/000002", "2", "1"],
                     ["Invoices for outward supply", "INV/26-27/000002", "INV/26-27/000005", "4", "0"],
-                    ["Credit Note", "CN/26-27/0000001", "CN/26-27/0000002", "2", "0"]]
+                    ["Credit Note", "CN/26-27/000001", "CN/26-27/000002", "2", "0"]]
     assert _rows(files["cdnr.csv"])[1:] == []
     assert audit_since(sql, mark) == [("gst.export", "allowed", None, None, "GSTR-1 2026-11 zip", False)]
 

@@ -12,49 +12,26 @@ issue). If Redis is down the page still works: the failure is logged and the per
 
 import hashlib
 import logging
-import mimetypes
 import uuid
 from datetime import UTC
-from pathlib import Path
-from urllib.request import url2pathname
 
 from flask import render_template
 from sqlalchemy import event
 from sqlalchemy.orm import Session
-from weasyprint import CSS, HTML
-from weasyprint.text.fonts import FontConfiguration
-from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from app.billing.documents import paper, pdf_row
 from app.billing.models import Bill
+from app.pdf import write_pdf
 
 log = logging.getLogger(__name__)
 
-STATIC = Path(__file__).resolve().parents[2] / "static"
 SHEET = "bill_paper.css"
 _PENDING_KEY = "bill_pdf_after_commit"
 
 
-class StaticFiles(URLFetcher):
-    """WeasyPrint's fetcher: files under static/ read from disk, nothing else (never over the network)."""
-
-    def __init__(self):
-        super().__init__(fail_on_errors=True)  # a missing font must fail the PDF, not print boxes
-
-    def fetch(self, url, headers=None):
-        path = Path(url2pathname(url.removeprefix("file:"))).resolve() if url.startswith("file:") else None
-        if path is None or not path.is_relative_to(STATIC) or not path.is_file():
-            raise ValueError(f"not a static file: {url[:80]}")
-        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return URLFetcherResponse(url, path.read_bytes(), {"Content-Type": mime})
-
-
 def pdf_of(html: str) -> bytes:
-    """The PDF (A4, from static/bill_paper.css) of a print page."""
-    fonts, fetcher = FontConfiguration(), StaticFiles()
-    sheet = CSS(filename=str(STATIC / SHEET), font_config=fonts, url_fetcher=fetcher)
-    return HTML(string=html, base_url=str(STATIC) + "/", url_fetcher=fetcher).write_pdf(
-        stylesheets=[sheet], font_config=fonts, pdf_identifier=False, uncompressed_pdf=False)
+    """The PDF (A4, from static/bill_paper.css) of a print page, with no random identifier."""
+    return write_pdf(html, SHEET, pdf_identifier=False, uncompressed_pdf=False)
 
 
 def print_html(db: Session, bill: Bill) -> str:

@@ -6,10 +6,7 @@ Every response that shows a prescription writes one audit record (flagged under 
 """
 
 import ipaddress
-import mimetypes
 import uuid
-from pathlib import Path
-from urllib.request import url2pathname
 
 import segno
 from flask import Blueprint, Response, abort, g, render_template, request, url_for
@@ -18,9 +15,6 @@ from jinja2_fragments.flask import render_block
 from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
-from weasyprint import CSS, HTML
-from weasyprint.text.fonts import FontConfiguration
-from weasyprint.urls import URLFetcher, URLFetcherResponse
 
 from app.audit.services import deny_not_found, record
 from app.auth.policy import PUBLIC, Permission, can, requires
@@ -36,12 +30,12 @@ from app.db import get_session, set_tenant
 from app.htmx import client_redirect, is_htmx, render, render_partial
 from app.patients.models import Patient
 from app.patients.views import get_patient_or_404
+from app.pdf import write_pdf
 from app.scheduling import services as schedule
 
 bp = Blueprint("prescriptions", __name__)
 # Held by doctors and nurses; `access_for` then decides per patient (doctor in care, or break-the-glass).
 READ = Permission.CLINICAL_SUMMARY
-STATIC = Path(__file__).resolve().parents[2] / "static"
 PANEL = "clinical/_prescription.html"
 
 
@@ -305,28 +299,6 @@ def show(rx_id):
     return render("clinical/prescription.html", "document", **context)
 
 
-class StaticFiles(URLFetcher):
-    """WeasyPrint's fetcher: files under static/ read from disk, nothing else (never over the network)."""
-
-    def __init__(self):
-        super().__init__(fail_on_errors=True)  # a missing font must fail the PDF, not print boxes
-
-    def fetch(self, url, headers=None):
-        path = Path(url2pathname(url.removeprefix("file:"))).resolve() if url.startswith("file:") else None
-        if path is None or not path.is_relative_to(STATIC) or not path.is_file():
-            raise ValueError(f"not a static file: {url[:80]}")
-        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        return URLFetcherResponse(url, path.read_bytes(), {"Content-Type": mime})
-
-
-def pdf_of(html: str) -> bytes:
-    """The PDF of a print page, with static/rx.css and the vendored fonts."""
-    fonts, fetcher = FontConfiguration(), StaticFiles()
-    sheet = CSS(filename=str(STATIC / "rx.css"), font_config=fonts, url_fetcher=fetcher)
-    return HTML(string=html, base_url=str(STATIC) + "/", url_fetcher=fetcher).write_pdf(
-        stylesheets=[sheet], font_config=fonts)
-
-
 @bp.get("/prescriptions/<uuid:rx_id>.pdf")
 @requires(READ)
 def pdf(rx_id):
@@ -338,7 +310,7 @@ def pdf(rx_id):
     context = _document_context(rx)
     # The page's own block, rendered (and escaped) by Jinja, is the PDF's body: one markup for both.
     document = Markup(render_block("clinical/prescription.html", "document", **context))  # noqa: S704
-    body = pdf_of(render_template("clinical/rx_print.html", document=document, doc=context["doc"]))
+    body = write_pdf(render_template("clinical/rx_print.html", document=document, doc=context["doc"]), "rx.css")
     db = get_session()
     record(db, "prescription.download", patient_id=rx.patient_id, object_type="prescription", object_id=rx.id,
            reason=access.reason, flagged=access.flagged)

@@ -32,7 +32,9 @@ TITLES = {
     DocumentType.BILL_OF_SUPPLY: "Bill of Supply",
     DocumentType.INVOICE_CUM_BILL_OF_SUPPLY: "Invoice-cum-Bill of Supply",
     DocumentType.CREDIT_NOTE: "Credit Note",
+    DocumentType.BILL: "Bill",
 }
+NOT_REGISTERED = "The supplier is not registered under GST: no GST is charged on this bill."
 DRAFT_TITLE = "Draft — not a valid document"
 REASONS = {
     CreditReason.CANCEL: "Cancellation of the original document",
@@ -118,6 +120,7 @@ class PaperLine:
     total: Decimal
     mrp: bool
     place_of_supply: str  # "29-Karnataka"
+    non_gst: bool = False  # a line of a supplier not registered for GST
 
 
 @dataclass(frozen=True)
@@ -151,8 +154,13 @@ class Paper:
     signatory_name: str = ""
     signatory_designation: str = ""
     mrp: bool = False
+    gst: bool = True  # the supplier is registered: GST particulars print (place of supply, reverse charge)
     electronic_note: str = "This is a computer-generated document; no signature is required."
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def not_registered_note(self) -> str:
+        return NOT_REGISTERED
 
 
 def _supplier(db: Session, bill: Bill) -> dict:
@@ -193,7 +201,8 @@ def _line(line, sign: int, state_tax: str) -> PaperLine:
         quantity=quantity_text(line.quantity), unit=line.unit, unit_price=line.unit_price,
         discount=sign * line.discount, discount_text=discount_text, taxable_value=sign * line.taxable_value,
         taxable=taxable, treatment_label=label, rate=percent(line.rate) if taxable else "", cgst=cgst, sgst=sgst,
-        igst=igst, total=sign * line.total, mrp=line.price_includes_tax, place_of_supply=_state(line.place_of_supply))
+        igst=igst, total=sign * line.total, mrp=line.price_includes_tax and line.treatment is not Treatment.NON_GST,
+        place_of_supply=_state(line.place_of_supply), non_gst=line.treatment is Treatment.NON_GST)
 
 
 def _cancelled(db: Session, bill: Bill) -> str:
@@ -235,6 +244,7 @@ def paper(db: Session, bill: Bill, *, as_issued: bool = False) -> Paper:
     per_line = len(places) > 1
     place = "" if per_line else (places[0] if places else default_place)
 
+    gst = bill.kind is not DocumentType.BILL and not (lines and all(line.non_gst for line in lines))
     has_tax = any(line.taxable for line in lines)
     has_intra = any(line.cgst is not None for line in lines)
     has_inter = any(line.igst is not None for line in lines)
@@ -261,7 +271,7 @@ def paper(db: Session, bill: Bill, *, as_issued: bool = False) -> Paper:
         bill_id=bill.id, draft=draft, title=title, kind=bill.kind, number="" if draft else (bill.number or ""),
         issued_on="" if draft else day_text(bill.issued_on), supplier=supplier, recipient=recipient,
         recipient_registered=bool(recipient.gstin), place_of_supply=place, per_line_place=per_line, lines=lines,
-        state_tax=state_tax, has_tax=has_tax, has_intra=has_intra, has_inter=has_inter, totals=totals,
+        state_tax=state_tax, has_tax=has_tax, has_intra=has_intra, has_inter=has_inter, totals=totals, gst=gst,
         grand_total=grand, amount_in_words=amount_in_words(abs(bill.rounded_total)),
         credit_note=bill.kind is DocumentType.CREDIT_NOTE,
         credit_reason=REASONS.get(bill.credit_reason, "") if bill.credit_reason else "",

@@ -365,7 +365,7 @@ def gstr1(db: Session, clinic: Clinic, month: date) -> Gstr1:
         .join(Bill, (Bill.clinic_id == BillLine.clinic_id) & (Bill.id == BillLine.bill_id))
         .outerjoin(original, (original.clinic_id == Bill.clinic_id) & (original.id == Bill.original_id))
         .where(Bill.clinic_id == clinic.id, Bill.status == BillStatus.ISSUED, Bill.issued_on >= start,
-               Bill.issued_on < end)
+               Bill.issued_on < end, BillLine.treatment != Treatment.NON_GST)  # bills from before registration
         .order_by(Bill.issued_on, Bill.number, BillLine.position))
     invoice_wise: dict[str, dict] = {"b2b": {}, "b2cl": {}, "cdnr": {}, "cdnur": {}}
     for line, bill, source in rows:
@@ -405,7 +405,7 @@ def documents_issued(db: Session, clinic: Clinic, start: date, end: date) -> lis
                cancelled)
         .join(BillSeries, (BillSeries.clinic_id == Bill.clinic_id) & (BillSeries.id == Bill.series_id))
         .where(Bill.clinic_id == clinic.id, Bill.status == BillStatus.ISSUED, Bill.issued_on >= start,
-               Bill.issued_on < end, BillSeries.kind != SeriesKind.RECEIPT)
+               Bill.issued_on < end, BillSeries.kind != SeriesKind.RECEIPT, Bill.kind != DocumentType.BILL)
         .group_by(BillSeries.kind, BillSeries.prefix))
     found = [DocSeries(5 if kind is SeriesKind.CREDIT_NOTE else 1, *rest) for kind, *rest in rows]
     return sorted(found, key=lambda s: (s.nature, s.prefix))

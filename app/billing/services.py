@@ -58,9 +58,8 @@ def profile_of(db: Session, clinic_id: uuid.UUID) -> BillingProfile | None:
 
 
 def not_ready(clinic: Clinic, profile: BillingProfile | None) -> str | None:
-    """Why the clinic cannot issue documents yet (None when it can)."""
-    if not clinic.gstin:
-        return "The clinic's GSTIN is not set: complete the GST profile before issuing documents."
+    """Why the clinic cannot issue documents yet (None when it can). A clinic without a GSTIN is not
+    registered for GST and issues plain bills."""
     if profile is None or not profile.signatory_name:
         return "The authorised signatory is not set: complete the GST profile before issuing documents."
     return None
@@ -277,7 +276,8 @@ def add_line(db: Session, bill: Bill, *, item: PriceItem, quantity: Decimal, dis
                     rate=Decimal(0), discount_value=discount.value if discount else None,
                     discount_percent=bool(discount and discount.percent), place_of_supply=bill.supplier_state,
                     gross=ZERO, taxable_value=ZERO, total=ZERO)
-    _set_rate(line, item, rate_history(db, bill.clinic_id, [item.id]).get(item.id, []), day)
+    _set_rate(line, item, rate_history(db, bill.clinic_id, [item.id]).get(item.id, []), day,
+              registered=registered(db, bill.clinic_id))
     try:
         _engine_line(line)
     except tax.TaxError as exc:
@@ -311,8 +311,18 @@ def discard(db: Session, bill: Bill, *, by: uuid.UUID | None = None) -> None:
     db.flush()
 
 
-def _set_rate(line: BillLine, item: PriceItem, history: list[tuple[date, Decimal]], day: date) -> None:
-    """The item's rate on `day` onto the line; a taxable item whose rate is nil that day is nil-rated."""
+def registered(db: Session, clinic_id: uuid.UUID) -> bool:
+    """Whether the clinic is registered for GST (has a GSTIN): if not, it charges no GST at all."""
+    return bool(db.get(Clinic, clinic_id).gstin)
+
+
+def _set_rate(line: BillLine, item: PriceItem, history: list[tuple[date, Decimal]], day: date, *,
+              registered: bool) -> None:
+    """The item's rate on `day` onto the line; a taxable item whose rate is nil that day is nil-rated, and
+    every line of a clinic not registered for GST is non-GST."""
+    if not registered:
+        line.rate, line.treatment = Decimal(0), tax.Treatment.NON_GST
+        return
     line.rate = rate_on(history, item, day)
     line.treatment = item.treatment
     if item.treatment is tax.Treatment.TAXABLE and not line.rate:
@@ -359,11 +369,11 @@ def reprice(db: Session, bill: Bill, *, day: date | None = None) -> tax.Document
     if day is not None:
         items = {item.id: item for item in db.scalars(select(PriceItem).where(
             PriceItem.clinic_id == bill.clinic_id, PriceItem.id.in_([ln.item_id for ln in lines if ln.item_id])))}
-        history = rate_history(db, bill.clinic_id, items)
+        history, gst = rate_history(db, bill.clinic_id, items), registered(db, bill.clinic_id)
         for line in lines:
             item = items.get(line.item_id)
             if item is not None:
-                _set_rate(line, item, history.get(item.id, []), day)
+                _set_rate(line, item, history.get(item.id, []), day, registered=gst)
     document = engine_document(bill, lines)
     results = tuple(tax.price_line(document, line) for line in document.lines)
     if any(r.gross > MAX_AMOUNT for r in results) or sum(r.total for r in results) > MAX_AMOUNT:

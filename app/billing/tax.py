@@ -42,6 +42,8 @@ Rounding and totals
   rounded_total - total is printed as its own line (so |round_off| ≤ 0.50).
 
 Document type
+- A clinic not registered for GST charges none: every line is non-GST and the document is a plain bill
+  with no GST particulars (gst.md §1.5, registration). A registered clinic's lines are never non-GST.
 - Only taxable lines: tax invoice (Rule 46). Only exempt or nil-rated lines: bill of supply (Rule 49).
 - Both, to an unregistered recipient: one invoice-cum-bill of supply (Rule 46A).
 - Both, to a registered recipient: Rule 46A does not apply, so it is two documents, a tax invoice and a
@@ -92,6 +94,7 @@ class Treatment(StrEnum):
     TAXABLE = "taxable"
     EXEMPT = "exempt"
     NIL_RATED = "nil_rated"
+    NON_GST = "non_gst"  # sold by a clinic not registered for GST: it charges none
 
 
 class DocumentType(StrEnum):
@@ -99,6 +102,7 @@ class DocumentType(StrEnum):
     BILL_OF_SUPPLY = "bill_of_supply"
     INVOICE_CUM_BILL_OF_SUPPLY = "invoice_cum_bill_of_supply"
     CREDIT_NOTE = "credit_note"
+    BILL = "bill"  # a plain bill of a supplier not registered for GST: no GST particulars at all
 
 
 def paise(value: Decimal) -> Decimal:
@@ -173,7 +177,7 @@ def _check_line(line: Line) -> None:
     if taxable and not 0 < line.rate < HUNDRED:
         raise TaxError(f"A taxable line needs a GST rate above 0 and below 100, not {line.rate}.")
     if not taxable and line.rate:
-        raise TaxError("An exempt or nil-rated line has no GST rate.")
+        raise TaxError("An exempt, nil-rated or non-GST line has no GST rate.")
 
 
 @dataclass(frozen=True)
@@ -282,6 +286,11 @@ def price_line(document: Document, line: Line) -> LineResult:
 
 def document_type(document: Document) -> DocumentType:
     """Which document these lines make; MixedSupplyToRegistered when they must be split."""
+    non_gst = {line.treatment is Treatment.NON_GST for line in document.lines}
+    if non_gst == {True}:
+        return DocumentType.BILL
+    if True in non_gst:
+        raise TaxError("Non-GST lines (a supplier not registered for GST) cannot share a document with GST lines.")
     kinds = {line.treatment is Treatment.TAXABLE for line in document.lines}
     if kinds == {True}:
         return DocumentType.TAX_INVOICE

@@ -59,6 +59,7 @@ END_REASONS = {"resolved": "resolved", "error": "entered in error"}
 DOCUMENT_LABELS = {
     DocumentType.TAX_INVOICE: "Tax invoice", DocumentType.BILL_OF_SUPPLY: "Bill of supply",
     DocumentType.INVOICE_CUM_BILL_OF_SUPPLY: "Invoice-cum-bill of supply", DocumentType.CREDIT_NOTE: "Credit note",
+    DocumentType.BILL: "Bill",
 }
 
 

@@ -271,3 +271,22 @@ def test_a_buyers_state_is_its_gstins():
     with pytest.raises(services.Invalid) as refused:
         services.clean_recipient({"name": "Acme Pharma Ltd", "gstin": BUYER_GSTIN, "state_code": "29"})
     assert "Maharashtra" in refused.value.errors["state_code"]
+
+
+def test_a_clinic_not_registered_for_gst_issues_plain_bills_without_gst(db, sql, clinic, patient, prices):
+    sql("UPDATE clinic SET gstin = NULL WHERE id = :c", c=clinic.id)
+    db.expire_all()
+    c, bill = _draft(db, clinic, patient, (prices.consultation, 1), (prices.medicine, 2), (prices.cosmetic, 1))
+    [issued] = issuing.issue(db, clinic=c, bill=bill, by=None, day=DAY)
+    assert issued.kind is DocumentType.BILL and issued.number == "INV/26-27/000001"
+    # No GST at all: the MRP is the price, the cosmetic procedure costs its price.
+    assert (issued.cgst, issued.sgst, issued.igst, issued.rounded_total) == (0, 0, 0, Decimal("6570.00"))
+    assert {line.treatment.value for line in services.lines_of(db, issued)} == {"non_gst"}
+    from app.billing.documents import paper
+
+    printed = paper(db, issued)
+    assert printed.title == "Bill" and not printed.gst and not printed.supplier.gstin
+    assert [label for label, _ in printed.totals] == ["Total", "Round off"]
+    note = credit_notes.issue_credit_note(db, clinic=c, original=issued, quantities={}, reason=CreditReason.CANCEL,
+                                          by=None, day=DAY)
+    assert note.rounded_total == Decimal("-6570.00") and not paper(db, note).gst

@@ -16,7 +16,6 @@ from app.auth.policy import Role
 from app.billing import credit_notes, documents, issuing, services
 from app.billing import pdf as bill_pdf
 from app.billing.models import Bill, CreditReason, PriceItem
-from app.billing.tax import DocumentType
 from app.clinics.models import Clinic
 from app.db import get_session, set_tenant
 from app.patients.models import Patient
@@ -263,8 +262,34 @@ def test_a_failed_pdf_shows_the_error_and_retry_queues_it_again(app, sql, clinic
     assert sql("SELECT status FROM bill_pdf WHERE bill_id = :b", b=bill_id) == [("pending",)]
 
 
-def test_a_credit_note_kind_is_printed_by_its_title():
-    assert documents.TITLES[DocumentType.CREDIT_NOTE] == "Credit Note"
+def test_a_clinic_not_registered_for_gst_prints_a_plain_bill(app, sql, clinic, patient, prices):
+    sql("UPDATE clinic SET gstin = NULL WHERE id = :c", c=clinic.id)
+    [bill_id] = _issue(app, clinic, patient, (prices.consultation, 1), (prices.medicine, 2))
+    text = _text(_render(app, clinic, bill_id))
+    for particular in ("Bill", "INV/26-27/000001", "General consultation", "Paracetamol", "₹570.00",
+                       "Rupees Five Hundred Seventy Only", "not registered under GST", "Authorised signatory"):
+        assert particular in text, (particular, text)
+    for absent in ("GSTIN", "Reverse charge", "Place of supply", "CGST", "Exempt", "MRP", "Tax Invoice"):
+        assert absent not in text, (absent, text)
+
+
+def test_a_pdf_waiting_too_long_offers_retry_which_is_audited_and_queued(app, sql, clinic, patient, prices,
+                                                                          billing_desk):
+    from jobs.invoices import job_id
+    from jobs.worker import queue, redis_connection
+    from tests.scheduling.conftest import audit_since, high_water
+
+    [bill_id] = _issue(app, clinic, patient, (prices.lab, 1))
+    page = f"/bills/{bill_id}/pdf-status"
+    assert "Retry" not in billing_desk.get(page).get_data(as_text=True)
+    sql("UPDATE bill_pdf SET requested_at = now() - interval '10 minutes' WHERE bill_id = :b", b=bill_id)
+    html = billing_desk.get(page).get_data(as_text=True)
+    assert "taking longer than usual" in html and "Retry" in html
+    mark = high_water(sql)
+    assert billing_desk.post(f"/bills/{bill_id}/pdf/retry", page=page, headers=HTMX).status_code == 200
+    assert [e[0] for e in audit_since(sql, mark)] == ["bill.pdf_retry"]
+    with app.app_context():
+        assert queue(redis_connection(app.config["REDIS_URL"])).fetch_job(job_id(bill_id)) is not None
 
 
 @pytest.mark.parametrize("day, text", [(date(2026, 4, 5), "05 Apr 2026"), (date(2027, 12, 31), "31 Dec 2027")])

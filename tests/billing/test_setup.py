@@ -89,7 +89,7 @@ def test_profile_shows_saved_values_and_how_numbers_look(accounts, gst_ready):
 
 def test_profile_save_creates_the_billing_profile_and_audits(admin_browser, clinic, sql):
     assert sql("SELECT count(*) FROM billing_profile")[0][0] == 0
-    assert "The clinic&#39;s GSTIN is not set" in html(admin_browser.get(PROFILE))
+    assert "The authorised signatory is not set" in html(admin_browser.get(PROFILE))
     mark = high_water(sql)
     response = admin_browser.post(PROFILE, profile_form(invoice_prefix="tx", fee_validity_days="15"), page=PROFILE)
     assert response.status_code == 303 and response.headers["Location"].endswith(PROFILE)
@@ -101,7 +101,7 @@ def test_profile_save_creates_the_billing_profile_and_audits(admin_browser, clin
     assert [e[0] for e in events] == ["billing.profile_update"] and "gstin" in events[0][4]
     page = html(admin_browser.get(PROFILE))
     assert "GST profile saved" in page and f"TX/{financial_year(today()).short_label}/000001" in page
-    assert "GSTIN is not set" not in page
+    assert "signatory is not set" not in page
 
 
 @pytest.mark.parametrize(("overrides", "field", "message"), [

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from app.audit.services import deny_not_found, record
 from app.auth.models import StaffUser
 from app.auth.policy import Permission, can, requires
-from app.billing import credit_notes, services
+from app.billing import credit_notes, pages, services
 from app.billing import payments as pay_service
 from app.billing.models import Bill, Payment, PaymentKind, PaymentMode
 from app.billing.services import ZERO, Account, BillingError, Invalid
@@ -91,15 +91,6 @@ def payment_panel(db: Session, bill: Bill, **state) -> PaymentPanel:
 
 # --- Taking money and paying it back ------------------------------------------------------------------
 
-def bill_or_404(bill_id: uuid.UUID, action: str) -> Bill:
-    """The clinic's document, or a denied record and 404."""
-    db = get_session()
-    bill = db.get(Bill, (g.clinic.id, bill_id))
-    if bill is None:
-        deny_not_found(db, action, object_type="bill", object_id=bill_id)
-    return bill
-
-
 def _typed() -> dict:
     return {name: (request.form.get(name) or "")[:60] for name in ("mode", "amount", "reference")}
 
@@ -115,7 +106,7 @@ def _panel_response(bill: Bill, status: int = 200, **state) -> Response:
 
 def _money(bill_id: uuid.UUID, action: str, service, prefix: str) -> Response:
     """Take a payment or make a refund against the document with the service; answer the panel or go back."""
-    bill = bill_or_404(bill_id, action)
+    bill = pages.bill_or_404(bill_id, action)
     db = get_session()
     try:
         mode, amount, reference = pay_service.clean_payment(request.form)

@@ -7,14 +7,13 @@ progress (templates/billing/_pdf_status.html, polled by htmx while pending), han
 """
 
 import base64
-import uuid
 
-from flask import Blueprint, Response, g, render_template, url_for
+from flask import Blueprint, Response, render_template, url_for
 from flask_login import current_user
 
-from app.audit.services import deny_not_found, record
+from app.audit.services import record
 from app.auth.policy import Permission, requires
-from app.billing import documents, services
+from app.billing import documents, pages, services
 from app.billing.models import Bill, PdfStatus
 from app.billing.pdf import render_after_commit
 from app.db import get_session, utcnow
@@ -26,14 +25,6 @@ bp.app_template_filter("inr")(documents.inr)
 
 STATUS = "billing/_pdf_status.html"
 PAGE = "billing/pdf_status_page.html"
-
-
-def _bill_or_404(bill_id: uuid.UUID, action: str, *, for_update: bool = False) -> Bill:
-    db = get_session()
-    bill = db.get(Bill, (g.clinic.id, bill_id), with_for_update=for_update)
-    if bill is None:
-        deny_not_found(db, action, object_type="bill", object_id=bill_id)
-    return bill
 
 
 def _status_response(bill: Bill, status: int = 200) -> Response:
@@ -52,7 +43,7 @@ def _status_response(bill: Bill, status: int = 200) -> Response:
 def download(bill_id):
     """The stored PDF (ready), or 409 with the status while it is being made."""
     db = get_session()
-    bill = _bill_or_404(bill_id, "bill.download")
+    bill = pages.bill_or_404(bill_id, "bill.download")
     row = documents.pdf_row(db, bill) if bill.issued else None
     if row is None or row.status is not PdfStatus.READY or row.pdf_enc is None:
         db.rollback()
@@ -77,7 +68,7 @@ def download(bill_id):
 @requires(Permission.INVOICE_VIEW, background=True)
 def status(bill_id):
     """The PDF's progress: the fragment for htmx (polled while pending), else a small page."""
-    bill = _bill_or_404(bill_id, "bill.pdf_status")
+    bill = pages.bill_or_404(bill_id, "bill.pdf_status")
     response = _status_response(bill)
     get_session().rollback()  # nothing written on GET; end the read transaction
     return response
@@ -88,7 +79,7 @@ def status(bill_id):
 def retry(bill_id):
     """Try a failed (or stuck) PDF again: back to pending, queued once the change has committed."""
     db = get_session()
-    bill = _bill_or_404(bill_id, "bill.pdf_retry")
+    bill = pages.bill_or_404(bill_id, "bill.pdf_retry")
     row = documents.pdf_row(db, bill, for_update=True) if bill.issued else None
     if row is None:
         db.rollback()

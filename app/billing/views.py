@@ -43,15 +43,6 @@ def patient_bills(patient_id) -> list[dict] | None:
 
 
 
-def bill_or_404(bill_id: uuid.UUID, action: str, *, for_update: bool = False) -> Bill:
-    """The clinic's document, or a denied audit record and 404."""
-    db = get_session()
-    bill = db.get(Bill, (g.clinic.id, bill_id), with_for_update=for_update)
-    if bill is None:
-        deny_not_found(db, action, object_type="bill", object_id=bill_id)
-    return bill
-
-
 def audit(action: str, bill: Bill, **kw) -> None:
     record(get_session(), action, patient_id=bill.patient_id, object_type="bill", object_id=bill.id, **kw)
 
@@ -192,14 +183,14 @@ def _page(bill: Bill, status: int = 200, *, action: str = "bill.view", reason: s
 @requires(Permission.INVOICE_VIEW)
 def show(bill_id):
     """A draft with its editor and live preview, or the issued document with its PDF, payments and history."""
-    return _page(bill_or_404(bill_id, "bill.view"))
+    return _page(pages.bill_or_404(bill_id, "bill.view"))
 
 
 def _refused(bill_id: uuid.UUID, action: str, exc: services.BillingError, **state):
     """A change refused: nothing saved; the editor again with the message (and the input as typed)."""
     db = get_session()
     db.rollback()
-    bill = bill_or_404(bill_id, action)
+    bill = pages.bill_or_404(bill_id, action)
     status = 422 if isinstance(exc, services.Invalid) else 409
     if isinstance(exc, services.Invalid):
         state["errors"] = exc.errors
@@ -227,7 +218,7 @@ def _draft_only(bill: Bill) -> None:
 def add_line(bill_id):
     """Add a price-list item (chosen or typed by code) with a quantity and a discount."""
     db = get_session()
-    bill = bill_or_404(bill_id, "bill.line_add", for_update=True)
+    bill = pages.bill_or_404(bill_id, "bill.line_add", for_update=True)
     form = pages.typed(request.form, pages.LINE_FIELDS)
     try:
         _draft_only(bill)
@@ -243,7 +234,7 @@ def add_line(bill_id):
 def remove_line(bill_id, line_id):
     """Take a line off a draft."""
     db = get_session()
-    bill = bill_or_404(bill_id, "bill.line_remove", for_update=True)
+    bill = pages.bill_or_404(bill_id, "bill.line_remove", for_update=True)
     try:
         services.remove_line(db, bill, line_id, by=current_user.id, day=today())
     except services.BillingError as exc:
@@ -256,7 +247,7 @@ def remove_line(bill_id, line_id):
 def recipient(bill_id):
     """Set who the document is issued to (a GSTIN makes it a B2B document)."""
     db = get_session()
-    bill = bill_or_404(bill_id, "bill.recipient", for_update=True)
+    bill = pages.bill_or_404(bill_id, "bill.recipient", for_update=True)
     form = pages.typed(request.form, pages.RECIPIENT_FIELDS)
     try:
         services.set_recipient(db, bill, services.clean_recipient(form), by=current_user.id)
@@ -270,7 +261,7 @@ def recipient(bill_id):
 def issue(bill_id):
     """Issue the draft as the user last saw it: numbered and frozen (two documents for a B2B mixed supply)."""
     db = get_session()
-    bill = bill_or_404(bill_id, "bill.issue", for_update=True)
+    bill = pages.bill_or_404(bill_id, "bill.issue", for_update=True)
     raw = request.form.get("version", "")
     version = int(raw) if raw.isdecimal() and len(raw) < 9 else -1
     if bill.issued:  # a double click, or the same draft issued from another tab: show what was issued
@@ -294,7 +285,7 @@ def issue(bill_id):
 def discard(bill_id):
     """Delete a draft (an issued document is never deleted)."""
     db = get_session()
-    bill = bill_or_404(bill_id, "bill.discard", for_update=True)
+    bill = pages.bill_or_404(bill_id, "bill.discard", for_update=True)
     patient_id = bill.patient_id
     try:
         services.discard(db, bill, by=current_user.id)
@@ -330,7 +321,7 @@ def _creditable(original: Bill) -> str | None:
 @requires(Permission.CREDIT_NOTE_CREATE)
 def credit_note_form(bill_id):
     """The credit-note form: each line with what is left to credit, and the reason."""
-    original = bill_or_404(bill_id, "bill.credit_note_form")
+    original = pages.bill_or_404(bill_id, "bill.credit_note_form")
     problem = _creditable(original)
     return _credit_page(original, 409 if problem else 200, problem=problem)
 
@@ -340,7 +331,7 @@ def credit_note_form(bill_id):
 def credit_note(bill_id):
     """Issue a credit note against the document (a cancellation credits it all and marks it cancelled)."""
     db = get_session()
-    original = bill_or_404(bill_id, "bill.credit_note", for_update=True)
+    original = pages.bill_or_404(bill_id, "bill.credit_note", for_update=True)
     form = {key: value[:20] for key, value in request.form.items() if key == "reason" or key.startswith("qty-")}
     try:
         quantities, reason = pages.credit_input(pages.credit_lines(db, original), form)
@@ -348,7 +339,7 @@ def credit_note(bill_id):
                                           reason=reason, by=current_user.id, day=today())
     except services.BillingError as exc:
         db.rollback()
-        original = bill_or_404(bill_id, "bill.credit_note")
+        original = pages.bill_or_404(bill_id, "bill.credit_note")
         errors = exc.errors if isinstance(exc, services.Invalid) else {}
         return _credit_page(original, 422 if isinstance(exc, services.Invalid) else 409, form=form, errors=errors,
                             problem=str(exc))

@@ -9,17 +9,23 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 
 import pytest
 
 from app.auth.policy import Role
-from app.db import new_id
+from app.billing import credit_notes, issuing, services
+from app.billing.models import PriceItem
+from app.clinics.models import Clinic
+from app.db import get_session, new_id, set_tenant
+from app.patients.models import Patient
 from tests.conftest import patient_id
 from tests.scheduling.conftest import doctor, insert_appointment, setup, today  # noqa: F401
 
 CLINIC_GSTIN = "29AABCR1718E1ZL"
 BUYER_GSTIN = "27AAACR5055K1Z7"  # a registered recipient in Maharashtra
 SIGNATORY = "Dr Asha Menon"
+DAY = date(2026, 11, 20)  # a day in financial year 2026-27
 
 
 @dataclass
@@ -111,3 +117,27 @@ def patient(billing_desk) -> str:
 
 def bill_id(location: str) -> str:
     return re.search(r"/bills/([0-9a-f-]{36})", location).group(1)
+
+
+def issue_document(app, clinic, patient: str, *items, recipient=None, credit=None, day=DAY) -> list[str]:
+    """Issue a document of these (item, quantity) lines (and a credit note of it); its/their ids. The app
+    context is closed again before any HTTP request (an open one would leak into the test client)."""
+    with app.app_context():
+        db = get_session()
+        set_tenant(db, clinic_id=clinic.id, user_id=None)
+        c = db.get(Clinic, clinic.id)
+        bill = services.new_draft(db, clinic=c, patient=db.get(Patient, (clinic.id, uuid.UUID(patient))),
+                                  appointment=None, by=None, day=day)
+        if recipient:
+            services.set_recipient(db, bill, {**services.recipient_of(db, bill), **recipient}, by=None)
+        for item_id, quantity in items:
+            services.add_line(db, bill, item=db.get(PriceItem, (clinic.id, item_id)), quantity=Decimal(quantity),
+                              discount=None, by=None, day=day)
+        issued = issuing.issue(db, clinic=c, bill=bill, by=None, day=day)
+        ids = [str(doc.id) for doc in issued]
+        if credit:
+            note = credit_notes.issue_credit_note(db, clinic=c, original=issued[0], quantities={}, reason=credit,
+                                                  by=None, day=day)
+            ids.append(str(note.id))
+        db.commit()
+        return ids

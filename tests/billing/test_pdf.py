@@ -13,7 +13,7 @@ from flask import render_template
 from pypdf import PdfReader
 
 from app.auth.policy import Role
-from app.billing import credit_notes, documents, issuing, services
+from app.billing import documents, services
 from app.billing import pdf as bill_pdf
 from app.billing.models import Bill, CreditReason, PriceItem
 from app.clinics.models import Clinic
@@ -27,36 +27,13 @@ from tests.billing.conftest import (  # noqa: F401
     billing_desk,
     doctor,
     gst_ready,
+    issue_document,
     patient,
     prices,
 )
 from tests.scheduling.conftest import HTMX, audit_since, high_water, sign_in  # noqa: F401
 
 DAY = date(2026, 11, 20)
-
-
-def _issue(app, clinic, patient, *items, recipient=None, credit: CreditReason | None = None) -> list[str]:
-    """Issue a document of these (item, quantity) lines (and a credit note of it); its/their ids. The app
-    context is closed again before any HTTP request (an open one would leak into the test client)."""
-    with app.app_context():
-        db = get_session()
-        set_tenant(db, clinic_id=clinic.id, user_id=None)
-        c = db.get(Clinic, clinic.id)
-        bill = services.new_draft(db, clinic=c, patient=db.get(Patient, (clinic.id, uuid.UUID(patient))),
-                                  appointment=None, by=None, day=DAY)
-        if recipient:
-            services.set_recipient(db, bill, {**services.recipient_of(db, bill), **recipient}, by=None)
-        for item_id, quantity in items:
-            services.add_line(db, bill, item=db.get(PriceItem, (clinic.id, item_id)), quantity=Decimal(quantity),
-                              discount=None, by=None, day=DAY)
-        issued = issuing.issue(db, clinic=c, bill=bill, by=None, day=DAY)
-        ids = [str(doc.id) for doc in issued]
-        if credit:
-            note = credit_notes.issue_credit_note(db, clinic=c, original=issued[0], quantities={}, reason=credit,
-                                                  by=None, day=DAY)
-            ids.append(str(note.id))
-        db.commit()
-        return ids
 
 
 def _render(app, clinic, bill_id) -> bytes:
@@ -90,7 +67,7 @@ def _common(text: str):
 
 
 def test_tax_invoice_pdf_carries_every_particular(app, clinic, patient, prices):
-    [bill_id] = _issue(app, clinic, patient, (prices.cosmetic, 1))
+    [bill_id] = issue_document(app, clinic, patient, (prices.cosmetic, 1))
     data = _render(app, clinic, bill_id)
     assert data.startswith(b"%PDF")
     text = _text(data)
@@ -104,7 +81,7 @@ def test_tax_invoice_pdf_carries_every_particular(app, clinic, patient, prices):
 
 
 def test_invoice_cum_bill_of_supply_pdf_marks_exempt_lines_and_mrp(app, clinic, patient, prices):
-    [bill_id] = _issue(app, clinic, patient, (prices.consultation, 1), (prices.medicine, 2))
+    [bill_id] = issue_document(app, clinic, patient, (prices.consultation, 1), (prices.medicine, 2))
     text = _text(_render(app, clinic, bill_id))
     _common(text)
     for particular in ("Invoice-cum-Bill of Supply", "INV/26-27/000001", "General consultation", "999312",
@@ -115,7 +92,7 @@ def test_invoice_cum_bill_of_supply_pdf_marks_exempt_lines_and_mrp(app, clinic, 
 
 
 def test_bill_of_supply_pdf_shows_no_tax(app, clinic, patient, prices):
-    [bill_id] = _issue(app, clinic, patient, (prices.consultation, 1), (prices.lab, 1))
+    [bill_id] = issue_document(app, clinic, patient, (prices.consultation, 1), (prices.lab, 1))
     text = _text(_render(app, clinic, bill_id))
     _common(text)
     for particular in ("Bill of Supply", "BOS/26-27/000001", "Complete blood count", "999316", "Exempt",
@@ -125,7 +102,7 @@ def test_bill_of_supply_pdf_shows_no_tax(app, clinic, patient, prices):
 
 
 def test_credit_note_pdf_names_the_original_and_prints_absolute_amounts(app, sql, clinic, patient, prices):
-    original, note = _issue(app, clinic, patient, (prices.cosmetic, 1), credit=CreditReason.CANCEL)
+    original, note = issue_document(app, clinic, patient, (prices.cosmetic, 1), credit=CreditReason.CANCEL)
     text = _text(_render(app, clinic, note))
     _common(text)
     [(number,)] = sql("SELECT number FROM bill WHERE id = :b", b=note)
@@ -149,7 +126,7 @@ def test_credit_note_pdf_names_the_original_and_prints_absolute_amounts(app, sql
 
 
 def test_goods_to_a_registered_buyer_in_another_state_are_igst_with_its_state(app, clinic, patient, prices):
-    invoice, supply = _issue(app, clinic, patient, (prices.consultation, 1), (prices.medicine, 1),
+    invoice, supply = issue_document(app, clinic, patient, (prices.consultation, 1), (prices.medicine, 1),
                              recipient={"gstin": BUYER_GSTIN, "name": "Acme Pharma Ltd", "state_code": "27"})
     text = _text(_render(app, clinic, invoice))
     for particular in ("Tax Invoice", "Acme Pharma Ltd", f"GSTIN: {BUYER_GSTIN}", "State: 27-Maharashtra",
@@ -185,7 +162,7 @@ def test_inr_groups_lakhs_and_crores():
 
 
 def test_regenerating_a_document_gives_the_same_bytes(app, clinic, patient, prices):
-    [bill_id] = _issue(app, clinic, patient, (prices.consultation, 1), (prices.medicine, 2))
+    [bill_id] = issue_document(app, clinic, patient, (prices.consultation, 1), (prices.medicine, 2))
     first, second = _render(app, clinic, bill_id), _render(app, clinic, bill_id)
     assert bill_pdf.sha256(first) == bill_pdf.sha256(second)
     digest = _store(app, clinic, bill_id)
@@ -198,7 +175,7 @@ def test_regenerating_a_document_gives_the_same_bytes(app, clinic, patient, pric
 
 
 def test_download_is_409_while_pending_then_the_stored_pdf_audited(app, sql, clinic, patient, prices, billing_desk):
-    [bill_id] = _issue(app, clinic, patient, (prices.cosmetic, 1))
+    [bill_id] = issue_document(app, clinic, patient, (prices.cosmetic, 1))
     mark = high_water(sql)
     response = billing_desk.get(f"/bills/{bill_id}.pdf")
     assert response.status_code == 409
@@ -217,7 +194,7 @@ def test_download_is_409_while_pending_then_the_stored_pdf_audited(app, sql, cli
 
 
 def test_an_auditor_cannot_download_and_a_foreign_bill_is_404(app, clinic, patient, prices, sign_in, billing_desk):
-    [bill_id] = _issue(app, clinic, patient, (prices.cosmetic, 1))
+    [bill_id] = issue_document(app, clinic, patient, (prices.cosmetic, 1))
     _store(app, clinic, bill_id)
     assert sign_in(Role.AUDITOR).get(f"/bills/{bill_id}.pdf").status_code == 403
     assert billing_desk.get(f"/bills/{uuid.uuid4()}.pdf").status_code == 404
@@ -225,7 +202,7 @@ def test_an_auditor_cannot_download_and_a_foreign_bill_is_404(app, clinic, patie
 
 def test_status_fragment_polls_while_pending_and_offers_the_download_when_ready(app, clinic, patient, prices,
                                                                                billing_desk):
-    [bill_id] = _issue(app, clinic, patient, (prices.cosmetic, 1))
+    [bill_id] = issue_document(app, clinic, patient, (prices.cosmetic, 1))
     fragment = billing_desk.get(f"/bills/{bill_id}/pdf-status", headers=HTMX)
     html = fragment.get_data(as_text=True)
     assert fragment.status_code == 200 and "<html" not in html
@@ -243,7 +220,7 @@ def test_status_fragment_polls_while_pending_and_offers_the_download_when_ready(
 
 
 def test_a_failed_pdf_shows_the_error_and_retry_queues_it_again(app, sql, clinic, patient, prices, billing_desk):
-    [bill_id] = _issue(app, clinic, patient, (prices.cosmetic, 1))
+    [bill_id] = issue_document(app, clinic, patient, (prices.cosmetic, 1))
     sql("UPDATE bill_pdf SET status = 'failed', attempts = 3, error = 'RuntimeError: font missing' "
         "WHERE bill_id = :b", b=bill_id)
     page = f"/bills/{bill_id}/pdf-status"
@@ -264,7 +241,7 @@ def test_a_failed_pdf_shows_the_error_and_retry_queues_it_again(app, sql, clinic
 
 def test_a_clinic_not_registered_for_gst_prints_a_plain_bill(app, sql, clinic, patient, prices):
     sql("UPDATE clinic SET gstin = NULL WHERE id = :c", c=clinic.id)
-    [bill_id] = _issue(app, clinic, patient, (prices.consultation, 1), (prices.medicine, 2))
+    [bill_id] = issue_document(app, clinic, patient, (prices.consultation, 1), (prices.medicine, 2))
     text = _text(_render(app, clinic, bill_id))
     for particular in ("Bill", "INV/26-27/000001", "General consultation", "Paracetamol", "₹570.00",
                        "Rupees Five Hundred Seventy Only", "not registered under GST", "Authorised signatory"):
@@ -279,7 +256,7 @@ def test_a_pdf_waiting_too_long_offers_retry_which_is_audited_and_queued(app, sq
     from jobs.worker import queue, redis_connection
     from tests.scheduling.conftest import audit_since, high_water
 
-    [bill_id] = _issue(app, clinic, patient, (prices.lab, 1))
+    [bill_id] = issue_document(app, clinic, patient, (prices.lab, 1))
     page = f"/bills/{bill_id}/pdf-status"
     assert "Retry" not in billing_desk.get(page).get_data(as_text=True)
     sql("UPDATE bill_pdf SET requested_at = now() - interval '10 minutes' WHERE bill_id = :b", b=bill_id)

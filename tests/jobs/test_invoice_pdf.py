@@ -9,20 +9,16 @@ import sys
 import time
 import uuid
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
 
 from redis import Redis
 
-from app.billing import issuing, services
 from app.billing import pdf as bill_pdf
-from app.billing.models import Bill, PriceItem
-from app.clinics.models import Clinic
+from app.billing.models import Bill
 from app.db import get_session, set_tenant
-from app.patients.models import Patient
 from jobs.invoices import TEST_DELAY_ENV, enqueue_pdf, job_id, sweep_pdfs
 from jobs.worker import queue
-from tests.billing.conftest import billing_desk, gst_ready, patient, prices  # noqa: F401
+from tests.billing.conftest import billing_desk, gst_ready, issue_document, patient, prices  # noqa: F401
 from tests.conftest import run_worker, worker_env
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,18 +26,7 @@ DAY = date(2026, 11, 20)
 
 
 def _issue(app, clinic, patient, *items) -> str:
-    with app.app_context():
-        db = get_session()
-        set_tenant(db, clinic_id=clinic.id, user_id=None)
-        c = db.get(Clinic, clinic.id)
-        bill = services.new_draft(db, clinic=c, patient=db.get(Patient, (clinic.id, uuid.UUID(patient))),
-                                  appointment=None, by=None, day=DAY)
-        for item_id, quantity in items:
-            services.add_line(db, bill, item=db.get(PriceItem, (clinic.id, item_id)), quantity=Decimal(quantity),
-                              discount=None, by=None, day=DAY)
-        [issued] = issuing.issue(db, clinic=c, bill=bill, by=None, day=DAY)
-        db.commit()
-        return str(issued.id)
+    return issue_document(app, clinic, patient, *items)[0]
 
 
 def _row(sql, bill_id):

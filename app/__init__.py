@@ -56,6 +56,9 @@ def _register_blueprints(app: Flask) -> None:
     from app.clinics.views import bp as clinics_bp
     from app.dashboard.views import bp as dashboard_bp
     from app.health.views import bp as health_bp
+    from app.messaging.desk_views import bp as reminders_bp
+    from app.messaging.visit_views import bp as visit_bp
+    from app.messaging.webhooks import bp as twilio_bp
     from app.patients.views import bp as patients_bp
     from app.scheduling.queue import bp as queue_bp
     from app.scheduling.setup import bp as schedule_setup_bp
@@ -65,7 +68,7 @@ def _register_blueprints(app: Flask) -> None:
 
     for bp in (auth_bp, clinics_bp, dashboard_bp, health_bp, staff_bp, audit_bp, patients_bp, schedule_bp, queue_bp,
                schedule_setup_bp, clinical_bp, chart_bp, prescriptions_bp, timeline_bp, billing_setup_bp, billing_bp,
-               payments_bp, bill_pdf_bp, billing_reports_bp):
+               payments_bp, bill_pdf_bp, billing_reports_bp, reminders_bp, twilio_bp, visit_bp):
         app.register_blueprint(bp)
 
 

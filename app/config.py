@@ -74,6 +74,10 @@ def load(overrides: dict | None = None) -> dict:
         "TRUSTED_PROXIES": int(env.get("TRUSTED_PROXIES", "0")),
         "WTF_CSRF_TIME_LIMIT": None,
         "RQ_QUEUE": env.get("RQ_QUEUE", "clinicdesk"),
+        # The address patients and Twilio reach the app at (links in messages, status callbacks, signatures).
+        "PUBLIC_URL": env.get("PUBLIC_URL") or f"http://127.0.0.1:{env.get('PORT', '5000')}",
+        # Tests only: Twilio's REST API at a local fake instead of api.twilio.com.
+        "TWILIO_API_BASE": env.get("TWILIO_API_BASE") or None,
     }
     config.update(overrides or {})
     if not config["DATABASE_APP_URL"] and config["DATABASE_URL"] and config["APP_DB_PASSWORD"]:

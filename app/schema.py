@@ -6,6 +6,7 @@ from app.billing import models as billing_models  # noqa: F401
 from app.clinical import models as clinical_models  # noqa: F401
 from app.clinics import models as clinic_models  # noqa: F401
 from app.db import Base
+from app.messaging import models as messaging_models  # noqa: F401
 from app.patients import models as patient_models  # noqa: F401
 from app.scheduling import models as scheduling_models  # noqa: F401
 from app.security import models as security_models  # noqa: F401

@@ -27,6 +27,8 @@ NAV = [
     ("Prices", "billing_setup.prices", Permission.BILLING_SETUP, "billing_setup."),
     ("Staff", "staff.index", Permission.STAFF_MANAGE, "staff."),
     ("Clinic settings", "clinics.settings", Permission.SETTINGS_MANAGE, "clinics."),
+    ("Needs a call", "reminders.calls", Permission.REMINDERS_VIEW, "reminders.calls"),
+    ("Reminders", "reminders.settings", Permission.REMINDERS_MANAGE, "reminders.settings"),
     ("Schedule setup", "schedule_setup.index", Permission.SETTINGS_MANAGE, "schedule_setup."),
     ("Audit trail", "audit.index", Permission.AUDIT_VIEW, "audit.index"),
     ("Sign-in activity", "audit.sign_ins", Permission.AUDIT_VIEW, "audit.sign_ins"),

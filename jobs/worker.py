@@ -56,6 +56,7 @@ def main(argv: list[str]) -> None:
     schedule_periodic(queue(connection))
     __import__("jobs.audit").audit.schedule_periodic(queue(connection))  # link and sign the audit chain
     __import__("jobs.invoices").invoices.schedule_sweep(queue(connection))  # documents' PDFs left pending
+    __import__("jobs.reminders").reminders.schedule_sweep(queue(connection))  # the outbox, rebuilt from the database
     worker = Worker([queue(connection)], connection=connection, serializer=JSONSerializer)
     worker.work(with_scheduler=True, burst="--burst" in argv)
 

@@ -141,6 +141,12 @@ def _due(schedule: Schedule, due: datetime, start: datetime, now: datetime) -> d
     return ends if ends <= start - MIN_LEAD else None
 
 
+def quiet_until(schedule: Schedule, moment: datetime) -> datetime | None:
+    """When the quiet hours `moment` falls in end (UTC), or None when it is not in quiet hours."""
+    window = _quiet_window(schedule, _utc(moment))
+    return window[1] if window else None
+
+
 def _quiet_window(schedule: Schedule, moment: datetime) -> tuple[datetime, datetime] | None:
     """The quiet window (began, ends) in UTC that `moment` falls in, if any."""
     quiet_start, quiet_end, zone = schedule.quiet_start, schedule.quiet_end, schedule.zone

@@ -53,6 +53,17 @@ WHATSAPP_TEMPLATES = {
     "hi": "याद दिलाना: {{1}} में आपका अपॉइंटमेंट {{2}} को {{3}} बजे है।\n"
     "पुष्टि के लिए 1, रद्द करने के लिए 2, समय बदलने के लिए 3 भेजें।\nविवरण और बदलाव: {{4}} (यह लिंक सिर्फ़ आपके लिए है)।",
 }
+# A freed earlier time offered to a patient on the waitlist (SMS; the WhatsApp template has the same words).
+OFFER_SMS_TEXTS = {
+    "en": "{clinic}: an earlier time is free on {date} at {time}. To take it before someone else does: {link}",
+    "hi": "{clinic}: {date} को {time} बजे का समय खाली हुआ है। यह समय लेने के लिए: {link}",
+}
+# The answer to a "3" reply: sent inside WhatsApp's 24-hour window, so as free text, not a template.
+RELINK_TEXTS = {
+    "en": "{clinic}: choose a new time for your appointment on {date} at {time} here: {link}",
+    "hi": "{clinic}: {date} को {time} बजे के अपॉइंटमेंट का नया समय यहाँ चुनें: {link}",
+}
+TEXT_FIELDS = ("clinic", "date", "time", "link")
 LANGUAGES = tuple(SMS_TEXTS)
 
 _EN_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -116,6 +127,18 @@ def _values(reminder: Reminder) -> dict[str, str]:
 def sms_text(reminder: Reminder) -> str:
     """The SMS for this reminder, in its language."""
     return SMS_TEXTS[reminder.language].format(**_values(reminder))
+
+
+def fill(text: str, reminder: Reminder) -> str:
+    """A clinic's own registered text with this reminder's values ({clinic}, {date}, {time}, {link})."""
+    return text.format(**_values(reminder))
+
+
+def whatsapp_text(template: str, reminder: Reminder) -> str:
+    """What the patient reads of an approved template ({{1}}…{{4}} filled), for the outbox page."""
+    for key, value in whatsapp_variables(reminder).items():
+        template = template.replace("{{" + key + "}}", value)
+    return template
 
 
 def whatsapp_variables(reminder: Reminder) -> dict[str, str]:

@@ -36,6 +36,7 @@ class Sent:
     sid: str
     status: str
     created_at: datetime | None = None
+    body: str | None = None
 
 
 class SendError(Exception):
@@ -111,15 +112,16 @@ def find_sent(client: Client, *, to: str, since: datetime, limit: int = 50) -> l
     # The SDK writes datetimes as "...Z" without converting them; Twilio's dates have whole seconds.
     since = since.astimezone(UTC).replace(microsecond=0)
     try:
-        found = client.messages.list(to=to, date_sent_after=since, limit=limit)
+        # By number only: a message still queued at Twilio has no DateSent, so a DateSent filter would miss
+        # exactly the messages a reconcile is looking for. The newest come first; `limit` bounds the page.
+        found = client.messages.list(to=to, limit=limit)
     except TwilioException as exc:
         raise _from_twilio(exc) from exc
     except requests.RequestException as exc:
         raise _from_transport(exc, ambiguous=False) from exc
-    # DateSent filters by sent date, which Twilio documents at day granularity; narrow by creation time here.
     found = [m for m in found if m.date_created is None or m.date_created >= since]
     found.sort(key=lambda m: m.date_created or since, reverse=True)
-    return [Sent(m.sid, m.status, m.date_created) for m in found]
+    return [Sent(m.sid, m.status, m.date_created, m.body) for m in found]
 
 
 def signature_valid(auth_token: str, url: str, params, signature: str | None) -> bool:

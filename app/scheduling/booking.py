@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from app.clinics.models import Clinic
 from app.db import new_id, utcnow
+from app.messaging import outbox
 from app.patients.models import Patient
 from app.patients.services import next_number
 from app.scheduling import services
@@ -156,6 +157,7 @@ def book(db: Session, *, clinic: Clinic, patient: Patient, doctor_id: uuid.UUID,
     if overbook_reason:
         add_history(db, appointment, "overbooked", by, before=Status.BOOKED, detail=overbook_reason)
     db.flush()
+    outbox.booked(db, clinic, appointment)
     return appointment
 
 
@@ -170,9 +172,11 @@ def reschedule(db: Session, *, clinic: Clinic, appointment: Appointment, patient
     _touch(appointment, by)
     add_history(db, appointment, "rescheduled", by, before=before)
     db.flush()  # frees the old time first, so moving within an overlapping time works
-    return book(db, clinic=clinic, patient=patient, doctor_id=doctor_id, starts=starts, type_=type_,
-                reason=services.reason_of(db, appointment), by=by, overbook_reason=overbook_reason,
-                rescheduled_from=appointment)
+    new = book(db, clinic=clinic, patient=patient, doctor_id=doctor_id, starts=starts, type_=type_,
+               reason=services.reason_of(db, appointment), by=by, overbook_reason=overbook_reason,
+               rescheduled_from=appointment)
+    outbox.moved(db, clinic, appointment, new)
+    return new
 
 
 def add_walk_in(db: Session, *, clinic: Clinic, patient: Patient, doctor_id: uuid.UUID,
@@ -245,6 +249,7 @@ def change_status(db: Session, *, clinic: Clinic, appointment: Appointment, acti
         raise
     add_history(db, appointment, action, by, before=before, detail=reason)
     db.flush()
+    outbox.ended(db, clinic, appointment, action)
     return appointment
 
 

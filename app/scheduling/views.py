@@ -15,6 +15,7 @@ from app.auth.policy import Permission, can, requires
 from app.auth.views import safe_next
 from app.db import get_session, utcnow
 from app.htmx import client_redirect, is_htmx, render
+from app.messaging.desk import reminder_rows
 from app.patients.views import get_patient_or_404
 from app.scheduling import booking, picker, services
 from app.scheduling.forms import BookForm, RescheduleForm, StatusForm, parse_local, parse_uuid
@@ -270,7 +271,8 @@ def _appointment_context(appointment: Appointment, **extra) -> dict:
         "next_appointment": services.successor(db, appointment),
         "actions": booking.allowed_actions(g.clinic, appointment) if can(g.role, Permission.SCHEDULE_BOOK) else [],
         "labels": booking.ACTION_LABELS, "can_book": can(g.role, Permission.SCHEDULE_BOOK),
-        "status_form": StatusForm(formdata=None), "problem": None, **extra,
+        "status_form": StatusForm(formdata=None), "problem": None, "reminders": reminder_rows(db, appointment),
+        **extra,
     }
 
 

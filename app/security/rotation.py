@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from app.billing.models import Bill, BillPdf
 from app.clinical.models import SOAP, Addendum, ChartItem, Encounter, EncounterRevision, Prescription, Vitals
 from app.db import utcnow
+from app.messaging.models import Reminder, ReminderSettings
 from app.patients.models import Patient, PatientHistory, PatientToken
 from app.patients.services import open_patient, seal_into, write_tokens
 from app.scheduling.models import Appointment, AppointmentEvent
@@ -61,6 +62,8 @@ SEALED = [
     (Prescription, "prescription", [("items_enc", "items"), ("advice_enc", "advice"), ("printed_enc", "printed")]),
     (Bill, "bill", [("recipient_enc", "recipient")]),
     (BillPdf, "bill_pdf", [("pdf_enc", "pdf")]),
+    (Reminder, "reminder", [("to_enc", "to"), ("body_enc", "body")]),
+    (ReminderSettings, "reminder_settings", [("auth_token_enc", "auth_token")]),
 ]
 
 

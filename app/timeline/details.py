@@ -12,7 +12,7 @@ from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from flask import url_for
-from sqlalchemy import and_, literal, select, union_all
+from sqlalchemy import String, and_, literal, select, union_all
 from sqlalchemy.orm import Session, aliased
 
 from app.auth.policy import Permission, Role, can
@@ -21,6 +21,8 @@ from app.billing.tax import DocumentType
 from app.clinical.access import Access
 from app.clinical.models import Addendum, ChartItem, ChartKind, Encounter, EncounterStatus, Prescription, Vitals
 from app.clinics.models import Clinic
+from app.messaging.desk import failure_words, kind_label
+from app.messaging.models import InboundMessage, Reminder
 from app.patients.models import ConsentEvent, Patient, PatientHistory
 from app.patients.services import CONSENT_METHODS, CONSENT_PURPOSES, PatientData, staff_names
 from app.scheduling.models import Appointment, AppointmentEvent, AppointmentType
@@ -56,6 +58,11 @@ APPOINTMENT_PHRASES = {
 }
 ENCOUNTER_PHRASES = {"opened": "opened", "signed": "signed", "addendum": "addendum added"}
 END_REASONS = {"resolved": "resolved", "error": "entered in error"}
+MESSAGE_PHRASES = {"sent": "sent", "delivered": "delivered", "read": "read", "failed": "not delivered",
+                   "undelivered": "not delivered", "skipped": "not sent"}
+REPLY_PHRASES = {"confirm": "1, will come", "cancel": "2, cancel the appointment",
+                 "reschedule": "3, asked for another time", "stop": "STOP, no more messages on this channel",
+                 "start": "START, messages again"}
 DOCUMENT_LABELS = {
     DocumentType.TAX_INVOICE: "Tax invoice", DocumentType.BILL_OF_SUPPLY: "Bill of supply",
     DocumentType.INVOICE_CUM_BILL_OF_SUPPLY: "Invoice-cum-bill of supply", DocumentType.CREDIT_NOTE: "Credit note",
@@ -331,3 +338,44 @@ class Describer:
         item.lines = [f"Receipt {receipt} {'for' if refund else 'against'} {bill_number}"]
         if can(self.role, Permission.INVOICE_VIEW):
             item.link = url_for("payments.receipt", payment_id=payment_id)
+
+    # Reminders and replies: which message, on which channel, and what became of it; what a reply asked
+    # for and what was done. Never the number or the words (the words carry the patient's link).
+    def _load_message(self, ids):
+        sent, reply, appt = Reminder, InboundMessage, Appointment
+        refs = union_all(
+            select(sent.id.label("ref"), literal(False).label("is_reply"), sent.id.label("reminder_id"),
+                   sent.channel.label("channel"), literal(None, String).label("intent"),
+                   literal(None, String).label("outcome"))
+            .where(sent.clinic_id == self.clinic.id, sent.id.in_(ids)),
+            select(reply.id, literal(True), reply.reminder_id, reply.channel, reply.intent, reply.outcome)
+            .where(reply.clinic_id == self.clinic.id, reply.id.in_(ids))).subquery()
+        rows = self.db.execute(
+            select(refs.c.ref, refs.c.is_reply, refs.c.intent, refs.c.outcome, sent.kind, refs.c.channel,
+                   sent.error_code, sent.error_text, sent.appointment_id, appt.starts_at, appt.day)
+            .select_from(refs)
+            .outerjoin(sent, and_(sent.clinic_id == self.clinic.id, sent.id == refs.c.reminder_id))
+            .outerjoin(appt, and_(appt.clinic_id == self.clinic.id, appt.id == sent.appointment_id)))
+        return {row[0]: row for row in rows}
+
+    def _describe_message(self, item: Item, e: TimelineEvent, doctor: str, row) -> None:
+        if row is None:
+            item.title = "Reply received" if e.action == "reply" else f"Message {e.action.replace('_', ' ')}"
+            return
+        _, is_reply, intent, outcome, kind, channel, code, text, appointment_id, starts_at, day = row
+        via = channel.label if channel else "Message"
+        if is_reply:
+            item.title = f"{via} reply: {REPLY_PHRASES.get(intent or '', 'not one the clinic understands')}"
+            if outcome:
+                item.lines = [outcome[:1].upper() + outcome[1:].replace("_", " ")]
+        else:
+            what = kind_label(kind)
+            item.title = f"{via} {what[:1].lower() + what[1:]} {MESSAGE_PHRASES.get(e.action, e.action)}"
+            if e.action in ("failed", "undelivered"):
+                item.lines = [failure_words(code, text)]
+            elif e.action == "skipped" and text:
+                item.lines = [failure_words(None, text)]
+        if starts_at is not None:
+            item.lines.append(f"For the appointment on {self._when(starts_at, day, e.at)}")
+        if appointment_id is not None and can(self.role, Permission.SCHEDULE_VIEW):
+            item.link = url_for("schedule.appointment", appointment_id=appointment_id)

@@ -26,6 +26,7 @@ class Kind(StrEnum):
     CONSENT = "consent"
     INVOICE = "invoice"
     PAYMENT = "payment"
+    MESSAGE = "message"  # a reminder's fate (ref: the reminder row) or a patient's reply (ref: the inbound row)
 
     @property
     def label(self) -> str:
@@ -40,7 +41,7 @@ class Kind(StrEnum):
 KIND_LABELS = {
     Kind.APPOINTMENT: "Appointments", Kind.ENCOUNTER: "Consultations", Kind.VITALS: "Vitals",
     Kind.PRESCRIPTION: "Prescriptions", Kind.CHART: "Allergies and problems", Kind.RECORD: "Record changes",
-    Kind.CONSENT: "Consent", Kind.INVOICE: "Bills", Kind.PAYMENT: "Payments",
+    Kind.CONSENT: "Consent", Kind.INVOICE: "Bills", Kind.PAYMENT: "Payments", Kind.MESSAGE: "Reminders",
 }
 CLINICAL_KINDS = frozenset({Kind.ENCOUNTER, Kind.VITALS, Kind.PRESCRIPTION, Kind.CHART})
 

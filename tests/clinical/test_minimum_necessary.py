@@ -160,6 +160,9 @@ def url_values(r: Record) -> dict[str, list[str]]:
         # Billing documents hold no clinical text; unknown ids answer 404 for everyone.
         "bill_id": [str(uuid.uuid4())], "line_id": [str(uuid.uuid4())], "payment_id": [str(uuid.uuid4())],
         "price_item_id": [str(uuid.uuid4())],
+        "reminder_id": [str(uuid.uuid4())],
+        # A patient's link: an unknown token answers the same "expired" page to everyone.
+        "token": ["not-a-live-link-token"], "offer_id": [str(uuid.uuid4())],
     }
 
 

@@ -372,7 +372,7 @@ class FakeTwilio:
         """A message in the 201/fetch body shape."""
         uri = f"/{API_VERSION}/Accounts/{self.account_sid}/Messages/{m['sid']}.json"
         return {
-            "account_sid": self.account_sid, "api_version": API_VERSION, "body": m.get("Body", ""),
+            "account_sid": self.account_sid, "api_version": API_VERSION, "body": _body(m),
             "date_created": _rfc2822(m["date_created"]), "date_sent": _rfc2822(m["date_sent"]),
             "date_updated": _rfc2822(m["date_updated"]), "direction": "outbound-api",
             "error_code": m["error_code"], "error_message": None, "from": m.get("From"),
@@ -446,6 +446,14 @@ def _matches(m: dict, q: dict) -> bool:
     return True
 
 
+def _body(m: dict) -> str:
+    """The text as Twilio reports it: a template's is rendered with its variables (here: the values in order,
+    enough to carry the link a reconcile looks for)."""
+    if m.get("Body") or not m.get("ContentVariables"):
+        return m.get("Body", "")
+    return " ".join(str(v) for _, v in sorted(json.loads(m["ContentVariables"]).items()))
+
+
 def _rfc2822(moment: datetime | None) -> str | None:
     """Twilio's date format: 'Thu, 30 Jul 2015 20:12:31 +0000'."""
     return format_datetime(moment) if moment else None
@@ -454,3 +462,38 @@ def _rfc2822(moment: datetime | None) -> str | None:
 def _copy(m: dict) -> dict:
     """A copy safe to hand out."""
     return {**m, "headers": dict(m.get("headers", {}))}
+
+
+class InProcessTwilio(FakeTwilio):
+    """A FakeTwilio whose callbacks and inbound messages go to a Flask test client, in process, instead
+    of over HTTP: the app under test needs no server. The request is signed over the URL given (what
+    Twilio was told: the app's PUBLIC_URL) and, with `forward_to`, delivered to another base address
+    the way a proxy that ends TLS forwards it ("http://app.internal:8000").
+
+        fake = InProcessTwilio(app.test_client()).start()   # the REST API still listens, for the SDK
+    """
+
+    def __init__(self, client, *, forward_to: str | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.client, self.forward_to = client, forward_to
+
+    def post_signed(self, url: str, params: dict, *, sign_with: str | None = None, signed: bool = True) -> int:
+        """POST `params` to `url` through the test client, signed over `url`; returns the app's status."""
+        headers = {"User-Agent": "TwilioProxy/1.1"}
+        if signed:
+            headers["X-Twilio-Signature"] = RequestValidator(sign_with or self.auth_token).compute_signature(
+                url, params)
+        target = url
+        if self.forward_to:
+            parts = urlsplit(url)
+            target = self.forward_to.rstrip("/") + parts.path + (f"?{parts.query}" if parts.query else "")
+        status = self.client.post(target, data=params, headers=headers).status_code
+        with self._lock:
+            self._callbacks.append({"url": url, "params": dict(params), "signed": signed, "http_status": status})
+        return status
+
+    def replay(self, index: int = -1) -> int:
+        """POST a callback already posted once again, byte for byte (Twilio retrying the same SID)."""
+        with self._lock:
+            sent = dict(self._callbacks[index])
+        return self.post_signed(sent["url"], sent["params"], signed=sent["signed"])

@@ -5,7 +5,9 @@ import pytest
 from app.auth.policy import PUBLIC, ROLE_PERMISSIONS, SIGN_IN_STEP, Permission, Role
 
 PUBLIC_ROUTES = {"static", "auth.login", "auth.login_post", "auth.logout", "auth.session_status",
-                 "health.healthz", "health.readyz", "prescriptions.verify"}
+                 "health.healthz", "health.readyz", "prescriptions.verify", "twilio.status", "twilio.inbound",
+                 "visit.open_link", "visit.page", "visit.pick", "visit.confirm", "visit.cancel", "visit.reschedule",
+                 "visit.waitlist_change", "visit.take_offer"}
 SIGN_IN_ROUTES = {"auth.mfa", "auth.mfa_post", "auth.recovery", "auth.recovery_post", "auth.enrol",
                   "auth.enrol_post"}
 
@@ -86,6 +88,8 @@ PAGES = {
     "/billing/day-close": Permission.DAY_CLOSE, "/billing/day-close.csv": Permission.DAY_CLOSE,
     "/billing/gstr1": Permission.GST_EXPORT, "/billing/gstr1.json": Permission.GST_EXPORT,
     "/billing/gstr1.zip": Permission.GST_EXPORT,
+    "/reminders/settings": Permission.REMINDERS_MANAGE,
+    "/reminders/outbox": Permission.REMINDERS_VIEW, "/reminders/calls": Permission.REMINDERS_VIEW,
 }
 
 

@@ -24,6 +24,7 @@ from app.clinics.models import Clinic, Membership
 from app.db import new_id, set_tenant, utcnow
 from app.demo.billing import seed_billing
 from app.demo.clinical import seed_clinical
+from app.demo.reminders import seed_reminders
 from app.demo.schedule import seed_schedule
 
 CLINICS = [
@@ -162,6 +163,7 @@ def seed(db: Session, credentials_file: Path) -> list[dict]:
         seed_schedule(db, clinic, doctors, SESSIONS[key], patients, ids[reception[key]], rng)
         seed_clinical(db, clinic, patients, rng)
         seed_billing(db, clinic, ids[reception[key]], rng)
+        seed_reminders(db, clinic, utcnow())
     db.add(AppMeta(key="demo", value="true"))
     db.flush()
     _write_credentials(credentials_file, people)

@@ -48,14 +48,10 @@ def test_demo_users_json_lists_every_role_and_signs_in(app, browser, new_browser
     board = desk.get("/schedule/").get_data(as_text=True)
     assert "Dr. Vikram Rao" in board or "Dr. Ayesha Khan" in board or "closed" in board \
         or "No doctor is scheduled on this day" in board
-    for offset in range(-2, 5):
-        day = (date.today() + timedelta(days=offset)).isoformat()
-        html = desk.get(f"/schedule/?day={day}").get_data(as_text=True)
-        if "Dr. Ayesha Khan" in html:
-            assert "data-card" in html
-            break
-    else:
-        raise AssertionError("no seeded appointments in the demo week")
+    boards = [desk.get(f"/schedule/?day={date.today() + timedelta(days=offset)}").get_data(as_text=True)
+              for offset in range(-2, 8)]  # the machine's date may be the clinic's yesterday
+    assert any("Dr. Ayesha Khan" in html and "data-card" in html for html in boards), \
+        "no seeded appointments in the demo week"
 
     # The visits already done have their clinical record: the doctor reads a signed note and its
     # prescription; the receptionist's page of the same patient shows none of it.

@@ -39,6 +39,9 @@ def create_app(config: dict | None = None) -> Flask:
     _register_blueprints(app)
     _register_cli(app)
     app.jinja_env.globals["static_version"] = _static_version
+    from app import timing
+
+    timing.init_app(app)  # the outermost layer: it counts the whole request
     return app
 
 

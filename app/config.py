@@ -78,6 +78,8 @@ def load(overrides: dict | None = None) -> dict:
         "PUBLIC_URL": env.get("PUBLIC_URL") or f"http://127.0.0.1:{env.get('PORT', '5000')}",
         # Tests only: Twilio's REST API at a local fake instead of api.twilio.com.
         "TWILIO_API_BASE": env.get("TWILIO_API_BASE") or None,
+        # Benchmarks and diagnosis: a Server-Timing header with each request's SQL statements (app/timing.py).
+        "SERVER_TIMING": env.get("SERVER_TIMING", "0") == "1",
     }
     config.update(overrides or {})
     if not config["DATABASE_APP_URL"] and config["DATABASE_URL"] and config["APP_DB_PASSWORD"]:

@@ -1,6 +1,7 @@
 """Template globals shared by every page: the role's navigation and local time display."""
 
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -50,7 +51,13 @@ def clock(value: datetime | None) -> str:
     """'10:30' in the current clinic's time zone."""
     if value is None:
         return ""
-    return value.astimezone(ZoneInfo(g.clinic.timezone)).strftime("%H:%M")
+    return _clock(value, g.clinic.timezone)
+
+
+@lru_cache(maxsize=8192)
+def _clock(value: datetime, tz: str) -> str:
+    """A board shows the same few dozen times hundreds of times over."""
+    return value.astimezone(ZoneInfo(tz)).strftime("%H:%M")
 
 
 def localtime(value: datetime | None, tz: str = "Asia/Kolkata") -> str:

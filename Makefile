@@ -24,15 +24,26 @@ lint: $(VENV)/.installed
 clean-instance:
 	rm -rf instance
 
-# The benchmarks (bench/), the schedule's then the timeline's: against a `clinicdesk_bench` database on the
-# DATABASE_URL server, else an embedded PostgreSQL in instance/bench. BENCH_ARGS=--small for a quick run; see
-# `python -m bench.schedule -h` and `python -m bench.timeline -h`.
-.PHONY: bench bench-billing bench-reminders
+# The benchmarks (bench/), on databases of their own on the DATABASE_URL server, else an embedded PostgreSQL in
+# instance/bench. `make bench`: the background figures (reminders sent per second by two RQ workers, bills issued
+# and PDFs rendered per second), then the load test (bench/load.py): the 2,000- and 200,000-patient data sets
+# (generated once, reused while they match), the app under gunicorn with an RQ worker, an open-loop mix at 50
+# arrivals/s on one clinic and spread over all, and the capacity. BENCH_ARGS=--small: the 2,000-patient set only.
+# Results: bench/results/{load,billing,reminders}.{md,json}. `make bench-pages`: the in-process page benchmarks.
+.PHONY: bench bench-load bench-pages bench-billing bench-reminders
 bench: $(VENV)/.installed
+	$(PY) -m bench.reminders $(filter --small,$(BENCH_ARGS))
+	$(PY) -m bench.billing $(filter --small,$(BENCH_ARGS))
+	$(PY) -m bench.load $(BENCH_ARGS)
+
+bench-load: $(VENV)/.installed
+	$(PY) -m bench.load $(BENCH_ARGS)
+
+# The day board, its poll, the booking panel's search and booking by 1 and 8 desks, then the timeline's pages,
+# measured in process (Flask's test client) with the SQL of each request; see `python -m bench.schedule -h`.
+bench-pages: $(VENV)/.installed
 	$(PY) -m bench.schedule $(BENCH_ARGS)
 	$(PY) -m bench.timeline $(filter-out --fresh,$(BENCH_ARGS))
-	$(PY) -m bench.billing $(filter-out --fresh,$(BENCH_ARGS))
-	$(PY) -m bench.reminders $(filter-out --fresh,$(BENCH_ARGS))
 
 # Billing: documents issued per second by 8 desks at once (numbers checked consecutive) and PDFs rendered
 # per second by one worker, on a `clinicdesk_bench_billing` database rebuilt each run; see `python -m bench.billing -h`.

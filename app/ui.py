@@ -1,8 +1,8 @@
 """Template globals shared by every page: the role's navigation and local time display."""
 
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from flask import Flask, g, url_for

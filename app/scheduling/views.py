@@ -9,6 +9,9 @@ from datetime import date, timedelta
 
 from flask import Blueprint, Response, flash, g, redirect, request, url_for
 from flask_login import current_user
+from flask_wtf.csrf import generate_csrf
+from jinja2_fragments.flask import render_block
+from markupsafe import Markup
 
 from app.audit.services import deny_not_found, record
 from app.auth.policy import Permission, can, requires
@@ -17,7 +20,7 @@ from app.db import get_session, utcnow
 from app.htmx import client_redirect, is_htmx, render
 from app.messaging.desk import reminder_rows
 from app.patients.views import get_patient_or_404
-from app.scheduling import booking, picker, services
+from app.scheduling import board_cache, booking, picker, services
 from app.scheduling.forms import BookForm, RescheduleForm, StatusForm, parse_local, parse_uuid
 from app.scheduling.models import Appointment
 from app.scheduling.services import Doctor
@@ -70,22 +73,36 @@ def board_changed(response: Response) -> Response:
 
 # --- Day board, week, sheet ---------------------------------------------------------------------------
 
-def _board_context(day: date) -> dict:
+def _board_response(the_day: date) -> Response:
+    """The day board (the page, or the board alone for htmx), from this process's board cache when the
+    same board in the same view was rendered since its stamp last moved (board_cache.py)."""
     db = get_session()
-    board = services.board(db, g.clinic, day, contact_only=contact_only())
-    record(db, "schedule.day", patient_ids=board.patient_ids, object_type="schedule", reason=day.isoformat())
-    db.commit()
     patient_id = parse_uuid(request.args.get("patient_id"))
-    return {"board": board, "day": day, "today": services.today(g.clinic), "patient_id": patient_id,
-            "can_book": can(g.role, Permission.SCHEDULE_BOOK), "can_setup": can(g.role, Permission.SETTINGS_MANAGE),
-            "timedelta": timedelta}
+    view = {"day": the_day, "today": services.today(g.clinic), "patient_id": patient_id, "timedelta": timedelta,
+            "can_book": can(g.role, Permission.SCHEDULE_BOOK), "can_setup": can(g.role, Permission.SETTINGS_MANAGE)}
+    stamp = services.board_stamp(db, g.clinic, the_day)
+    key = (g.clinic.id, the_day, stamp, contact_only(), view["can_book"], view["can_setup"], patient_id,
+           view["today"])
+    cached = board_cache.boards.get(key)
+    if cached is None:
+        board = services.board(db, g.clinic, the_day, contact_only=contact_only())
+        html = render_block("scheduling/day.html", "board", board=board, **view).replace(generate_csrf(),
+                                                                                        board_cache.CSRF_MARK)
+        if board.stamp == stamp:  # nothing changed while it was read: the next desk may have it
+            board_cache.boards.put(key, html, board.patient_ids)
+        cached = html, board.patient_ids
+    html, patient_ids = cached
+    record(db, "schedule.day", patient_ids=patient_ids, object_type="schedule", reason=the_day.isoformat())
+    db.commit()
+    return render("scheduling/day.html", "board", board_html=Markup(html.replace(board_cache.CSRF_MARK,
+                                                                                 generate_csrf())), **view)
 
 
 @bp.get("/")
 @requires(Permission.SCHEDULE_VIEW)
 def day():
     """The day board: a column per doctor working that day."""
-    return render("scheduling/day.html", "board", **_board_context(day_param()))
+    return _board_response(day_param())
 
 
 @bp.get("/board")
@@ -95,7 +112,7 @@ def board_poll():
     the_day = day_param()
     if request.args.get("v") == services.board_stamp(get_session(), g.clinic, the_day):
         return Response(status=204)
-    return render("scheduling/day.html", "board", **_board_context(the_day))
+    return _board_response(the_day)
 
 
 @bp.get("/week")

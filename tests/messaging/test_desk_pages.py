@@ -31,6 +31,7 @@ from tests.scheduling.conftest import (  # noqa: F401
     high_water,
     insert_appointment,
     setup,
+    today,
     working_day,
 )
 
@@ -184,7 +185,7 @@ def test_what_does_not_need_a_call(desk, app, clinic, setup, patient, register, 
     add_reminder(app, clinic.id, appointment("09:30", "cancelled"), patient, state=State.FAILED, code=21211)
     add_reminder(app, clinic.id, appointment("09:45"), patient, state=State.UNDELIVERED, code=30003,
                  acknowledged=True)
-    yesterday = day - timedelta(days=3)
+    yesterday = today() - timedelta(days=1)  # at the clinic (working_day may have skipped a holiday)
     add_reminder(app, clinic.id, appointment("10:00", on=yesterday), patient, state=State.FAILED, code=21211)
     # Skipped for another reason than a missing number.
     add_reminder(app, clinic.id, appointment("10:15"), patient, state=State.SKIPPED, text="consent withdrawn")

@@ -1,5 +1,5 @@
 """The app as it runs in production, for the load test: gunicorn with several worker processes (threads
-in each) on a local port and RQ workers (`python -m jobs.worker`, with the scheduler), all on the bench's
+in each) on a local port and RQ workers (`python -m jobs.worker`, with the scheduler, at nice 10), all on the bench's
 database, secrets and Redis, with `SERVER_TIMING=1` so every response says how many SQL statements it
 took (app/timing.py). Their output goes to instance/bench/server.log; their CPU time is read with psutil.
 """
@@ -36,6 +36,15 @@ def environment(config: dict, **extra: str) -> dict:
     return values
 
 
+def database_cpu_seconds() -> float:
+    """CPU time of this machine's PostgreSQL processes (all of them: the server is the bench's when local)."""
+    total = 0.0
+    for process in psutil.process_iter(["name", "cpu_times"]):
+        if process.info["name"] and process.info["name"].startswith("postgres") and process.info["cpu_times"]:
+            total += process.info["cpu_times"].user + process.info["cpu_times"].system
+    return total
+
+
 @dataclass
 class Running:
     url: str
@@ -67,6 +76,12 @@ def _wait_ready(url: str, processes: list[subprocess.Popen], log_path: Path, tim
             pass
         clock.sleep(0.3)
     raise SystemExit(f"the app was not ready within {timeout:.0f} s; see {log_path}")
+
+
+def _background() -> None:
+    """RQ workers run at a lower CPU priority than the web workers (nice 10), as they should wherever both
+    share a machine: a PDF or a reminder can wait a second, a desk's click should not."""
+    os.nice(10)
 
 
 @contextmanager

@@ -145,7 +145,7 @@ def _due_rows(db, clinic_id: uuid.UUID, now: datetime) -> list[tuple]:
             + [(str(clinic_id), str(row_id), None) for row_id, _ in stuck])
 
 
-def _unplanned(db, clinic: Clinic, now: datetime) -> int:
+def plan_missing(db, clinic: Clinic, now: datetime) -> int:
     """Plan reminders for open appointments starting soon that have none (each planned once)."""
     appointments = db.scalars(select(Appointment).where(
         Appointment.clinic_id == clinic.id, Appointment.status.in_(outbox.OPEN), Appointment.walk_in.is_(False),
@@ -167,7 +167,7 @@ def sweep() -> int:
         set_tenant(db, clinic_id=clinic_id, user_id=None)
         try:
             if outbox.settings_of(db, clinic_id).enabled:
-                _unplanned(db, db.get(Clinic, clinic_id), now)
+                plan_missing(db, db.get(Clinic, clinic_id), now)
             queued += _due_rows(db, clinic_id, now)
             db.commit()  # plans queue their own rows after this commit
         except Exception:

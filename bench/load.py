@@ -537,28 +537,43 @@ def audit_counter(bench: env.Bench):
     return read
 
 
-def build_targets(app, bench: env.Bench, meta: dict, base: str, args, rng: random.Random, log) -> dict:
-    """The big clinic (16 desks, 6 doctors) and every other clinic (its desks, up to 2, and a doctor)."""
+def busiest_today(bench: env.Bench, specs: list) -> clinics.Spec:
+    """The clinic with the most patients booked for today: the big clinic on a working day; on a Sunday or a
+    holiday, the biggest clinic open that day (a clinic closed today has nobody to check in)."""
+    with bench.owner() as conn:
+        counts = dict(conn.execute(
+            "SELECT c.name, count(a.id) FROM clinic c LEFT JOIN appointment a ON a.clinic_id = c.id AND a.day = %s "
+            "AND a.status IN ('booked', 'confirmed') GROUP BY c.name", [clock_today()]).fetchall())
+    return max(specs, key=lambda spec: (counts.get(spec.name, 0), spec is specs[0]))
+
+
+def build_targets(app, bench: env.Bench, base: str, args, rng: random.Random, log) -> tuple[dict, str]:
+    """Every clinic's target: the busiest clinic today with up to 16 desks and 6 doctors (the "one" scenario's
+    clinic), every other clinic its desks (up to 2) and a doctor. Each board shows today, or the clinic's next
+    working day when it is closed today."""
     from bench.plan import bench_day_after
 
     today = clock_today()
+    specs = clinics.SPECS[:args.clinics or None]
+    busiest = busiest_today(bench, specs)
     targets = {}
-    for i, spec in enumerate(clinics.SPECS[:args.clinics or None]):
-        big = i == 0
-        day = date.fromisoformat(meta["bench_day"]) if big else bench_day_after(today, spec.place.state_code)
+    for spec in specs:
+        big = spec is busiest
+        day = today if big else bench_day_after(today, spec.place.state_code)
         target = prepare_target(app, bench, spec, rng=rng, patients=200 if big else 40, board_day=day)
         users = users_of(app, base, spec, target.clinic_id, desks=16 if big else 2, doctors=6 if big else 1)
         target.desks = [u for u in users if u.role == "desk"]
         target.doctors = [u for u in users if u.role == "doctor"]
         targets[spec.key] = target
-    log(f"  targets: {len(targets)} clinics, {sum(len(t.slots) for t in targets.values()):,} free slots to book, "
+    log(f"  targets: {len(targets)} clinics (the busiest today: {busiest.name}), "
+        f"{sum(len(t.slots) for t in targets.values()):,} free slots to book, "
         f"{sum(len(t.arrivals) for t in targets.values()):,} booked patients to check in today")
-    return targets
+    return targets, busiest.key
 
 
 async def drive(app, bench: env.Bench, meta: dict, args, server, log) -> dict:
     rng = seeded("load targets", meta.get("seed", 2026))
-    targets = build_targets(app, bench, meta, server.url, args, rng, log)
+    targets, busiest = build_targets(app, bench, server.url, args, rng, log)
     users = [u for t in targets.values() for u in t.desks + t.doctors]
     remember_doctor_ids(bench, users)
     try:
@@ -566,12 +581,12 @@ async def drive(app, bench: env.Bench, meta: dict, args, server, log) -> dict:
         await gather_limited([u.sign_in() for u in users])
         log(f"  {len(users)} staff signed in ({clock.perf_counter() - started:.0f} s)")
         await gather_limited([warm(t) for t in targets.values()])
-        toured = await tour(targets[clinics.SPECS[0].key])
+        toured = await tour(targets[busiest])
         if not all(s.ok for s in toured.samples):
             raise SystemExit(f"the mix does not work as it should: {toured.failures}")
         audit = audit_counter(bench)
-        scenarios = {"one": [targets[clinics.SPECS[0].key]], "spread": list(targets.values())}
-        result = {"scenarios": {}, "tour": [s.__dict__ for s in toured.samples]}
+        scenarios = {"one": [targets[busiest]], "spread": list(targets.values())}
+        result = {"scenarios": {}, "tour": [s.__dict__ for s in toured.samples], "one_clinic": targets[busiest].name}
         for name in args.scenarios.split(","):
             await gather_limited([u.ensure_signed_in() for u in users], limit=8)
             await phase(scenarios[name], rate=args.rate, duration=min(10, args.duration), seed=7, server=server,
@@ -620,7 +635,7 @@ def run_size(size, args, log) -> dict:
 
     args.database = args.base_database if size.patients >= 100_000 else f"{args.base_database}_small"
     bench = env.resolve(args)
-    app, meta = env.prepare(bench, size, workers=args.workers, log=log)
+    app, meta = env.prepare(bench, size, fresh=args.fresh, workers=args.workers, log=log)
     if not bench.config["REDIS_URL"]:
         client, bench.config["REDIS_URL"] = start_redis(bench.folder / "redis")
         bench.keep.append(client)
@@ -730,7 +745,8 @@ def text(info: dict, args, sizes: dict, found_ratios: dict, background: dict, me
              "scenario, after a 10 s warm-up; latency from each request's due time to its last byte.", ""]
     for label, found in sizes.items():
         for name, scenario in found["scenarios"].items():
-            where = "all load on the big clinic" if name == "one" else f"spread over all {len(clinics.SPECS)} clinics"
+            where = f"all load on one clinic ({found.get('one_clinic')}, the busiest today)" if name == "one" \
+                else f"spread over all {len(clinics.SPECS)} clinics"
             lines += [f"## {label}: {where}", "", *_page_table(scenario), ""]
     if found_ratios:
         lines += ["## 200k / 2k", "", "| scenario | page | p95 2k ms | p95 200k ms | ratio p95 | ratio p50 | "

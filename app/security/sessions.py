@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from flask import Flask, Request, Response, current_app, g, request
 from flask.sessions import SessionInterface, SessionMixin
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, insert, select, text, update
 from werkzeug.datastructures import CallbackDict
 
 from app.auth.models import UserSession
@@ -92,8 +92,14 @@ class PostgresSessionInterface(SessionInterface):
         if session.new and not session:
             return  # nothing to remember: no row, no cookie
         values = _row_values(session)
+        fresh = session.new or session.rotate_requested
+        if not fresh and all(session.row[k] == v for k, v in values.items()):
+            return  # a poll that changed nothing writes nothing
         with app.extensions["db_engine"].begin() as conn:
-            if session.new or session.rotate_requested:
+            # The session row is no record: losing its last write to a crash at worst signs someone out.
+            # Its commit need not wait for the disk (the audit trail's commits still do).
+            conn.execute(text("SET LOCAL synchronous_commit = off"))
+            if fresh:
                 if session.row is not None:
                     conn.execute(delete(UserSession).where(UserSession.id == session.row["id"]))
                 session.token = secrets.token_urlsafe(32)

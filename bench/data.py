@@ -1,13 +1,17 @@
-"""The bench data generator: eight clinics, N patients and M appointments over about three years.
+"""The bench data generator: fifty clinics, N patients and M appointments over about three years, and
+the consultations, vitals, prescriptions, bills, payments and reminders of the visits.
 
 `python -m bench.data [--small | --patients N --appointments M] [--fresh]` fills the bench database
 (see bench/env.py); `python -m bench.schedule` does the same before it measures.
 
 The set-up (clinics, staff, hours, sessions, leave, types, data keys) goes through the app's models and
 runtime role (bench/clinics.py). Then bench/plan.py decides how many appointments each doctor has each
-day, and worker processes make patients (bench/patients.py) and appointments (bench/visits.py) clinic
-by clinic and load them by binary COPY on the admin connection with `app.clinic_id` set (a superuser
-skips the foreign-key triggers: the keys hold by construction). Secondary indexes are dropped for the
+day, and worker processes make patients (bench/patients.py), then appointments (bench/visits.py) and
+what followed from them (bench/records.py: a clinic per task, its days in order, so its numbers are
+gapless) and load them by binary COPY on the admin connection with `app.clinic_id` set (a superuser
+skips the foreign-key and guard triggers: the keys hold by construction). The timeline feed of the
+appointment, record and consent history is filled by SQL after the load; the records write their own.
+Last, bench/timeline.py's patients join the big clinic (one with 5,000 events). Secondary indexes are dropped for the
 load and rebuilt from their own definitions afterwards; the no-overlap exclusion constraint stays and
 checks every appointment as it goes in. Everything random comes from a fixed seed.
 """
@@ -21,6 +25,7 @@ import uuid
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -33,17 +38,18 @@ from app.patients.models import Patient
 from app.patients.services import open_patient
 from app.security.crypto import DecryptionError
 from app.security.fields import Keyring, keyring
-from bench import clinics, patients, visits
+from bench import clinics, patients, records, visits
 from bench.names import seeded
 from bench.patients import CachingRing
 from bench.plan import FUTURE_DAYS, SMALL, Plan, Size, bench_day_after, history_days, plan_counts, share_patients
 
 __all__ = ["FUTURE_DAYS", "SMALL", "Size", "bench_day_after", "existing", "generate", "matches", "readable"]
 
-FORMAT = 2  # bump when the generator changes what it makes: older bench databases are rebuilt
+FORMAT = 3  # bump when the generator changes what it makes: older bench databases are rebuilt
 META_KEY = "bench"
-COLUMNS = patients.COLUMNS | visits.COLUMNS
-TABLES = (*COLUMNS, "timeline_event")  # the timeline feed is filled from the history tables after the load
+COLUMNS = patients.COLUMNS | visits.COLUMNS | records.COLUMNS
+TABLES = (*COLUMNS, "bill_series", "clinic_counter")
+PIECE = 12_000  # appointments made and loaded in one transaction
 
 
 # --- Loading --------------------------------------------------------------------------------------------------
@@ -91,34 +97,56 @@ def _copy(table: str, rows: list[tuple]) -> None:
             cp.write_row(row)
 
 
-def _task(task: tuple) -> tuple[str, int]:
-    """Make and COPY one piece (a clinic's patients low..high, or a clinic's days) in one transaction."""
+def _task(task: tuple) -> tuple[str, int, object]:
+    """Make and COPY one piece of work: a clinic's patients low..high in one transaction (returns their
+    contact details), or all of a clinic's days with what followed from its visits, a transaction per
+    some 12,000 appointments (returns how many rows of each table)."""
     kind, ci, arg = task
     cp = _PLAN.clinics[ci]
     ring = _RINGS[cp.id]
-    rows = patients.make(_PLAN, cp, ring, *arg) if kind == "patients" else visits.make(_PLAN, cp, ring, arg)
+    if kind == "patients":
+        contacts: dict[int, patients.Contact] = {}
+        _load(cp, patients.make(_PLAN, cp, ring, *arg, contacts))
+        return kind, arg[1] - arg[0], (ci, contacts)
+    pieces, contacts = arg
+    maker, loaded = records.Maker(_PLAN, cp, ring, contacts), 0
+    for days in pieces:
+        made: list[visits.Made] = []
+        rows = visits.make(_PLAN, cp, ring, days, made)
+        _load(cp, rows | maker.make(made))
+        loaded += len(made)
+    with _CONN.transaction():
+        _CONN.execute("SELECT set_config('app.clinic_id', %s, true)", [str(cp.id)])
+        maker.finish(_CONN)
+    return kind, loaded, maker.counts
+
+
+def _load(cp, rows: dict[str, list[tuple]]) -> None:
     _CONN.execute("SELECT set_config('app.clinic_id', %s, true)", [str(cp.id)])
     for table, table_rows in rows.items():
-        _copy(table, table_rows)
+        if table_rows:
+            _copy(table, table_rows)
     _CONN.commit()
-    return kind, len(rows.get("patient", rows.get("appointment")))
 
 
 def _tasks(plan: Plan) -> tuple[list[tuple], list[tuple]]:
-    """A clinic's patients 4,000 at a time; its appointments some 12,000 at a time, biggest pieces first."""
+    """A clinic's patients 4,000 at a time; its days in pieces of some 12,000 appointments, a clinic per
+    task (its numbers run in order through its days), biggest clinics first."""
     patient_tasks = [("patients", cp.index, (low, min(low + 4000, cp.patients + 1)))
                      for cp in plan.clinics for low in range(1, cp.patients + 1, 4000)]
     appointments = []
     for cp in plan.clinics:
-        days, total, day = [], 0, plan.first
+        pieces, days, total, day = [], [], 0, plan.first
         while day <= plan.last:
             days.append(day)
             total += sum(plan.counts.get((cp.index, day), ()))
-            if total >= 12_000 or day == plan.last:
-                appointments.append(("appointments", cp.index, days))
+            if total >= PIECE or day == plan.last:
+                pieces.append(days)
                 days, total = [], 0
             day += timedelta(days=1)
-    return patient_tasks, sorted(appointments, key=lambda t: -sum(sum(plan.counts.get((t[1], d), ())) for d in t[2]))
+        size = sum(sum(c) for (ci, _), c in plan.counts.items() if ci == cp.index)
+        appointments.append((size, cp.index, pieces))
+    return patient_tasks, [("appointments", ci, pieces) for _, ci, pieces in sorted(appointments, key=lambda t: -t[0])]
 
 
 # The timeline feed of what was loaded, as the services that write the history tables write it (and as
@@ -152,15 +180,16 @@ def fill_timeline(conn: psycopg.Connection, plan: Plan, superuser: bool, log) ->
     return elapsed
 
 
-def _run(tasks: list[tuple], pool, total: int, what: str, log) -> float:
-    started, done, shown = clock.perf_counter(), 0, 0
-    for _, count in (pool.imap_unordered(_task, tasks) if pool else map(_task, tasks)):
+def _run(tasks: list[tuple], pool, total: int, what: str, log) -> tuple[float, list]:
+    started, done, shown, results = clock.perf_counter(), 0, 0, []
+    for _, count, result in (pool.imap_unordered(_task, tasks) if pool else map(_task, tasks)):
         done += count
+        results.append(result)
         if done - shown >= total / 10 or done == total:
             shown = done
             elapsed = clock.perf_counter() - started
             log(f"  {what}: {done:,} of {total:,} ({done / elapsed:,.0f}/s, {elapsed:.0f} s)")
-    return clock.perf_counter() - started
+    return clock.perf_counter() - started, results
 
 
 @contextmanager
@@ -245,20 +274,33 @@ def generate(app, admin_url: str, size: Size, *, workers: int | None = None, log
     with psycopg.connect(info, autocommit=True) as conn:
         _check_columns(conn)
         superuser = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0]
+        if not superuser:  # issued documents' lines go in after them: only replica mode skips the guard trigger
+            raise SystemExit("the bench generator loads issued bills: it needs a superuser DATABASE_URL")
         with indexes_deferred(conn, log):
             pool = multiprocessing.get_context("fork").Pool(workers, _connect, (info, superuser)) \
                 if workers > 1 else None
             if pool is None:
                 _connect(info, superuser)
             try:
-                timings["patients_s"] = _run(patient_tasks, pool, size.patients, "patients", log)
-                timings["appointments_s"] = _run(appointment_tasks, pool, size.appointments, "appointments", log)
+                timings["patients_s"], found = _run(patient_tasks, pool, size.patients, "patients", log)
+                contacts: dict[int, dict] = {}
+                for ci, part in found:
+                    contacts.setdefault(ci, {}).update(part)
+                appointment_tasks = [(kind, ci, (pieces, contacts.get(ci, {})))
+                                     for kind, ci, pieces in appointment_tasks]
+                timings["appointments_s"], counted = _run(appointment_tasks, pool, size.appointments,
+                                                          "appointments and what followed", log)
             finally:
                 if pool:
                     pool.close()
                     pool.join()
                 elif _CONN:
                     _CONN.close()
+            made = {}
+            for part in counted:
+                for table, n in part.items():
+                    made[table] = made.get(table, 0) + n
+            log("  made " + ", ".join(f"{n:,} {table}" for table, n in made.items()))
             timings["timeline_s"] = fill_timeline(conn, plan, superuser, log)
             index_started = clock.perf_counter()
         timings["indexes_s"] = clock.perf_counter() - index_started
@@ -267,10 +309,20 @@ def generate(app, admin_url: str, size: Size, *, workers: int | None = None, log
         analyze_started = clock.perf_counter()
         _finish(conn, plan)
         timings["analyze_s"] = clock.perf_counter() - analyze_started
+    subjects_started = clock.perf_counter()
+    _long_history(app, admin_url, log)
+    timings["long_history_s"] = clock.perf_counter() - subjects_started
     meta["load_s"] = round(clock.perf_counter() - started)
     _mark(admin_url, meta)
     log("loaded in " + ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in timings.items()) + f"; {meta['load_s']} s in all")
     return meta
+
+
+def _long_history(app, admin_url: str, log) -> None:
+    """The timeline benchmark's patients in the big clinic, one of them with 5,000 events (bench/timeline.py)."""
+    from bench import env, timeline
+
+    timeline.make_subjects(app, env.Bench(admin_url, {}, Path(".")), timeline.LONG_EVENTS, log=log)
 
 
 def existing(admin_url: str) -> dict | None:

@@ -248,10 +248,12 @@ def consent_change(r: Rows, at: datetime, granted: bool) -> None:
     r.event(at, "consent", "given" if granted else "withdrawn", consent_id, r.cast.desk)
 
 
-def make(ring: Keyring, cast: Cast, *, events: int, end: datetime, at: time = time(10, 30), seed: int = 2026) -> Rows:
+def make(ring: Keyring, cast: Cast, *, events: int, end: datetime, at: time = time(10, 30), seed: int = 2026,
+         rx_after: int = 0) -> Rows:
     """Exactly `events` timeline events of every kind (with their rows); the newest visit the day before `end`,
-    at `at` where the clinic is."""
-    r = Rows(ring, cast, seeded(seed, "history", cast.patient_id), end)
+    at `at` where the clinic is. Prescriptions are numbered on from `rx_after` (the clinic's `rx` counter;
+    `Rows.number` is the last number used)."""
+    r = Rows(ring, cast, seeded(seed, "history", cast.patient_id), end, number=rx_after)
     starts = datetime.combine(cast.day(end) - timedelta(days=1), at, ZoneInfo(cast.zone)).astimezone(UTC)
     n = 0
     while events - r.events >= MOST_PER_VISIT:

@@ -8,8 +8,10 @@ import json
 import random
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+from app.messaging.texts import language_of
 from app.patients.models import PHI_FIELDS, Patient
 from app.patients.services import PatientData, _as_text, _tokens, seal_into
 from app.security.fields import Keyring
@@ -61,11 +63,26 @@ def patient_id(plan: Plan, cp: ClinicPlan, n: int) -> uuid.UUID:
     return uuid7(created_ms(plan, cp, n), int.from_bytes(digest, "big") >> 6)
 
 
-def make(plan: Plan, cp: ClinicPlan, ring: Keyring, low: int, high: int) -> dict[str, list[tuple]]:
+class Contact(NamedTuple):
+    """What a bill prints of a patient and where a reminder goes (handed to the appointment pieces)."""
+
+    name: str
+    address_line: str | None
+    city: str | None
+    pin_code: str | None
+    phone: str | None
+    language: str  # the reminders' language ("en" or "hi")
+    channel: str | None  # the first channel the patient agreed to reminders on
+
+
+def make(plan: Plan, cp: ClinicPlan, ring: Keyring, low: int, high: int,
+         contacts: dict[int, Contact] | None = None) -> dict[str, list[tuple]]:
     """Patients `low`..`high - 1` of a clinic, registered family by family, with their search tokens,
-    'created' history entry and consents, as the app's `register` writes them."""
+    'created' history entry and consents, as the app's `register` writes them; each one's contact
+    details into `contacts` (by number) when given."""
     rng = names.seeded(plan.size.seed, "patients", cp.index, low)
     rows = {t: [] for t in ("patient", "patient_token", "patient_history", "consent_event")}
+    contacts = {} if contacts is None else contacts
     family: list[PatientData] = []
     for n in range(low, high):
         created = datetime.fromtimestamp(created_ms(plan, cp, n) / 1000, UTC)
@@ -73,12 +90,14 @@ def make(plan: Plan, cp: ClinicPlan, ring: Keyring, low: int, high: int) -> dict
             family = names.household(rng, cp.spec.place, created.astimezone(ZoneInfo(clinics.TZ)).date())
         data = family.pop(0)
         data.mrn = f"MRN-{n:06d}"
-        _patient_rows(rows, ring, cp, patient_id(plan, cp, n), data, created, rng.choice(cp.desks), rng)
+        consents = _patient_rows(rows, ring, cp, patient_id(plan, cp, n), data, created, rng.choice(cp.desks), rng)
+        contacts[n] = Contact(data.full_name, data.address_line, data.city, data.pin_code, data.phone,
+                              language_of(data.language), next((c for c in ("whatsapp", "sms") if c in consents), None))
     return rows
 
 
 def _patient_rows(rows: dict, ring: Keyring, cp: ClinicPlan, pid: uuid.UUID, data: PatientData,
-                  created: datetime, desk: uuid.UUID, rng: random.Random) -> None:
+                  created: datetime, desk: uuid.UUID, rng: random.Random) -> set[str]:
     patient = Patient(clinic_id=cp.id, id=pid)
     seal_into(ring, patient, data)
     version = ring.active.version
@@ -90,10 +109,13 @@ def _patient_rows(rows: dict, ring: Keyring, cp: ClinicPlan, pid: uuid.UUID, dat
     rows["patient_history"].append((
         cp.id, history_id, pid, 1, "created", ",".join(sorted(changes))[:400],
         ring.seal("patient_history", "changes", history_id, json.dumps(changes)), version, created, desk))
+    given = set()
     for purpose, chance in (("treatment", 0.97), ("whatsapp", 0.55), ("sms", 0.35), ("data_sharing", 0.05)):
         if rng.random() < chance:
+            given.add(purpose)
             rows["consent_event"].append((cp.id, uuid7(int(created.timestamp() * 1000), rng), pid, purpose, True,
                                           "in_person", created, desk))
+    return given
 
 
 class CachingRing(Keyring):

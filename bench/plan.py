@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from app.scheduling.slots import holiday_name
-from bench import clinics
 from bench.clinics import ClinicPlan
 from bench.names import seeded
 
 SEED = 2026
 MAX_HISTORY_DAYS = 1035  # with the 60 days ahead: about three years
 FUTURE_DAYS = 60
+USUAL_PER_DAY = 2_000  # appointments a working day in all the clinics at the full size (about three years)
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def _future_share(days_ahead: int) -> float:
 def history_days(size: Size) -> int:
     """How many days back the appointments go: as many as the clinics' usual load needs for the asked
     number (a busy week at the least, about three years with the horizon at the most)."""
-    per_day = sum(s.doctors * s.load for s in clinics.SPECS) * 6 / 7
+    per_day = USUAL_PER_DAY * 6 / 7
     ahead = per_day * sum(_future_share(d) for d in range(FUTURE_DAYS + 1))
     return max(7, min(MAX_HISTORY_DAYS, math.ceil((size.appointments - ahead) / per_day)))
 

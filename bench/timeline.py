@@ -10,7 +10,8 @@ In the big clinic, two doctors of their own (general medicine, cardiology) follo
 through the app: one with a long history (bench/history.py: visits with their appointments, vitals,
 consultations, prescriptions, charted allergies and problems, addenda, record and consent changes, all
 sealed with the clinic's key, COPYed with their timeline events), one with 30 events (a full first page)
-and one with five. They are made once per bench database (marked in `app_meta`). The app runs in this
+and one with five. The generator makes them with every bench database (5,000 events; marked in `app_meta`);
+another `--events` makes a new set beside them. The app runs in this
 process as `wsgi.py` builds it and is driven through Flask's test client by the general physician, signed
 in with password and TOTP (a care relationship with all three, so the page decrypts everything a doctor
 sees). The first pages are measured turn about, so drift hits them alike. Prints a table; writes
@@ -40,6 +41,7 @@ from bench.measure import Desk, Result, SqlCounter, desks, timed
 
 META_KEY = "bench_timeline"
 FORMAT = 2
+LONG_EVENTS = 5000  # the long-followed patient's timeline events, made with the bench data (bench/data.py)
 SPECIALITIES = ("General medicine", "Cardiology")
 # The long-followed patient, one with a page and a bit, one with five events.
 PEOPLE = [("Kamala Venkatesh", "F", date(1956, 3, 14), "+919845012345"),
@@ -67,7 +69,9 @@ def _clinic(bench: env.Bench) -> dict:
                                [clinic_id]).fetchone()[0]
         tokens = dict(conn.execute("SELECT day, max(token) FROM appointment WHERE clinic_id = %s "
                                    "AND token IS NOT NULL GROUP BY day", [clinic_id]).fetchall())
-    return {"id": clinic_id, "desk": desk, "type_id": type_id, "tokens": tokens}
+        rx = conn.execute("SELECT value FROM clinic_counter WHERE clinic_id = %s AND name = 'rx'",
+                          [clinic_id]).fetchone()
+    return {"id": clinic_id, "desk": desk, "type_id": type_id, "tokens": tokens, "rx": rx[0] if rx else 0}
 
 
 def doctor_address(cohort: int, n: int) -> str:
@@ -116,9 +120,9 @@ def make_subjects(app, bench: env.Bench, events: int, *, log=data.say) -> dict:
     end = datetime.now(UTC) - timedelta(hours=1)
     casts = [history.Cast(clinic["id"], p.id, doctor_ids, clinic["desk"], clinic["type_id"], clinic["tokens"],
                           token_offset=n) for n, p in enumerate(people, 1)]
-    rows = [history.make(ring, casts[0], events=events - 2, end=end),
-            history.make(ring, casts[1], events=30 - 2, end=end, at=time(12, 0)),
-            history.arrival(ring, casts[2], starts=end - timedelta(hours=1))]
+    rows = [history.make(ring, casts[0], events=events - 2, end=end, rx_after=clinic["rx"])]
+    rows += [history.make(ring, casts[1], events=30 - 2, end=end, at=time(12, 0), rx_after=rows[0].number),
+             history.arrival(ring, casts[2], starts=end - timedelta(hours=1))]
     with bench.owner() as conn:
         for cast, made in zip(casts, rows, strict=True):
             history.load(conn, clinic["id"], made)
@@ -126,6 +130,10 @@ def make_subjects(app, bench: env.Bench, events: int, *, log=data.say) -> dict:
                 conn.execute("SELECT set_config('app.clinic_id', %s, true)", [str(clinic["id"])])
                 conn.execute("UPDATE patient SET version = %s WHERE clinic_id = %s AND id = %s",
                              [made.version, clinic["id"], cast.patient_id])
+        with conn.transaction():  # the app numbers its next prescription after theirs
+            conn.execute("SELECT set_config('app.clinic_id', %s, true)", [str(clinic["id"])])
+            conn.execute("INSERT INTO clinic_counter (clinic_id, name, value) VALUES (%s, 'rx', %s) ON CONFLICT "
+                         "(clinic_id, name) DO UPDATE SET value = excluded.value", [clinic["id"], rows[1].number])
         conn.execute("ANALYZE timeline_event")
     ids = {key: str(p.id) for key, p in zip(("long", "page", "short"), people, strict=True)}
     marker = {"format": FORMAT, "events": events, "cohort": cohort, **ids}
@@ -248,7 +256,7 @@ def text(meta: dict, info: dict, marker: dict, results: list[dict], plans: list[
 def _arguments(argv: list[str] | None):
     p = env.parser("Benchmark the first page of the timeline for a patient with many events and one with few.")
     p.add_argument("--requests", type=int, default=200, help="measured requests per measure (after 10 warm-up)")
-    p.add_argument("--events", type=int, default=5000, help="timeline events of the long-followed patient")
+    p.add_argument("--events", type=int, default=LONG_EVENTS, help="timeline events of the long-followed patient")
     args, others = p.parse_known_args(argv)  # `make bench` passes one BENCH_ARGS to every benchmark
     if others:
         print(f"bench.timeline: ignoring what it does not take: {' '.join(others)}", file=sys.stderr)

@@ -8,6 +8,7 @@ import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from app.scheduling.models import Status
@@ -158,8 +159,27 @@ def _doctor_day(rng: random.Random, plan: Plan, cp: ClinicPlan, di: int, day: da
     return visits
 
 
-def make(plan: Plan, cp: ClinicPlan, ring: Keyring, days: list[date]) -> dict[str, list[tuple]]:
-    """A clinic's appointments and their events on `days` (queue tokens are per clinic and day)."""
+class Made(NamedTuple):
+    """An appointment as made, for what follows from it (bench/records.py)."""
+
+    id: uuid.UUID
+    patient: int  # the patient's number in the clinic
+    patient_id: uuid.UUID
+    doctor_id: uuid.UUID
+    type_id: uuid.UUID | None
+    day: date
+    starts: datetime | None
+    status: str
+    started: datetime | None
+    finished: datetime | None
+    created: datetime
+    desk: uuid.UUID
+
+
+def make(plan: Plan, cp: ClinicPlan, ring: Keyring, days: list[date],
+         made: list[Made] | None = None) -> dict[str, list[tuple]]:
+    """A clinic's appointments and their events on `days` (queue tokens are per clinic and day); each one
+    also into `made` when given."""
     rows = {"appointment": [], "appointment_event": []}
     for day in days:
         rng = names.seeded(plan.size.seed, "day", cp.index, day)
@@ -169,14 +189,16 @@ def make(plan: Plan, cp: ClinicPlan, ring: Keyring, days: list[date]) -> dict[st
             visit.token = number
         full = day >= plan.anchor - timedelta(days=FULL_HISTORY_DAYS)
         for visit in visits:
-            _visit_rows(rows, plan, cp, ring, rng, day, visit, full)
+            one = _visit_rows(rows, plan, cp, ring, rng, day, visit, full)
+            if made is not None:
+                made.append(one)
     return rows
 
 
 def _visit_rows(rows: dict, plan: Plan, cp: ClinicPlan, ring: Keyring, rng: random.Random, day: date, visit: Visit,
-                full: bool) -> None:
-    n = registered_by(plan, cp, int(visit.created.timestamp() * 1000))
-    pid = patient_id(plan, cp, rng.randint(1, n))
+                full: bool) -> Made:
+    n = rng.randint(1, registered_by(plan, cp, int(visit.created.timestamp() * 1000)))
+    pid = patient_id(plan, cp, n)
     desk = rng.choice(cp.desks)
     aid = uuid7(int(visit.created.timestamp() * 1000), rng)
     types = cp.types.get(visit.minutes)
@@ -202,3 +224,5 @@ def _visit_rows(rows: dict, plan: Plan, cp: ClinicPlan, ring: Keyring, rng: rand
         rows["appointment_event"].append((cp.id, event_id, aid, action, before, after,
                                           ring.seal("appointment_event", "detail", event_id, detail),
                                           ring.active.version, at, desk))
+    return Made(aid, n, pid, visit.doctor_id, type_id, day, visit.starts, visit.status, moments.get("start"),
+                moments.get("complete"), visit.created, desk)

@@ -82,14 +82,23 @@ def test_the_bench_generator_fills_the_timeline_and_the_benchmark_runs(app, admi
     meta = data.generate(app, admin_url, Size(patients=300, appointments=1500, day_appointments=400), workers=1,
                          log=lambda *_: None)
     fed = sql("SELECT (SELECT count(*) FROM appointment_event) + (SELECT count(*) FROM patient_history) "
-              "+ (SELECT count(*) FROM consent_event), (SELECT count(*) FROM timeline_event)")[0]
+              "+ (SELECT count(*) FROM consent_event), (SELECT count(*) FROM timeline_event WHERE kind IN "
+              "('appointment', 'record', 'consent'))")[0]
     assert fed[0] == fed[1] > 1500
     place = env.Bench(admin_url, {}, tmp_path)
+    made = bench._marker(place)  # the generator made the timeline patients: 5,000 events
+    assert made["events"] == bench.LONG_EVENTS and made["cohort"] == 1
+    assert sql("SELECT count(*) FROM timeline_event WHERE patient_id = :p", p=made["long"])[0][0] == bench.LONG_EVENTS
     marker = bench.subjects(app, place, 80, log=lambda *_: None)
+    assert marker["cohort"] == 2
     assert bench.subjects(app, place, 80, log=lambda *_: None) == marker  # made once
-    assert bench.subjects(app, place, 40, log=lambda *_: None)["cohort"] == 2  # remade for another size, beside
-    for key, count in (("long", 80), ("page", 30), ("short", 5)):  # the first set is still whole
+    assert bench.subjects(app, place, 40, log=lambda *_: None)["cohort"] == 3  # remade for another size, beside
+    for key, count in (("long", 80), ("page", 30), ("short", 5)):  # the earlier sets are still whole
         assert sql("SELECT count(*) FROM timeline_event WHERE patient_id = :p", p=marker[key])[0][0] == count
+    assert sql("SELECT count(*) FROM timeline_event WHERE patient_id = :p", p=made["long"])[0][0] == bench.LONG_EVENTS
+    assert sql("SELECT count(*), count(DISTINCT number) FROM prescription WHERE clinic_id = "
+               "(SELECT clinic_id FROM patient WHERE id = :p)", p=made["long"])[0] == \
+        sql("SELECT max(number), max(number) FROM prescription")[0]  # numbered on from the clinic's visits
     physician, desk = bench.doctor(app, marker), measure.desks(app, 1)[0]
     counter = measure.SqlCounter(app.extensions["db_engine"])
     results = [r.summary() for group in bench.measures(place, marker, physician, desk)

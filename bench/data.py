@@ -311,11 +311,27 @@ def generate(app, admin_url: str, size: Size, *, workers: int | None = None, log
         timings["analyze_s"] = clock.perf_counter() - analyze_started
     subjects_started = clock.perf_counter()
     _long_history(app, admin_url, log)
+    _token_counters(admin_url, anchor)  # the long history's visits today took queue tokens too
     timings["long_history_s"] = clock.perf_counter() - subjects_started
     meta["load_s"] = round(clock.perf_counter() - started)
     _mark(admin_url, meta)
     log("loaded in " + ", ".join(f"{k[:-2]} {v:.0f} s" for k, v in timings.items()) + f"; {meta['load_s']} s in all")
     return meta
+
+
+def _token_counters(admin_url: str, day) -> None:
+    """Today's queue-token counters at least the highest token given today, so the desk's next walk-in or
+    check-in takes the next number."""
+    with psycopg.connect(conninfo(admin_url)) as conn:
+        for (clinic_id,) in conn.execute("SELECT id FROM clinic").fetchall():
+            with conn.transaction():
+                conn.execute("SELECT set_config('app.clinic_id', %s, true)", [str(clinic_id)])
+                conn.execute(
+                    "INSERT INTO clinic_counter (clinic_id, name, value) SELECT clinic_id, %s, max(token) "
+                    "FROM appointment WHERE clinic_id = %s AND day = %s AND token IS NOT NULL GROUP BY clinic_id "
+                    "ON CONFLICT (clinic_id, name) "
+                    "DO UPDATE SET value = greatest(clinic_counter.value, excluded.value)",
+                    [f"token:{day.isoformat()}", clinic_id, day])
 
 
 def _long_history(app, admin_url: str, log) -> None:

@@ -367,10 +367,10 @@ async def queue(run: Run, t: Target, due: float, rng: random.Random) -> None:
 
 
 async def book(run: Run, t: Target, due: float, rng: random.Random) -> None:
-    if not t.slots:  # every free slot of the next three weeks is taken: the desk searches instead
+    if not t.slots or not t.spare:  # no free slot in three weeks, or nobody left free to book: a search
         return await search(run, t, due, rng)
     doctor_id, start, type_id = t.slots.pop()
-    form = {"doctor_id": doctor_id, "start": start, "patient_id": str(take_patient(t, rng)), "type_id": type_id,
+    form = {"doctor_id": doctor_id, "start": start, "patient_id": str(t.spare.pop()), "type_id": type_id,
             "reason": "Follow-up visit", "intent": "book"}
     await run.timed("booking", due, rng.choice(t.desks), "POST", "/schedule/book", form)
 
@@ -380,10 +380,12 @@ async def check_in(run: Run, t: Target, due: float, rng: random.Random) -> None:
     if t.arrivals:
         await run.timed("check-in", due, user, "POST", f"/schedule/appointments/{t.arrivals.pop(0)}/status",
                         {"action": "check_in"})
-    else:  # nobody booked is left to arrive today: a patient walks in
+    elif t.spare or len(t.used) < len(t.patients):  # nobody booked is left to arrive today: a patient walks in
         await run.timed("walk-in", due, user, "POST", "/queue/walk-in",
                         {"patient_id": str(take_patient(t, rng)), "doctor_id": str(rng.choice(t.walk_in_doctors)),
                          "type_id": "", "reason": "", "intent": "add"})
+    else:  # a small clinic of the small data set has nobody left who is not in a queue today
+        await search(run, t, due, rng)
 
 
 async def bill(run: Run, t: Target, due: float, rng: random.Random) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from bench import data, env, load, server
 from bench.data import Size
 
-SIZE = Size(patients=600, appointments=3000, day_appointments=200)
+SIZE = Size(patients=12000, appointments=3000, day_appointments=200)  # patients free to book in every clinic
 
 
 def test_the_load_test_drives_the_mix_against_gunicorn(app, admin_url, app_config, sql):

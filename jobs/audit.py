@@ -1,15 +1,12 @@
 """Audit chain jobs: link every clinic's new audit events (every ~10 s) and sign each head (~5 min).
 
 Both visit every clinic from `clinic_registry`, set the tenant per clinic and commit per clinic, so
-one clinic's failure never holds back another's. Each reschedules itself under a fixed job id
-(as jobs/maintenance.py does), so restarting workers never duplicates them.
+one clinic's failure never holds back another's. The timer (jobs/timer.py) enqueues them.
 """
 
 import logging
 import uuid
-from datetime import timedelta
 
-from rq import Queue
 from sqlalchemy import select
 
 from app.audit.chain import LATE_COMMIT_WINDOW, chain_pending, record_verification, sign_checkpoint, verify
@@ -20,13 +17,6 @@ from jobs.worker import in_app_context
 log = logging.getLogger(__name__)
 
 BATCH = 5000
-CHAIN_EVERY = timedelta(seconds=10)
-CHAIN_JOB_ID = "audit-chain-pending"
-CHECKPOINT_EVERY = timedelta(minutes=5)
-CHECKPOINT_JOB_ID = "audit-sign-checkpoints"
-# The next run is saved under the running job's id, so the finished run's result must not expire
-# that key (RQ's default result_ttl of 500 s would drop a run scheduled further ahead).
-KEEP = -1
 
 
 def clinic_ids(db) -> list[uuid.UUID]:
@@ -90,39 +80,3 @@ def sign_all_checkpoints() -> dict[str, int | None]:
         checkpoint = sign_checkpoint(db, clinic_id)
         return checkpoint.position if checkpoint else None
     return _each_clinic(step)
-
-
-def chain_and_reschedule() -> dict[str, int]:
-    """The periodic form: chain now, then schedule the next run."""
-    try:
-        return chain_all_clinics()
-    finally:
-        schedule_chain(_queue())
-
-
-def checkpoint_and_reschedule() -> dict[str, int | None]:
-    """The periodic form: sign now, then schedule the next run."""
-    try:
-        return sign_all_checkpoints()
-    finally:
-        schedule_checkpoint(_queue())
-
-
-def _queue() -> Queue:
-    from jobs.worker import flask_app, queue, redis_connection
-
-    return queue(redis_connection(flask_app().config["REDIS_URL"]))
-
-
-def schedule_chain(q: Queue) -> None:
-    q.enqueue_in(CHAIN_EVERY, chain_and_reschedule, job_id=CHAIN_JOB_ID, result_ttl=KEEP)
-
-
-def schedule_checkpoint(q: Queue) -> None:
-    q.enqueue_in(CHECKPOINT_EVERY, checkpoint_and_reschedule, job_id=CHECKPOINT_JOB_ID, result_ttl=KEEP)
-
-
-def schedule_periodic(q: Queue) -> None:
-    """Schedule both periodic audit jobs under fixed job ids, so restarts never duplicate them."""
-    schedule_chain(q)
-    schedule_checkpoint(q)

@@ -7,8 +7,9 @@
   after MAX_ATTEMPTS the row is failed (the page offers "Retry"). The exception is re-raised so RQ's
   Retry runs the job again.
 - `enqueue_pdf` uses a fixed job id per document (bill-pdf-<id>), so a document is queued once.
-- `sweep_pdfs` (every 60 s, rescheduling itself under a fixed job id) re-enqueues rows still pending a
-  minute after they were requested: Redis was down at issue, or a worker died.
+- `sweep_pdfs` (every 60 s: jobs/timer.py) re-enqueues rows still pending a minute after they were
+  requested: Redis was down at issue, or a worker died.
+- PDFs go on the low-urgency queue: a batch of them never holds up a reminder.
 """
 
 import base64
@@ -33,10 +34,7 @@ log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
 RETRY = (5, 15, 60)
-SWEEP_EVERY = timedelta(seconds=60)
 SWEEP_AFTER = timedelta(seconds=60)
-SWEEP_JOB_ID = "bill-pdf-sweep"
-KEEP = -1  # the next sweep is saved under the running job's id: its result must not expire that key
 # Tests only: seconds to sleep after rendering and before storing, so a test can kill a worker mid-render.
 TEST_DELAY_ENV = "CLINICDESK_TEST_PDF_DELAY"
 
@@ -48,10 +46,10 @@ def job_id(bill_id) -> str:
 def _queue(connection: Redis | None = None) -> Queue:
     from flask import current_app, has_app_context
 
-    from jobs.worker import flask_app, queue, redis_connection
+    from jobs.worker import LOW, flask_app, queue, redis_connection
 
     config = current_app.config if has_app_context() else flask_app().config
-    return queue(connection or redis_connection(config["REDIS_URL"]))
+    return queue(connection or redis_connection(config["REDIS_URL"]), LOW)
 
 
 def enqueue_pdf(clinic_id: str, bill_id: str, *, connection: Redis | None = None):
@@ -149,22 +147,3 @@ def sweep_pdfs() -> int:
     if stale:
         log.info("PDF sweep: re-enqueued %d documents", len(stale))
     return len(stale)
-
-
-def sweep_and_reschedule() -> int:
-    """The periodic form: sweep now, then schedule the next run."""
-    try:
-        return sweep_pdfs()
-    finally:
-        schedule_sweep(_queue_outside())
-
-
-def _queue_outside() -> Queue:
-    from jobs.worker import flask_app, queue, redis_connection
-
-    return queue(redis_connection(flask_app().config["REDIS_URL"]))
-
-
-def schedule_sweep(q: Queue) -> None:
-    """Schedule the sweep under its fixed job id (restarting workers never duplicates it)."""
-    q.enqueue_in(SWEEP_EVERY, sweep_and_reschedule, job_id=SWEEP_JOB_ID, result_ttl=KEEP)

@@ -1,4 +1,4 @@
-"""Reminder jobs: send one outbox row; sweep the outbox every minute.
+"""Reminder jobs: send one outbox row; sweep the outbox (every minute: jobs/timer.py). On the high-urgency queue.
 
 - `send_reminder(clinic_id, reminder_id)` is app/messaging/sending.py's `send` in the worker's app
   context; `send_reminders(clinic_id, ids)` sends a batch (rows due at once, as the sweep finds them).
@@ -30,14 +30,11 @@ from jobs.worker import in_app_context
 log = logging.getLogger(__name__)
 
 RETRY_INTERVALS = [15, 60, 180, 600]
-SWEEP_EVERY = timedelta(seconds=60)
-SWEEP_JOB_ID = "reminder-sweep"
 LOOKAHEAD = timedelta(seconds=60)
 BACKOFF_LOST = timedelta(minutes=15)  # longer than the longest backoff interval
 PLAN_AHEAD = timedelta(days=15)  # the longest reminder offset allowed (14 days) and a margin
 BATCH = 5000
 BATCH_SIZE = 50  # rows per job when many are due at once (a job per row would fork a work-horse per message)
-KEEP = -1  # the next sweep is saved under the running job's id: its result must not expire that key
 
 
 def job_id(reminder_id) -> str:
@@ -47,10 +44,10 @@ def job_id(reminder_id) -> str:
 def _queue(connection: Redis | None = None) -> Queue:
     from flask import current_app, has_app_context
 
-    from jobs.worker import flask_app, queue, redis_connection
+    from jobs.worker import HIGH, flask_app, queue, redis_connection
 
     config = current_app.config if has_app_context() else flask_app().config
-    return queue(connection or redis_connection(config["REDIS_URL"]))
+    return queue(connection or redis_connection(config["REDIS_URL"]), HIGH)
 
 
 def enqueue(q: Queue, clinic_id: str, reminder_id: str, due_at: datetime | None) -> None:
@@ -180,16 +177,3 @@ def sweep() -> int:
     if queued:
         log.info("reminder sweep: %d rows queued", len(queued))
     return len(queued)
-
-
-def sweep_and_reschedule() -> int:
-    """The periodic form: sweep now, then schedule the next run."""
-    try:
-        return sweep()
-    finally:
-        schedule_sweep(_queue())
-
-
-def schedule_sweep(q: Queue) -> None:
-    """Schedule the sweep under its fixed job id (restarting workers never duplicates it)."""
-    q.enqueue_in(SWEEP_EVERY, sweep_and_reschedule, job_id=SWEEP_JOB_ID, result_ttl=KEEP)

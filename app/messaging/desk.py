@@ -27,6 +27,9 @@ from app.security.fields import keyring
 PAGE = 50
 CALLS_LIMIT = 200
 NO_MOBILE = "no mobile number"  # how the send job's reason starts when the record has no phone
+# The send job's reasons for a message that missed its moment (workers down or behind): never dropped silently.
+MISSED = {"too late": "Missed: not sent at its time (the reminder service was down or behind).",
+          "quiet hours": "Missed: it came due in quiet hours, too close to the visit to send afterwards."}
 OPEN = (Status.BOOKED, Status.CONFIRMED)
 # A row whose message got through, or still may (a fallback waiting): nobody needs to call for that kind.
 ALIVE = (State.PENDING, State.SENDING, State.SENT, State.DELIVERED, State.READ)
@@ -71,15 +74,18 @@ def failure_words(code: int | None, text: str | None) -> str:
     """Why a message did not reach the patient, in words the desk can act on."""
     if code in FAILURES:
         return FAILURES[code]
+    if text in MISSED:
+        return MISSED[text]
     if text:
         return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
     return f"Not delivered (Twilio error {code})." if code else "Not delivered."
 
 
 def _needs_call():
-    """The rows that ask for a phone call: failed or undelivered, or not sent for want of a mobile number."""
+    """The rows that ask for a phone call: failed or undelivered, not sent for want of a mobile number, or missed."""
     return or_(Reminder.state.in_([State.FAILED, State.UNDELIVERED]),
-               and_(Reminder.state == State.SKIPPED, Reminder.error_text.startswith(NO_MOBILE)))
+               and_(Reminder.state == State.SKIPPED,
+                    or_(Reminder.error_text.startswith(NO_MOBILE), Reminder.error_text.in_(list(MISSED)))))
 
 
 def link_parts(text: str) -> list[tuple[str, bool]]:
@@ -236,12 +242,13 @@ def reminder_rows(db: Session, appointment: Appointment) -> list[ReminderRow]:
 def _row(r: Reminder) -> ReminderRow:
     failed = r.state in (State.FAILED, State.UNDELIVERED)
     skipped_for_number = r.state is State.SKIPPED and (r.error_text or "").startswith(NO_MOBILE)
-    if failed or skipped_for_number:
+    missed = r.state is State.SKIPPED and r.error_text in MISSED
+    if failed or skipped_for_number or missed:
         note = failure_words(r.error_code, r.error_text)
     elif r.state is State.SKIPPED:
         note = failure_words(None, r.error_text) if r.error_text else None
     else:
         note = None  # a "will retry" text on a pending row is the worker's business
     at = r.status_at or r.sent_at or r.due_at
-    return ReminderRow(r.id, kind_label(r.kind), r.channel, r.state, STATE_WORDS[r.state], at, note,
-                       (failed or skipped_for_number) and r.acknowledged_at is None)
+    return ReminderRow(r.id, kind_label(r.kind), r.channel, r.state, "Missed" if missed else STATE_WORDS[r.state], at,
+                       note, (failed or skipped_for_number or missed) and r.acknowledged_at is None)

@@ -9,7 +9,6 @@ from datetime import timedelta
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from redis import Redis
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
@@ -18,16 +17,8 @@ from app.audit.models import AuditEvent
 from app.audit.services import event_mac
 from app.auth.policy import Role
 from app.db import get_session, new_id, set_tenant, utcnow
-from jobs.audit import (
-    CHAIN_JOB_ID,
-    CHECKPOINT_JOB_ID,
-    KEEP,
-    chain_all_clinics,
-    chain_and_reschedule,
-    schedule_periodic,
-    sign_all_checkpoints,
-)
-from tests.conftest import register_with, run_worker
+from jobs.audit import chain_all_clinics, sign_all_checkpoints
+from tests.conftest import register_with
 
 
 def activity(desk, count=3) -> list[str]:
@@ -178,32 +169,6 @@ def test_checkpoint_job_signs_each_head_once(desk, clinic, run_job, sql):
     assert run_job(sign_all_checkpoints) == {str(clinic.id): 2}  # same head: no second row
     rows = sql("SELECT position, length(signature), length(public_key) FROM audit_checkpoint")
     assert rows == [(2, 64, 64)]
-
-
-def test_worker_schedules_the_periodic_jobs_under_fixed_ids(app, app_config):
-    from jobs.worker import queue
-
-    connection = Redis.from_url(app_config["REDIS_URL"])
-    try:
-        with app.app_context():
-            q = queue(connection)
-            schedule_periodic(q)
-            schedule_periodic(q)
-            assert run_worker(app_config).returncode == 0  # main() schedules them too
-            ids = q.scheduled_job_registry.get_job_ids()
-        assert ids.count(CHAIN_JOB_ID) == 1 and ids.count(CHECKPOINT_JOB_ID) == 1
-
-        # a periodic run reschedules itself under its id, and finishing does not expire the next run
-        q.scheduled_job_registry.remove(CHAIN_JOB_ID, delete_job=True)
-        with app.app_context():
-            q.enqueue(chain_and_reschedule, job_id=CHAIN_JOB_ID, result_ttl=KEEP)
-            assert run_worker(app_config).returncode == 0
-        assert q.scheduled_job_registry.get_job_ids().count(CHAIN_JOB_ID) == 1
-        assert connection.ttl(f"rq:job:{CHAIN_JOB_ID}") == -1
-        for job_id in (CHAIN_JOB_ID, CHECKPOINT_JOB_ID):
-            q.scheduled_job_registry.remove(job_id, delete_job=True)
-    finally:
-        connection.close()
 
 
 def test_concurrent_requests_all_end_up_chained_at_consecutive_positions(app, factory, clinic, new_browser, desk,

@@ -253,7 +253,7 @@ def test_a_clinic_not_registered_for_gst_prints_a_plain_bill(app, sql, clinic, p
 def test_a_pdf_waiting_too_long_offers_retry_which_is_audited_and_queued(app, sql, clinic, patient, prices,
                                                                           billing_desk):
     from jobs.invoices import job_id
-    from jobs.worker import queue, redis_connection
+    from jobs.worker import LOW, queue, redis_connection
     from tests.scheduling.conftest import audit_since, high_water
 
     [bill_id] = issue_document(app, clinic, patient, (prices.lab, 1))
@@ -266,7 +266,7 @@ def test_a_pdf_waiting_too_long_offers_retry_which_is_audited_and_queued(app, sq
     assert billing_desk.post(f"/bills/{bill_id}/pdf/retry", page=page, headers=HTMX).status_code == 200
     assert [e[0] for e in audit_since(sql, mark)] == ["bill.pdf_retry"]
     with app.app_context():
-        assert queue(redis_connection(app.config["REDIS_URL"])).fetch_job(job_id(bill_id)) is not None
+        assert queue(redis_connection(app.config["REDIS_URL"]), LOW).fetch_job(job_id(bill_id)) is not None
 
 
 @pytest.mark.parametrize("day, text", [(date(2026, 4, 5), "05 Apr 2026"), (date(2027, 12, 31), "31 Dec 2027")])

@@ -28,6 +28,7 @@ from app.patients import services as patients
 from app.patients.forms import to_e164
 from app.scheduling.slots import holiday_name
 from jobs import reminders
+from jobs.worker import HIGH, queue_name
 from tests.billing.conftest import consultation_type, gst_ready, prices  # noqa: F401
 from tests.e2e.conftest import sign_in_as
 from tests.e2e.test_schedule_journey import POLL_TIMEOUT_MS, midmorning_zone, open_schedule, settled
@@ -102,7 +103,7 @@ def jobs_queue(app, app_config, monkeypatch):
     afterwards, with this test's scheduled reminders, so no later worker picks up a job of this test."""
     monkeypatch.setattr("jobs.worker._app", app)
     connection = Redis.from_url(app_config["REDIS_URL"])
-    queue = Queue(app_config["RQ_QUEUE"], connection=connection, serializer=JSONSerializer)
+    queue = Queue(queue_name(app_config["RQ_QUEUE"], HIGH), connection=connection, serializer=JSONSerializer)
     yield queue
     for job_id in queue.scheduled_job_registry.get_job_ids():
         if job_id.startswith("rem-"):

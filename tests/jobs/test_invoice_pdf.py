@@ -17,7 +17,7 @@ from app.billing import pdf as bill_pdf
 from app.billing.models import Bill
 from app.db import get_session, set_tenant
 from jobs.invoices import TEST_DELAY_ENV, enqueue_pdf, job_id, sweep_pdfs
-from jobs.worker import queue
+from jobs.worker import LOW, queue
 from tests.billing.conftest import billing_desk, gst_ready, issue_document, patient, prices  # noqa: F401
 from tests.conftest import run_worker, worker_env
 
@@ -127,7 +127,7 @@ def test_render_after_commit_enqueues_only_once_committed_and_survives_redis_dow
     committed, rolled_back = (_issue(app, clinic, patient, (prices.lab, 1)) for _ in range(2))
     connection = Redis.from_url(app_config["REDIS_URL"])
     with app.app_context():
-        q = queue(connection)
+        q = queue(connection, LOW)  # PDFs wait behind reminders
         db = get_session()
         set_tenant(db, clinic_id=clinic.id, user_id=None)
         assert db.get(Bill, (clinic.id, uuid.UUID(rolled_back))).issued  # a view's transaction, as at issue

@@ -16,6 +16,7 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from jobs import reminders
+from jobs.worker import HIGH, queue_name
 from tests.messaging.booked import (
     book,
     burst,
@@ -38,7 +39,7 @@ def _jobs_use_this_app(app, monkeypatch):
 @pytest.fixture
 def queue(app_config):
     connection = Redis.from_url(app_config["REDIS_URL"])
-    q = Queue(app_config["RQ_QUEUE"], connection=connection, serializer=JSONSerializer)
+    q = Queue(queue_name(app_config["RQ_QUEUE"], HIGH), connection=connection, serializer=JSONSerializer)
     q.empty()
     yield q
     q.empty()

@@ -2,21 +2,20 @@
 
 Generates the instance secrets, starts embedded PostgreSQL and Redis when DATABASE_URL and
 REDIS_URL are unset, migrates, seeds the demo into an empty database, prints the demo staff,
-then serves the app with gunicorn on 127.0.0.1:$PORT beside an RQ worker. Ctrl-C stops all of it.
+then serves the app with gunicorn on 127.0.0.1:$PORT beside an RQ worker and the timer of periodic jobs.
+A worker or timer that dies is started again (the web server keeps serving); Ctrl-C stops all of it.
 """
 
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 from app import config as settings
+from app.local.processes import Supervisor
 from app.migrate import migrate
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _write_runtime(folder: Path, values: dict) -> Path:
@@ -38,6 +37,18 @@ def _seed_and_show() -> None:
     shown = runner.invoke(demo_users)
     print("\nDemo staff (role, e-mail, password, TOTP secret — add the secret to any authenticator app):")
     print(shown.output if shown.exit_code == 0 else "  (not a demo database: no demo credentials to show)")
+
+
+def commands(python: str, port: str) -> dict[str, list[str]]:
+    """The processes `make run` keeps up: the web server, an RQ worker and the timer of periodic jobs."""
+    return {
+        "web": [python, "-m", "gunicorn", "--workers", "2", "--threads", "4", "--bind", f"127.0.0.1:{port}",
+                "--access-logfile", "-",
+                # the path only: query strings may carry what a user searched for
+                "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms', "wsgi:app"],
+        "worker": [python, "-m", "jobs.worker"],
+        "timer": [python, "-m", "jobs.timer"],
+    }
 
 
 def main() -> None:
@@ -65,25 +76,12 @@ def main() -> None:
     migrate(admin_url, os.environ.get("APP_DB_PASSWORD") or secrets_file["APP_DB_PASSWORD"])
     _seed_and_show()
 
-    python = sys.executable
-    children = [
-        subprocess.Popen([python, "-m", "jobs.worker"], cwd=ROOT),
-        subprocess.Popen([python, "-m", "gunicorn", "--workers", "2", "--threads", "4",
-                          "--bind", f"127.0.0.1:{port}", "--access-logfile", "-",
-                          # the path only: query strings may carry what a user searched for
-                          "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms', "wsgi:app"], cwd=ROOT),
-    ]
+    processes = Supervisor(commands(sys.executable, port))
+    processes.start()
     print(f"\nClinicDesk is running at http://127.0.0.1:{port}/  (Ctrl-C stops everything)\n")
 
     def stop(*_):
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        processes.stop()
         runtime_file.unlink(missing_ok=True)
         for thing in keep:
             if hasattr(thing, "shutdown"):
@@ -92,9 +90,9 @@ def main() -> None:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    while all(child.poll() is None for child in children):
+    while processes.check():
         time.sleep(1)
-    print("a ClinicDesk process stopped unexpectedly; stopping the rest", file=sys.stderr)
+    print("the web server stopped unexpectedly; stopping the rest", file=sys.stderr)
     stop()
 
 

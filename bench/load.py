@@ -109,7 +109,9 @@ class User:
             found = CSRF_RE.search(body)
             if found:
                 self.token = found.group(1)
-            return r.status, body, int(timing.group(1)) if timing else -1, r.headers.get("Location", "")
+            # htmx is sent elsewhere with 204 and HX-Redirect (a session gone): that is no "nothing changed"
+            location = r.headers.get("Location") or r.headers.get("HX-Redirect", "")
+            return r.status, body, int(timing.group(1)) if timing else -1, location
 
     async def sign_in(self) -> None:
         """Password, then a TOTP code (the next time step's if this one was used already)."""
@@ -316,13 +318,14 @@ class Run:
             status, body, statements, location = await user.request(method, url, form, headers)
         except (aiohttp.ClientError, TimeoutError):
             status, body, statements, location = 0, "", -1, ""
-        self.samples.append(Sample(page, (self.loop.time() - since) * 1000, status, statements,
-                                   status in PAGES[page]))
-        if status not in PAGES[page] and len(self.failures) < 10:
+        ok = status in PAGES[page] and not (status == 204 and location)
+        self.samples.append(Sample(page, (self.loop.time() - since) * 1000, status, statements, ok))
+        if not ok and len(self.failures) < 10:
             alert = ALERT_RE.search(body)
             said = " ".join(TAGS_RE.sub(" ", alert.group(1) if alert else body).split())
-            self.failures.append({"page": page, "status": status, "url": url, "said": said[:400]})
-            if not alert:
+            self.failures.append({"page": page, "status": status, "url": url, "sent to": location, "said": said[:400]})
+            if not alert:  # the page itself, for a look (bench/results/ is not in a fresh clone)
+                RESULTS_DIR.mkdir(parents=True, exist_ok=True)
                 (RESULTS_DIR / f"failure-{len(self.failures)}.html").write_text(body)
         return status, body, location
 

@@ -1,5 +1,6 @@
 """The app as it runs in production, for the load test: gunicorn with several worker processes (threads
-in each) on a local port and RQ workers (`python -m jobs.worker`, with the scheduler, at nice 10), all on the bench's
+in each) on a local port, RQ workers (`python -m jobs.worker`, with the scheduler, at nice 10) and the timer of periodic
+jobs (`python -m jobs.timer`), each in a session of its own (stopping it stops its work-horse too), all on the bench's
 database, secrets and Redis, with `SERVER_TIMING=1` so every response says how many SQL statements it
 took (app/timing.py). Their output goes to instance/bench/server.log; their CPU time is read with psutil.
 """
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
+
+from app.local.processes import stop_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -86,7 +89,7 @@ def _background() -> None:
 
 @contextmanager
 def running(config: dict, *, workers: int, threads: int, rq_workers: int):
-    """gunicorn and the RQ workers, up until the block ends."""
+    """gunicorn, the RQ workers and the timer, up until the block ends; then stopped, children and all."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     values = environment(config, PORT=str(port), PUBLIC_URL=url)
@@ -95,18 +98,13 @@ def running(config: dict, *, workers: int, threads: int, rq_workers: int):
         started = [subprocess.Popen(  # noqa: S603 (this interpreter, fixed arguments)
             [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", str(threads),
              "--worker-class", "gthread", "--bind", f"127.0.0.1:{port}", "--backlog", "2048", "--timeout", "60",
-             "--log-level", "warning", "wsgi:app"], cwd=ROOT, env=values, stdout=log, stderr=log)]
-        started += [subprocess.Popen([sys.executable, "-m", "jobs.worker"], cwd=ROOT, env=values,
-                                     stdout=log, stderr=log) for _ in range(rq_workers)]
+             "--log-level", "warning", "wsgi:app"], cwd=ROOT, env=values, stdout=log, stderr=log,
+            start_new_session=True)]
+        started += [subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=values,  # noqa: S603
+                                     stdout=log, stderr=log, start_new_session=True)
+                    for module in ["jobs.worker"] * rq_workers + ["jobs.timer"]]
         try:
             _wait_ready(url, started, log_path)
             yield Running(url, [psutil.Process(p.pid) for p in started])
         finally:
-            for process in started:
-                process.terminate()
-            for process in started:
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop_groups(started, timeout=20)

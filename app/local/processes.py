@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+COLD_STOP = 10  # seconds for a worker to kill its work-horse and exit after the second SIGTERM
 
 
 class Supervisor:
@@ -49,16 +50,27 @@ class Supervisor:
 
 
 def stop_groups(children: list[subprocess.Popen], timeout: float) -> None:
-    """SIGTERM each child's process group (started with start_new_session: a worker and its work-horse, which
-    finishes its job), then SIGKILL whatever of the group is left after `timeout`: nothing outlives the stop."""
+    """Stop processes started with start_new_session, and what they started: SIGTERM each group (an RQ worker
+    lets its work-horse finish the job), a second SIGTERM to what is still running after `timeout` (a worker's
+    cold shutdown: it kills its work-horse, which runs in a process group of its own, and exits), then SIGKILL
+    to whatever of the groups is left."""
     for child in children:
         _signal_group(child, signal.SIGTERM)
+    _wait(children, timeout)
+    for child in children:
+        if child.poll() is None:
+            _signal_group(child, signal.SIGTERM)
+    _wait(children, COLD_STOP)
+    for child in children:
+        _signal_group(child, signal.SIGKILL)
+        child.wait()
+
+
+def _wait(children: list[subprocess.Popen], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     for child in children:
         with contextlib.suppress(subprocess.TimeoutExpired):
             child.wait(timeout=max(0.1, deadline - time.monotonic()))
-        _signal_group(child, signal.SIGKILL)
-        child.wait()
 
 
 def _signal_group(child: subprocess.Popen, sig: int) -> None:

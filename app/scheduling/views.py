@@ -30,6 +30,8 @@ MAX_DAYS_AWAY = 5 * 366  # the schedule pages show days within about five years 
 # The reason typed for an overbooking may be clinical ("chest pain"): it is sealed in the appointment's
 # history; the audit trail, which auditors read, says only that one was given.
 OVERBOOK_AUDIT = "overbooked; reason in the appointment's history"
+# A booking link (or a tampered form) whose doctor or time is not a bookable slot: nothing to fill in.
+UNBOOKABLE = "This time cannot be booked: choose a free slot on the schedule."
 
 
 def contact_only() -> bool:
@@ -164,6 +166,7 @@ def _book_context(form: BookForm, new_form, pick: picker.Pick, **extra) -> dict:
     doctor = next((d for d in services.doctors(db, g.clinic.id) if d.id == doctor_id), None)
     return {"form": form, "new_form": new_form, "pick": pick, "doctor": doctor,
             "starts": parse_local(form.start.data, g.clinic.timezone),
+            "board_day": day_param({"day": (form.start.data or "")[:10]}),  # an unbookable link's way back
             "can_overbook": can(g.role, Permission.SCHEDULE_OVERBOOK), "overlaps": [], "booked": None,
             "can_register": can(g.role, Permission.PATIENT_EDIT),
             "problem": pick.error, **extra}
@@ -226,8 +229,9 @@ def _save_booking(form: BookForm, new_form, types) -> Response:
     db = get_session()
     starts = parse_local(form.start.data, g.clinic.timezone)
     doctor_id = parse_uuid(form.doctor_id.data)
-    valid = form.validate() and starts is not None and doctor_id in {d.id for d in services.doctors(db, g.clinic.id)}
-    if not valid:
+    if starts is None or doctor_id not in {d.id for d in services.doctors(db, g.clinic.id)}:
+        return _refuse(form, new_form, picker.Pick(), 422, UNBOOKABLE)
+    if not form.validate():
         return _refuse(form, new_form, picker.Pick(), 422, "Check the highlighted fields.")
     overbook_reason = form.overbook_reason.data if form.overbook.data else None
     if form.overbook.data and not can(g.role, Permission.SCHEDULE_OVERBOOK):

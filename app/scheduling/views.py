@@ -30,8 +30,6 @@ MAX_DAYS_AWAY = 5 * 366  # the schedule pages show days within about five years 
 # The reason typed for an overbooking may be clinical ("chest pain"): it is sealed in the appointment's
 # history; the audit trail, which auditors read, says only that one was given.
 OVERBOOK_AUDIT = "overbooked; reason in the appointment's history"
-# A booking link (or a tampered form) whose doctor or time is not a bookable slot: nothing to fill in.
-UNBOOKABLE = "This time cannot be booked: choose a free slot on the schedule."
 
 
 def contact_only() -> bool:
@@ -225,12 +223,20 @@ def _refuse(form, new_form, pick, status: int, problem: str, **extra) -> Respons
     return response
 
 
+def _unbookable(form, new_form) -> Response:
+    """A booking link (or a tampered form) whose doctor or time is no slot: the form says so, shows no patient
+    and offers no Book, only the way back to the board."""
+    response = render("scheduling/book.html", "book_form", status=422, **_book_context(form, new_form, picker.Pick()))
+    get_session().commit()  # the connection goes back before the session row is saved
+    return response
+
+
 def _save_booking(form: BookForm, new_form, types) -> Response:
     db = get_session()
     starts = parse_local(form.start.data, g.clinic.timezone)
     doctor_id = parse_uuid(form.doctor_id.data)
     if starts is None or doctor_id not in {d.id for d in services.doctors(db, g.clinic.id)}:
-        return _refuse(form, new_form, picker.Pick(), 422, UNBOOKABLE)
+        return _unbookable(form, new_form)
     if not form.validate():
         return _refuse(form, new_form, picker.Pick(), 422, "Check the highlighted fields.")
     overbook_reason = form.overbook_reason.data if form.overbook.data else None

@@ -166,8 +166,10 @@ def test_a_booking_link_with_an_impossible_time_says_so_and_leads_back_to_the_bo
     for headers in ({}, HTMX):
         response = desk.get(f"/schedule/book?doctor_id={setup.doctor_id}&start={start}", headers=headers)
         assert response.status_code == 200 and unbookable(response.get_data(as_text=True), board_day)
+        mark = high_water(sql)
         response = desk.post("/schedule/book", book_data(setup, start, patient), headers=headers)
         assert response.status_code == 422 and unbookable(response.get_data(as_text=True), board_day)
+        assert audit_since(sql, mark) == []  # the patient chosen is not shown, so not recorded as seen
     response = desk.get(f"/schedule/book?doctor_id={setup.type_id}&start={slot(day, '09:15')}")  # no such doctor
     assert unbookable(response.get_data(as_text=True), day)
     assert appointments(sql) == []

@@ -82,6 +82,9 @@ def load(overrides: dict | None = None) -> dict:
         "SERVER_TIMING": env.get("SERVER_TIMING", "0") == "1",
     }
     config.update(overrides or {})
+    # The "Still there?" warning opens at most halfway through the idle time: a lead time as long as the
+    # timeout would open it as soon as a page loads, and it holds the keyboard while open.
+    config["SESSION_WARNING_SECONDS"] = min(config["SESSION_WARNING_SECONDS"], config["SESSION_IDLE_SECONDS"] // 2)
     if not config["DATABASE_APP_URL"] and config["DATABASE_URL"] and config["APP_DB_PASSWORD"]:
         config["DATABASE_APP_URL"] = runtime_app_url(config["DATABASE_URL"], config["APP_DB_PASSWORD"])
     missing = [k for k in ("SECRET_KEY", "DATABASE_APP_URL") if not config.get(k)]

@@ -40,7 +40,7 @@ def _month(raw: str | None) -> tuple[date, str | None]:
     match = MONTH_RE.fullmatch(raw)
     if match and 2017 <= int(match[1]) <= 9999 and 1 <= int(match[2]) <= 12:
         return date(int(match[1]), int(match[2]), 1), None
-    return last, "Enter a month as YYYY-MM, for example 2026-11."
+    return last, f"{raw[:20]} is not a month. Enter a month as YYYY-MM, for example 2026-11."
 
 
 def bill_url(bill_id: uuid.UUID) -> str:
@@ -92,7 +92,7 @@ def gstr1():
     raw = request.args.get("month", "")
     month, problem = _month(raw)
     if problem:
-        return _refused("billing/gstr1.html", "report", problem, month=month, raw_month=raw)
+        return _refused("billing/gstr1.html", "report", problem, month=month, raw_month=raw, gstin=g.clinic.gstin)
     report = reports.gstr1(get_session(), g.clinic, month)
     return render("billing/gstr1.html", "report", report=report, month=month, raw_month=month.strftime("%Y-%m"),
                   problem=None, supply_types=reports.SUPPLY_TYPES, natures=reports.DOC_NATURES,

@@ -27,6 +27,7 @@ from app.billing.models import (
     PriceItem,
     PriceRate,
 )
+from app.billing.words import inr
 from app.clinics.models import Clinic
 from app.db import new_id
 from app.patients.models import Patient
@@ -278,16 +279,23 @@ def add_line(db: Session, bill: Bill, *, item: PriceItem, quantity: Decimal, dis
                     gross=ZERO, taxable_value=ZERO, total=ZERO)
     _set_rate(line, item, rate_history(db, bill.clinic_id, [item.id]).get(item.id, []), day,
               registered=registered(db, bill.clinic_id))
-    try:
-        _engine_line(line)
-    except tax.TaxError as exc:
-        raise Invalid(str(exc), {"discount": str(exc)}) from exc
+    _check_discount(bill, line)
     db.add(line)
     db.flush()
     _history(db, bill, "line_added", by, {"item": item.name, "quantity": str(quantity),
                                           "discount": str(discount.value) if discount else None})
     reprice(db, bill, day=day)
     return line
+
+
+def _check_discount(bill: Bill, line: BillLine) -> None:
+    """Refuse (422) a discount the engine will not price: in rupees, more than the line's amount."""
+    try:
+        tax.price_line(engine_document(bill, [line]), _engine_line(line))
+    except tax.TaxError as exc:
+        gross = inr(tax.paise(line.quantity * line.unit_price))
+        raise Invalid(f"Discount: {inr(line.discount_value)} is more than the line's {gross}.",
+                      {"discount": f"At most {gross}, the line's amount."}) from exc
 
 
 def remove_line(db: Session, bill: Bill, line_id: uuid.UUID, *, by: uuid.UUID | None, day: date) -> None:

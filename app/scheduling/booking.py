@@ -49,6 +49,15 @@ class SlotTaken(ScheduleError):
                          "choose another slot, or overbook with a reason.")
 
 
+class DoesNotFit(SlotTaken):
+    """The visit is longer than the free time before the doctor's next appointment."""
+
+    def __init__(self, minutes: int, next_at: str):
+        ScheduleError.__init__(self, f"A {minutes}-minute visit does not fit here: the doctor's next appointment "
+                               f"starts at {next_at}. Choose another slot or a shorter visit type, or overbook with "
+                               "a reason.")
+
+
 # status -> the statuses it may change to, with the action's name.
 TRANSITIONS: dict[Status, dict[str, Status]] = {
     Status.BOOKED: {"confirm": Status.CONFIRMED, "check_in": Status.ARRIVED, "cancel": Status.CANCELLED,
@@ -64,6 +73,7 @@ ACTION_LABELS = {
     "undo_no_show": "Undo no-show",
 }
 SAME_DAY_ONLY = {"check_in", "start", "complete", "back_to_waiting"}
+CHECKED_IN = (Status.ARRIVED, Status.IN_CONSULTATION, Status.COMPLETED)
 
 
 def add_history(db: Session, appointment: Appointment, action: str, by: uuid.UUID, *, before: Status | None,
@@ -121,9 +131,30 @@ def check_slot(db: Session, clinic: Clinic, doctor_id: uuid.UUID, starts: dateti
     if not overbook and not day.contains(starts, ends):
         raise ScheduleError("The doctor is not available for the whole of that time. Choose a free slot, "
                             "or overbook with a reason.")
-    if not overbook and overbooked_overlap(db, clinic.id, doctor_id, starts, ends):
-        raise SlotTaken()
+    if not overbook:
+        _refuse_overlap(db, clinic, doctor_id, starts, ends)
     return day
+
+
+def _refuse_overlap(db: Session, clinic: Clinic, doctor_id: uuid.UUID, starts: datetime, ends: datetime) -> None:
+    """Refuse a time the doctor's appointments already hold: one starting inside it means the visit is too long
+    for the gap; one holding its start (overbooked ones stand outside the exclusion constraint) means taken."""
+    first = first_in_the_way(db, clinic.id, doctor_id, starts, ends)
+    if first is None:
+        return
+    if first.starts_at > starts:
+        raise DoesNotFit((ends - starts).seconds // 60,
+                         first.starts_at.astimezone(services.zone(clinic)).strftime("%H:%M"))
+    raise SlotTaken()
+
+
+def first_in_the_way(db: Session, clinic_id: uuid.UUID, doctor_id: uuid.UUID, starts: datetime,
+                     ends: datetime) -> Appointment | None:
+    """The doctor's earliest appointment (overbooked or not) that holds part of this time."""
+    return db.scalar(select(Appointment).where(
+        Appointment.clinic_id == clinic_id, Appointment.doctor_id == doctor_id, Appointment.status.in_(HOLDS_SLOT),
+        Appointment.starts_at < ends, Appointment.ends_at > starts, Appointment.starts_at > starts - LONGEST)
+        .order_by(Appointment.starts_at).limit(1))
 
 
 def overbooked_overlap(db: Session, clinic_id: uuid.UUID, doctor_id: uuid.UUID, starts: datetime,
@@ -257,6 +288,9 @@ def _refusal(appointment: Appointment, action: str) -> str:
     if action not in ACTION_LABELS:
         return "Choose one of the actions shown for this appointment."
     label = ACTION_LABELS[action].lower()
+    if action == "check_in" and appointment.status in CHECKED_IN:  # a second press, or another desk's
+        token = f" (token {appointment.token})" if appointment.token else ""
+        return f"This patient has already checked in{token}."
     if action in SAME_DAY_ONLY and action in TRANSITIONS.get(appointment.status, {}):
         return f"You can {label} only on the day of the appointment."
     if action == "no_show" and action in TRANSITIONS.get(appointment.status, {}):

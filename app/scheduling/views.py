@@ -164,6 +164,7 @@ def _book_context(form: BookForm, new_form, pick: picker.Pick, **extra) -> dict:
     doctor = next((d for d in services.doctors(db, g.clinic.id) if d.id == doctor_id), None)
     return {"form": form, "new_form": new_form, "pick": pick, "doctor": doctor,
             "starts": parse_local(form.start.data, g.clinic.timezone),
+            "board_day": day_param({"day": (form.start.data or "")[:10]}),  # an unbookable link's way back
             "can_overbook": can(g.role, Permission.SCHEDULE_OVERBOOK), "overlaps": [], "booked": None,
             "can_register": can(g.role, Permission.PATIENT_EDIT),
             "problem": pick.error, **extra}
@@ -222,12 +223,21 @@ def _refuse(form, new_form, pick, status: int, problem: str, **extra) -> Respons
     return response
 
 
+def _unbookable(form, new_form) -> Response:
+    """A booking link (or a tampered form) whose doctor or time is no slot: the form says so, shows no patient
+    and offers no Book, only the way back to the board."""
+    response = render("scheduling/book.html", "book_form", status=422, **_book_context(form, new_form, picker.Pick()))
+    get_session().commit()  # the connection goes back before the session row is saved
+    return response
+
+
 def _save_booking(form: BookForm, new_form, types) -> Response:
     db = get_session()
     starts = parse_local(form.start.data, g.clinic.timezone)
     doctor_id = parse_uuid(form.doctor_id.data)
-    valid = form.validate() and starts is not None and doctor_id in {d.id for d in services.doctors(db, g.clinic.id)}
-    if not valid:
+    if starts is None or doctor_id not in {d.id for d in services.doctors(db, g.clinic.id)}:
+        return _unbookable(form, new_form)
+    if not form.validate():
         return _refuse(form, new_form, picker.Pick(), 422, "Check the highlighted fields.")
     overbook_reason = form.overbook_reason.data if form.overbook.data else None
     if form.overbook.data and not can(g.role, Permission.SCHEDULE_OVERBOOK):

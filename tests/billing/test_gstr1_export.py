@@ -206,3 +206,14 @@ def test_an_invalid_month_is_refused_with_a_message(accounts, gst_ready, url):
     text = response.get_data(as_text=True)
     assert response.status_code == 422
     assert "Enter a month as YYYY-MM" in text and "Traceback" not in text
+
+
+@pytest.mark.parametrize("htmx", [True, False])
+def test_an_invalid_month_on_the_page_says_so_and_nothing_about_registration(accounts, gst_ready, htmx):
+    response = accounts.get("/billing/gstr1?month=2026-13", headers={"HX-Request": "true"} if htmx else {})
+    text = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "2026-13 is not a month. Enter a month as YYYY-MM, for example 2026-11." in text
+    assert 'value="2026-13"' in text and 'aria-invalid="true"' in text
+    assert "not registered for GST" not in text and "no GSTIN" not in text
+    assert ("<html" in text) is not htmx

@@ -162,8 +162,9 @@ def add_item(encounter_id):
     return _changed(encounter, patient, access)
 
 
-def _draft_change(rx_id: uuid.UUID, action: str, change) -> Response:
-    """Load the prescription and its encounter for a writer, apply `change`, answer."""
+def _draft_change(rx_id: uuid.UUID, action: str, change, **typed) -> Response:
+    """Load the prescription and its encounter for a writer, apply `change`, answer (a refusal shows the
+    panel with `typed`, what the form held)."""
     rx = rx_or_404(rx_id, action, for_update=True)
     encounter = _encounter_or_404(rx.encounter_id, action)
     access = writable(encounter, action, rx.id)
@@ -171,8 +172,10 @@ def _draft_change(rx_id: uuid.UUID, action: str, change) -> Response:
     db = get_session()
     try:
         change(db, rx, patient)
+    except rx_service.Invalid as exc:
+        return _refused(exc, action, encounter, patient, access, errors=exc.errors, **typed)
     except RxError as exc:
-        return _refused(exc, action, encounter, patient, access)
+        return _refused(exc, action, encounter, patient, access, **typed)
     record(db, action, patient_id=patient.id, object_type="prescription", object_id=rx.id)
     return _changed(encounter, patient, access)
 
@@ -203,10 +206,19 @@ def save_advice(rx_id):
 @bp.post("/prescriptions/<uuid:rx_id>/sign")
 @requires(Permission.CLINICAL_WRITE)
 def sign(rx_id):
-    """Save the advice as typed, then sign the draft: numbered, sealed with its code, locked for good."""
-    return _draft_change(rx_id, "prescription.sign", lambda db, rx, patient: rx_service.sign(
-        db, rx=rx, patient=patient, version=_version(), language=request.form.get("language", rx.language),
-        advice=request.form.get("advice", ""), by=current_user.id))
+    """Save the advice as typed, then sign the draft: numbered, sealed with its code, locked for good. A
+    medicine matching a recorded allergy needs the doctor's reason (422 without it, the form kept)."""
+    form = {name: request.form.get(name, "") for name in ("advice", "language", "override")}
+
+    def change(db, rx, patient):
+        _, review = rx_service.sign(db, rx=rx, patient=patient, version=_version(),
+                                    language=form["language"] or rx.language, advice=form["advice"],
+                                    by=current_user.id, override=form["override"])
+        if review.blocking:  # the reason itself is clinical content: sealed with the prescription, not here
+            record(db, "prescription.allergy_override", patient_id=patient.id, object_type="prescription",
+                   object_id=rx.id, reason=f"signed despite {len(review.blocking)} allergy alert(s), "
+                                           "with the doctor's reason")
+    return _draft_change(rx_id, "prescription.sign", change, sign_form=form)
 
 
 @bp.post("/prescriptions/<uuid:rx_id>/discard")

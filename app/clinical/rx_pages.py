@@ -14,7 +14,7 @@ from app.auth.models import StaffUser
 from app.clinical import allergy_check, rx_text
 from app.clinical.access import Access
 from app.clinical.models import Encounter, Prescription
-from app.clinical.prescriptions import item_line, of_encounter, open_rx, replacement
+from app.clinical.prescriptions import draft_of, item_line, of_encounter, open_rx, replacement
 from app.clinical.rx_code import (
     CODE_CHARS,
     PrintedDoctor,
@@ -192,3 +192,13 @@ def panel(db: Session, *, clinic: Clinic, patient: Patient, access: Access, enco
         result.review = allergy_check.review(allergy_check.recorded(db, patient),
                                              result.draft.items if result.draft else [])
     return result
+
+
+def check_one(db: Session, *, patient: Patient, encounter: Encounter, drug: str) -> allergy_check.Review:
+    """A medicine not yet added, checked against the allergies and the draft's medicines: its own alerts, and
+    the duplicates it would make (clinical content: the caller audits)."""
+    draft = draft_of(db, encounter)
+    items = [*(open_rx(db, draft)[0] if draft else []), {"drug": drug}]
+    full = allergy_check.review(allergy_check.recorded(db, patient), items)
+    return allergy_check.Review(full.recorded, full.of(len(items) - 1),
+                                tuple(d for d in full.duplicates if drug in d.drugs))

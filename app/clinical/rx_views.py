@@ -55,9 +55,9 @@ def rx_or_404(rx_id: uuid.UUID, action: str, *, for_update: bool = False) -> Pre
     return rx
 
 
-def _encounter_or_404(encounter_id: uuid.UUID, action: str) -> Encounter:
+def _encounter_or_404(encounter_id: uuid.UUID, action: str, *, for_update: bool = True) -> Encounter:
     db = get_session()
-    encounter = db.get(Encounter, (g.clinic.id, encounter_id), with_for_update=True)
+    encounter = db.get(Encounter, (g.clinic.id, encounter_id), with_for_update=for_update)
     if encounter is None:
         deny_not_found(db, action, object_type="encounter", object_id=encounter_id)
     return encounter
@@ -160,6 +160,25 @@ def add_item(encounter_id):
         return _refused(exc, "prescription.item_add", encounter, patient, access, item=typed)
     record(db, "prescription.item_add", patient_id=patient.id, object_type="prescription", object_id=rx.id)
     return _changed(encounter, patient, access)
+
+
+@bp.get("/encounters/<uuid:encounter_id>/prescription/check")
+@requires(Permission.CLINICAL_WRITE)
+def check_item(encounter_id):
+    """While the doctor types a medicine (htmx): its allergy and duplicate alerts before it is added.
+    Without JavaScript the alerts show on the panel once it is added: back to the consultation."""
+    encounter = _encounter_or_404(encounter_id, "prescription.check", for_update=False)
+    writable(encounter, "prescription.check", encounter.id)
+    if not is_htmx():
+        return client_redirect(url_for("clinical.encounter", encounter_id=encounter.id))
+    patient = get_patient_or_404(encounter.patient_id, "prescription.check")
+    db = get_session()
+    drug = " ".join(request.args.get("drug", "").split())[:rx_service.LIMITS["drug"]]
+    check = rx_pages.check_one(db, patient=patient, encounter=encounter, drug=drug) if drug else None
+    if check is not None:
+        record(db, "prescription.check", patient_id=patient.id, object_type="encounter", object_id=encounter.id)
+    db.commit()
+    return render(PANEL, "rx_drug_check", check=check)
 
 
 def _draft_change(rx_id: uuid.UUID, action: str, change, **typed) -> Response:

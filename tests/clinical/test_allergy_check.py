@@ -159,3 +159,31 @@ def test_no_known_allergies_and_not_recorded_print_differently(seen, doctor_brow
     assert "कोई ज्ञात एलर्जी नहीं" in page and "No known allergies" in page and "Not recorded" not in page
     text, _ = pdf_text(doctor_browser.client.get(f"/prescriptions/{rx_id}.pdf").get_data())
     assert "No known allergies" in text
+
+
+def test_the_alert_shows_while_the_medicine_is_typed(seen, doctor_browser, sql, factory, clinic, app):
+    patient, encounter = seen
+    record_allergy(doctor_browser, patient, substance="Sulfa drugs")
+    add(doctor_browser, encounter, **{**ITEM, "drug": "Ibuprofen"})
+    url = f"/encounters/{encounter}/prescription/check"
+    mark = high_water(sql)
+    typed = doctor_browser.get(f"{url}?drug=Cotrimoxazole+DS", headers=HTMX)
+    body = typed.get_data(as_text=True)
+    assert typed.status_code == 200 and "<html" not in body and 'id="rx-drug-check"' in body
+    assert "Allergy alert: Cotrimoxazole DS (sulfamethoxazole)" in body and "Sulfa drugs" in body
+    assert "HX-Request" in typed.headers["Vary"]
+    assert "more than one of the NSAIDs" in doctor_browser.get(f"{url}?drug=Aceclofenac", headers=HTMX).get_data(
+        as_text=True)
+    quiet = doctor_browser.get(f"{url}?drug=Pantoprazole", headers=HTMX).get_data(as_text=True)
+    assert "notice" not in quiet and 'id="rx-drug-check"' in quiet
+    assert [a[:3] for a in audit_since(sql, mark)] == [("prescription.check", "allowed", patient)] * 3
+    assert doctor_browser.get(url, headers=HTMX).status_code == 200 and len(audit_since(sql, mark)) == 3
+    plain = doctor_browser.get(f"{url}?drug=Cotrimoxazole")
+    assert plain.status_code == 303 and plain.headers["Location"] == f"/encounters/{encounter}"
+    from app.auth.policy import Role
+    from tests.conftest import Browser
+
+    other = Browser(app.test_client())
+    other.sign_in(factory.person(clinic, Role.DOCTOR, name="Dr Someone Else"))
+    refused = other.get(f"{url}?drug=Cotrimoxazole", headers=HTMX)
+    assert refused.status_code == 403 and "Sulfa" not in refused.get_data(as_text=True)

@@ -178,7 +178,7 @@ def check_item(encounter_id):
     if check is not None:
         record(db, "prescription.check", patient_id=patient.id, object_type="encounter", object_id=encounter.id)
     db.commit()
-    return render(PANEL, "rx_drug_check", check=check)
+    return render(PANEL, "rx_drug_check", drug_check=check)
 
 
 def _draft_change(rx_id: uuid.UUID, action: str, change, **typed) -> Response:

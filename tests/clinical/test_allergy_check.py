@@ -115,6 +115,16 @@ def test_cotrimoxazole_for_a_sulfonamide_allergy_is_flagged_and_needs_a_reason(s
     assert "Allergies" in page and "Sulfonamides (severe)" in page and REASON in page
     text, _ = pdf_text(doctor_browser.client.get(f"/prescriptions/{rx_id}.pdf").get_data())
     assert "Sulfonamides (severe)" in " ".join(text.split()) and "sulfasalazine" in text
+    # A new version is signed on its own: the reason is stated again, and kept with that version.
+    draft = doctor_browser.post(f"/prescriptions/{rx_id}/revise", {}, page=f"/prescriptions/{rx_id}")
+    draft_id = draft.headers["Location"].rsplit("/", 1)[1]
+    version = rows(sql)[1][4]
+    assert sign(doctor_browser, draft_id, version, next=f"/prescriptions/{draft_id}").status_code == 422
+    assert sign(doctor_browser, draft_id, version, override="Still needed for PCP prophylaxis.",
+                next=f"/prescriptions/{draft_id}").status_code == 204
+    newer = doctor_browser.get(f"/prescriptions/{draft_id}").get_data(as_text=True)
+    assert "Still needed for PCP prophylaxis." in newer and REASON not in newer
+    assert REASON in doctor_browser.get(f"/prescriptions/{rx_id}").get_data(as_text=True)
 
 
 def test_without_javascript_the_alert_shows_on_the_consultation(seen, doctor_browser, sql):

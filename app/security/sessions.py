@@ -118,6 +118,7 @@ class PostgresSessionInterface(SessionInterface):
             self._save(app, session, response)
         except UNAVAILABLE as exc:
             if not _may_stay_unsaved(session, response):
+                session.unavailable = exc  # the error page's own save must not half-succeed on a new connection
                 raise
             log.warning("session not saved (%s); the answer stands: %s %s", type(exc).__name__,
                         response.status_code, request.endpoint)

@@ -4,10 +4,6 @@ that was about to save the sign-in session was terminated. The desk sees what wa
 documents), never an error inviting a second bill, and sending the same issue form again shows the
 documents already issued instead of issuing anything."""
 
-import contextlib
-
-from sqlalchemy import event, text
-
 from tests.billing.conftest import (  # noqa: F401
     BUYER_GSTIN,
     bill_id,
@@ -17,27 +13,13 @@ from tests.billing.conftest import (  # noqa: F401
     prices,
 )
 from tests.billing.test_invoicing import FY, add, new_bill, page, version_of
+from tests.conftest import backend_killed_at
 from tests.scheduling.conftest import HTMX
 
 
-@contextlib.contextmanager
 def session_save_killed(app, owner_engine):
-    """Terminate, from the owner's connection, the backend about to write the sign-in session (once)."""
-    killed = []
-
-    def kill(conn, cursor, statement, parameters, context, executemany):
-        if killed or not statement.lstrip().upper().startswith(("UPDATE USER_SESSION", "INSERT INTO USER_SESSION")):
-            return
-        killed.append(conn.connection.dbapi_connection.info.backend_pid)
-        with owner_engine.begin() as owner:
-            owner.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": killed[0]})
-
-    engine = app.extensions["db_engine"]
-    event.listen(engine, "before_cursor_execute", kill)
-    try:
-        yield killed
-    finally:
-        event.remove(engine, "before_cursor_execute", kill)
+    """The backend that writes the sign-in session after the request's work is terminated as it starts."""
+    return backend_killed_at(app, owner_engine, "UPDATE user_session", "INSERT INTO user_session")
 
 
 def mixed_draft(browser, patient, prices) -> str:

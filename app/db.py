@@ -23,7 +23,7 @@ NAMING = {
 
 
 # The database could not be reached, dropped the connection, or could not finish now (a pool timeout, a
-# deadlock): nothing of the failed transaction was kept, and the same request may succeed in a moment.
+# deadlock): the same request may succeed in a moment.
 UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
 
 

@@ -26,11 +26,10 @@ def create_app(config: dict | None = None) -> Flask:
 
     from app import ui
     from app.auth import guard
-    from app.security import errors, headers
-    from app.security.sessions import PostgresSessionInterface
+    from app.security import errors, headers, sessions
 
     db.init_app(app)
-    app.session_interface = PostgresSessionInterface()
+    sessions.init_app(app)
     csrf.init_app(app)
     guard.init_app(app)
     headers.init_app(app)

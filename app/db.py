@@ -8,8 +8,9 @@ Every transaction starts by setting `app.clinic_id` and `app.user_id` with
 import uuid
 from datetime import UTC, datetime
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_app_context
 from sqlalchemy import DateTime, Enum, MetaData, create_engine, event, text
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING = {
@@ -19,6 +20,11 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+# The database could not be reached, dropped the connection, or could not finish now (a pool timeout, a
+# deadlock): the same request may succeed in a moment.
+UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
 
 
 class Base(DeclarativeBase):
@@ -73,6 +79,17 @@ def get_session() -> Session:
     if "db_session" not in g:
         g.db_session = current_app.extensions["db_sessionmaker"]()
     return g.db_session
+
+
+def committed() -> bool:
+    """Whether the request (or job) has committed a transaction in its database session."""
+    return g.get("db_committed", False)
+
+
+@event.listens_for(Session, "after_commit")
+def _note_commit(session: Session) -> None:
+    if has_app_context() and g.get("db_session") is session:
+        g.db_committed = True
 
 
 def _close_session(exc: BaseException | None) -> None:

@@ -80,8 +80,12 @@ def load(overrides: dict | None = None) -> dict:
         "TWILIO_API_BASE": env.get("TWILIO_API_BASE") or None,
         # Benchmarks and diagnosis: a Server-Timing header with each request's SQL statements (app/timing.py).
         "SERVER_TIMING": env.get("SERVER_TIMING", "0") == "1",
+        # Signed audit checkpoints are copied here as they are signed: keep it off the database's disk and backups.
+        "AUDIT_CHECKPOINT_DIR": env.get("AUDIT_CHECKPOINT_DIR"),
     }
     config.update(overrides or {})
+    config["AUDIT_CHECKPOINT_DIR"] = config["AUDIT_CHECKPOINT_DIR"] or str(
+        Path(config["INSTANCE_PATH"]) / "audit-checkpoints")
     if not config["DATABASE_APP_URL"] and config["DATABASE_URL"] and config["APP_DB_PASSWORD"]:
         config["DATABASE_APP_URL"] = runtime_app_url(config["DATABASE_URL"], config["APP_DB_PASSWORD"])
     missing = [k for k in ("SECRET_KEY", "DATABASE_APP_URL") if not config.get(k)]

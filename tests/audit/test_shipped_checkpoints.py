@@ -68,3 +68,21 @@ def test_a_line_cut_short_by_a_crash_is_skipped_then_replaced_by_the_next_write(
     assert len(positions) == 2 and positions[0] == 2 and positions[1] > 2
     result = cli("verify")
     assert result.exit_code == 0 and "(2 checkpoints shipped off the database)" in result.output, result.output
+
+
+def test_a_checkpoint_that_could_not_be_shipped_is_shipped_by_the_next_run(app, desk, clinic, run_job, cli, sql,
+                                                                            tmp_path, monkeypatch):
+    activity(desk)
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    with monkeypatch.context() as patch:
+        patch.setitem(app.config, "AUDIT_CHECKPOINT_DIR", str(blocked / "checkpoints"))
+        result = cli("checkpoint")
+    assert result.exit_code == 1 and "signed, but the checkpoint could not be shipped" in result.output, result.output
+    assert sql("SELECT position FROM audit_checkpoint WHERE clinic_id = :c", c=clinic.id) == [(6,)]
+    with app.app_context():
+        assert not shipping.log_path(clinic.id).exists()
+
+    assert run_job(sign_all_checkpoints) == {str(clinic.id): 6}  # nothing new to sign: the same head
+    assert [c["position"] for c in shipped_lines(app, clinic)] == [6]
+    assert "(1 checkpoints shipped off the database)" in cli("verify").output

@@ -78,7 +78,7 @@ def verify_command(wanted: str | None, copies, without_shipped: bool):
 @audit.command("checkpoint")
 @CLINIC
 def checkpoint_command(wanted: str | None):
-    """Link every pending event now and sign each clinic's chain head."""
+    """Link every pending event now, sign each clinic's chain head and ship it off the database."""
     db = get_session()
     for clinic_id, name in clinics(db, wanted):
         set_tenant(db, clinic_id=clinic_id, user_id=None)

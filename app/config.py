@@ -80,11 +80,15 @@ def load(overrides: dict | None = None) -> dict:
         "TWILIO_API_BASE": env.get("TWILIO_API_BASE") or None,
         # Benchmarks and diagnosis: a Server-Timing header with each request's SQL statements (app/timing.py).
         "SERVER_TIMING": env.get("SERVER_TIMING", "0") == "1",
+        # Signed audit checkpoints are copied here as they are signed: keep it off the database's disk and backups.
+        "AUDIT_CHECKPOINT_DIR": env.get("AUDIT_CHECKPOINT_DIR"),
     }
     config.update(overrides or {})
     # The "Still there?" warning opens at most halfway through the idle time: a lead time as long as the
     # timeout would open it as soon as a page loads, and it holds the keyboard while open.
     config["SESSION_WARNING_SECONDS"] = min(config["SESSION_WARNING_SECONDS"], config["SESSION_IDLE_SECONDS"] // 2)
+    config["AUDIT_CHECKPOINT_DIR"] = config["AUDIT_CHECKPOINT_DIR"] or str(
+        Path(config["INSTANCE_PATH"]) / "audit-checkpoints")
     if not config["DATABASE_APP_URL"] and config["DATABASE_URL"] and config["APP_DB_PASSWORD"]:
         config["DATABASE_APP_URL"] = runtime_app_url(config["DATABASE_URL"], config["APP_DB_PASSWORD"])
     missing = [k for k in ("SECRET_KEY", "DATABASE_APP_URL") if not config.get(k)]

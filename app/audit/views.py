@@ -10,7 +10,7 @@ from flask_login import current_user
 from sqlalchemy import and_, or_, select, tuple_
 from sqlalchemy.orm import aliased
 
-from app.audit import trail
+from app.audit import shipping, trail
 from app.audit.chain import latest_verification, record_verification, verify
 from app.audit.services import record
 from app.auth.models import AuthEvent, AuthEventKind, StaffUser
@@ -79,7 +79,7 @@ def index(f: "trail.Filters | None" = None):
     integrity = None if is_htmx() else latest_verification(db, g.clinic.id)
     db.commit()  # ends the read; unlike a rollback it does not expire the rows about to be shown
     return render("audit/trail.html", "events", rows=rows, more=more, f=f, staff=staff, actions=trail.ACTIONS,
-                  integrity=integrity)
+                  integrity=integrity, shipped=None if is_htmx() else shipping.last_shipped(g.clinic.id))
 
 
 @bp.post("/verify")

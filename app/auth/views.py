@@ -20,6 +20,7 @@ from app.auth.forms import (
     reauth_status,
 )
 from app.auth.models import AuthEventKind, StaffUser
+from app.auth.passwords import password_problem
 from app.auth.policy import PUBLIC, SIGN_IN_STEP, Permission, requires
 from app.db import get_session, set_tenant
 from app.htmx import client_redirect, render
@@ -249,7 +250,7 @@ def password_post():
     db = get_session()
     status = 422
     if form.validate():
-        problem = services.password_problem(form.new.data, email=current_user.email)
+        problem = password_problem(form.new.data, email=current_user.email, name=current_user.full_name)
         outcome = services.verify_current_password(db, current_user, form.current.data, purpose="password change")
         if outcome != "ok":
             form.current.errors = [REAUTH_ERRORS[outcome].replace("Your password", "Your current password")]

@@ -147,3 +147,15 @@ def test_a_role_without_the_export_is_refused_not_asked(factory, clinic, browser
     age_password(sql, browser, TEN_MINUTES + 1)
     for export in EXPORTS:
         assert browser.get(export).status_code == 403
+
+
+@pytest.mark.parametrize("page, export", [("/audit/", "/audit/export.csv"),
+                                          ("/billing/day-close?day=2026-11-02", "/billing/day-close.csv"),
+                                          ("/billing/gstr1?month=2026-11", "/billing/gstr1.json"),
+                                          ("/billing/gstr1?month=2026-11", "/billing/gstr1.zip")])
+def test_download_links_are_plain_links_that_can_show_the_confirmation(browser, owner, page, export):
+    """A `download` attribute would save the confirmation page as the file; htmx must not swap it in."""
+    body = browser.get(page).get_data(as_text=True)
+    link = re.search(rf'<a [^>]*href="{re.escape(export)}[^"]*"[^>]*>', body)
+    assert link, body[:2000]
+    assert " download" not in link.group(0) and 'hx-boost="false"' in link.group(0)

@@ -54,6 +54,5 @@ def confirm_post():
     services.record_event(db, AuthEventKind.REAUTH_OK, user_id=current_user.id, detail=wanted[:200])
     record(db, "auth.reauth", reason=f"password confirmed, for {wanted}")
     db.commit()
-    session.rotate()  # a new session id after (re-)authentication, as at sign-in
-    note_password(session)
+    note_password(session)  # the session's absolute lifetime still runs from the sign-in with both factors
     return client_redirect(nxt or url_for("dashboard.home"))

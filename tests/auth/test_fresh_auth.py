@@ -102,6 +102,9 @@ def test_confirming_the_password_returns_to_the_download(browser, owner, sql):
     age_password(sql, browser, TEN_MINUTES + 1)  # ten minutes later: again
     assert browser.get(export).status_code == 303
 
+    listed = browser.get("/audit/?action=auth.reauth").get_data(as_text=True)  # the auditor's view
+    assert listed.count("Confirmed their password for a download") >= 2 and "password confirmed, for" in listed
+
 
 def test_confirming_by_htmx(browser, owner, sql):
     age_password(sql, browser, TEN_MINUTES + 1)

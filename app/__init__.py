@@ -46,6 +46,7 @@ def create_app(config: dict | None = None) -> Flask:
 
 def _register_blueprints(app: Flask) -> None:
     from app.audit.views import bp as audit_bp
+    from app.auth.reauth_views import bp as reauth_bp
     from app.auth.views import bp as auth_bp
     from app.billing.payment_views import bp as payments_bp
     from app.billing.pdf_views import bp as bill_pdf_bp
@@ -68,9 +69,9 @@ def _register_blueprints(app: Flask) -> None:
     from app.staff.views import bp as staff_bp
     from app.timeline.views import bp as timeline_bp
 
-    for bp in (auth_bp, clinics_bp, dashboard_bp, health_bp, staff_bp, audit_bp, patients_bp, schedule_bp, queue_bp,
-               schedule_setup_bp, clinical_bp, chart_bp, prescriptions_bp, timeline_bp, billing_setup_bp, billing_bp,
-               payments_bp, bill_pdf_bp, billing_reports_bp, reminders_bp, twilio_bp, visit_bp):
+    for bp in (auth_bp, reauth_bp, clinics_bp, dashboard_bp, health_bp, staff_bp, audit_bp, patients_bp, schedule_bp,
+               queue_bp, schedule_setup_bp, clinical_bp, chart_bp, prescriptions_bp, timeline_bp, billing_setup_bp,
+               billing_bp, payments_bp, bill_pdf_bp, billing_reports_bp, reminders_bp, twilio_bp, visit_bp):
         app.register_blueprint(bp)
 
 

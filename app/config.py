@@ -68,6 +68,8 @@ def load(overrides: dict | None = None) -> dict:
         "SESSION_IDLE_SECONDS": int(env.get("SESSION_IDLE_SECONDS", "900")),
         "SESSION_MAX_SECONDS": int(env.get("SESSION_MAX_SECONDS", "43200")),
         "SESSION_WARNING_SECONDS": int(env.get("SESSION_WARNING_SECONDS", "120")),
+        # Exports need the password typed this recently (at sign-in or on the confirmation page).
+        "REAUTH_SECONDS": int(env.get("REAUTH_SECONDS", "600")),
         "MASTER_KEY_FILE": env.get("MASTER_KEY_FILE", str(folder / "master.key")),
         "MASTER_KEY": env.get("MASTER_KEY"),
         "HTTPS": env.get("HTTPS", "0") == "1",

@@ -14,7 +14,7 @@ from app.audit import shipping, trail
 from app.audit.chain import latest_verification, record_verification, verify
 from app.audit.services import record
 from app.auth.models import AuthEvent, AuthEventKind, StaffUser
-from app.auth.policy import Permission, requires
+from app.auth.policy import Permission, recent_password, requires
 from app.clinics.models import Membership
 from app.db import get_session, utcnow
 from app.htmx import is_htmx, render
@@ -110,6 +110,7 @@ def find_patient():
 
 @bp.get("/export.csv")
 @requires(Permission.AUDIT_VIEW)
+@recent_password
 def export():
     """The filtered trail as CSV (cells a spreadsheet would run as formulas are quoted)."""
     db = get_session()

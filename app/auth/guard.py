@@ -16,6 +16,7 @@ from app.auth.policy import PUBLIC, SIGN_IN_STEP, can
 from app.auth.services import memberships_of, record_event
 from app.db import get_session, set_tenant
 from app.htmx import client_redirect
+from app.security.sessions import password_within
 
 # Reachable while a user must still replace a temporary password.
 PASSWORD_CHANGE_ENDPOINTS = {"auth.password", "auth.password_post", "auth.logout", "auth.session_status"}
@@ -74,6 +75,8 @@ def enforce():
         return client_redirect(url_for("auth.password"))
     if not can(g.role, permission):
         deny(f"{request.method} {request.endpoint}")
+    if getattr(view, "recent_password", False) and not password_within(session, current_app.config["REAUTH_SECONDS"]):
+        return client_redirect(url_for("reauth.confirm", next=request.full_path.rstrip("?")))
     return None
 
 

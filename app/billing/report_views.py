@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from flask import Blueprint, Response, current_app, g, request, url_for
 
 from app.audit.services import record
-from app.auth.policy import Permission, requires
+from app.auth.policy import Permission, recent_password, requires
 from app.billing import reports
 from app.db import get_session
 from app.htmx import render
@@ -73,6 +73,7 @@ def day_close():
 
 @bp.get("/billing/day-close.csv")
 @requires(Permission.DAY_CLOSE)
+@recent_password
 def day_close_csv():
     """The day close as a CSV download (names who owes: audited)."""
     day, problem = _day(request.args.get("day"))
@@ -120,6 +121,7 @@ def _download(body: str | bytes, mimetype: str, name: str) -> Response:
 
 @bp.get("/billing/gstr1.json")
 @requires(Permission.GST_EXPORT)
+@recent_password
 def gstr1_json():
     """The month's GSTR-1 as the GST portal's JSON."""
     report, refused = _export("json")
@@ -131,6 +133,7 @@ def gstr1_json():
 
 @bp.get("/billing/gstr1.zip")
 @requires(Permission.GST_EXPORT)
+@recent_password
 def gstr1_zip():
     """The month's GSTR-1 as the GST offline tool's CSV files, zipped."""
     report, refused = _export("zip")

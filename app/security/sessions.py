@@ -215,6 +215,17 @@ def seconds_left(session: ServerSession) -> int:
     return max(0, math.ceil((min(idle_end, max_end) - now).total_seconds()))
 
 
+def note_password(session: ServerSession) -> None:
+    """Remember that the user typed their password in this session just now (sign-in or confirmation)."""
+    session["password_at"] = int(utcnow().timestamp())
+
+
+def password_within(session: ServerSession, seconds: int) -> bool:
+    """Whether the user typed their password in this session within the last `seconds`."""
+    at = session.get("password_at")
+    return isinstance(at, int) and 0 <= utcnow().timestamp() - at <= seconds
+
+
 def end_sessions_of(user_id, *, keep: str | None = None) -> None:
     """Revoke every session of a user at once (optionally keeping the caller's own)."""
     stmt = delete(UserSession).where(UserSession.user_id == user_id)

@@ -26,9 +26,10 @@ def create_app(config: dict | None = None) -> Flask:
 
     from app import ui
     from app.auth import guard
-    from app.security import errors, headers, text
+    from app.security import errors, headers, logs, text
     from app.security.sessions import PostgresSessionInterface
 
+    logs.init_app(app)
     db.init_app(app)
     app.session_interface = PostgresSessionInterface()
     csrf.init_app(app)

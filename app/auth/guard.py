@@ -64,14 +64,9 @@ def enforce():
     ended = _note_expiry()
     if permission is None:
         abort(403)
-    if ended and request.blueprint == "auth" and request.method in current_app.config["WTF_CSRF_METHODS"]:
-        return to_sign_in()  # Sign out (or in) on a page left open: its form's token ended with the session
-    if permission == SIGN_IN_STEP and not session.get("pending_user_id"):
+    if _must_sign_in(permission, ended):
         return to_sign_in()
-    if permission not in (PUBLIC, SIGN_IN_STEP) and not current_user.is_authenticated:
-        return to_sign_in()
-    # The form's token only once the session is known alive: an expired session's form goes to sign in.
-    csrf.check()
+    csrf.check()  # only now: the form of a session that has ended goes to sign in, not to "this form has expired"
     if permission in (PUBLIC, SIGN_IN_STEP):
         return None
     if not _enter_clinic():
@@ -81,6 +76,16 @@ def enforce():
     if not can(g.role, permission):
         deny(f"{request.method} {request.endpoint}")
     return None
+
+
+def _must_sign_in(permission: str, ended: bool) -> bool:
+    """No live session where the route needs one; or Sign out (or in) from a page whose session has just ended
+    (its form's token ended with it)."""
+    if ended and request.blueprint == "auth" and request.method in current_app.config["WTF_CSRF_METHODS"]:
+        return True
+    if permission == SIGN_IN_STEP:
+        return not session.get("pending_user_id")
+    return permission != PUBLIC and not current_user.is_authenticated
 
 
 def deny(what: str):

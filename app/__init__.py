@@ -3,11 +3,11 @@
 from pathlib import Path
 
 from flask import Flask
-from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import config as settings
 from app import db
+from app.security.csrf import CSRFProtect
 
 ROOT = Path(__file__).resolve().parent.parent
 csrf = CSRFProtect()
@@ -26,12 +26,14 @@ def create_app(config: dict | None = None) -> Flask:
 
     from app import ui
     from app.auth import guard
-    from app.security import errors, headers, sessions
+    from app.security import errors, headers, logs, sessions, text
 
+    logs.init_app(app)
     db.init_app(app)
     sessions.init_app(app)
     csrf.init_app(app)
     guard.init_app(app)
+    text.init_app(app)  # after the guard: an expired session goes to sign in, a forged form is refused
     headers.init_app(app)
     errors.init_app(app)
     ui.init_app(app)

@@ -75,6 +75,10 @@ def load(overrides: dict | None = None) -> dict:
         "HTTPS": env.get("HTTPS", "0") == "1",
         "TRUSTED_PROXIES": int(env.get("TRUSTED_PROXIES", "0")),
         "WTF_CSRF_TIME_LIMIT": None,
+        # The guard checks the token and the origin itself, after the session (app/security/csrf.py); the origin
+        # check, on both schemes, replaces Flask-WTF's Referer check on https.
+        "WTF_CSRF_CHECK_DEFAULT": False,
+        "WTF_CSRF_SSL_STRICT": False,
         "RQ_QUEUE": env.get("RQ_QUEUE", "clinicdesk"),
         # The address patients and Twilio reach the app at (links in messages, status callbacks, signatures).
         "PUBLIC_URL": env.get("PUBLIC_URL") or f"http://127.0.0.1:{env.get('PORT', '5000')}",

@@ -40,6 +40,13 @@ def _seed_and_show() -> None:
     print(shown.output if shown.exit_code == 0 else "  (not a demo database: no demo credentials to show)")
 
 
+def gunicorn_command(port: str) -> list[str]:
+    """The web server, its access log on stdout; run from ROOT, where it reads gunicorn.conf.py (the log's format,
+    link tokens masked, control characters escaped)."""
+    return [sys.executable, "-m", "gunicorn", "--workers", "2", "--threads", "4", "--bind", f"127.0.0.1:{port}",
+            "--access-logfile", "-", "wsgi:app"]
+
+
 def main() -> None:
     folder = settings.instance_path()
     settings.ensure_instance_secrets(folder)
@@ -68,10 +75,7 @@ def main() -> None:
     python = sys.executable
     children = [
         subprocess.Popen([python, "-m", "jobs.worker"], cwd=ROOT),
-        subprocess.Popen([python, "-m", "gunicorn", "--workers", "2", "--threads", "4",
-                          "--bind", f"127.0.0.1:{port}", "--access-logfile", "-",
-                          # the path only: query strings may carry what a user searched for
-                          "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms', "wsgi:app"], cwd=ROOT),
+        subprocess.Popen(gunicorn_command(port), cwd=ROOT),
     ]
     print(f"\nClinicDesk is running at http://127.0.0.1:{port}/  (Ctrl-C stops everything)\n")
 

@@ -24,6 +24,7 @@ MESSAGES = {
     404: ("Not found", "There is nothing at this address, or it belongs to another clinic."),
     405: ("Not allowed", "That action cannot be done this way."),
     413: ("Too large", "What you sent is larger than ClinicDesk accepts."),
+    422: ("Cannot be stored", "Something you sent cannot be stored. Please check it and try again."),
     429: ("Too many attempts", "Too many attempts. Please wait a few minutes and try again."),
     500: ("Something went wrong",
           "The problem has been logged. Nothing you saved before this was lost; please try again."),

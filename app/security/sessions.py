@@ -162,10 +162,13 @@ class PostgresSessionInterface(SessionInterface):
 def _may_stay_unsaved(session: ServerSession, response: Response) -> bool:
     """A session write that failed may be let go when the answer already says something failed, or when
     the request committed its work and the session keeps its identity (at worst a notice or the activity
-    time is lost). A new, rotated or ended session, or a request that committed nothing, must fail."""
+    time is lost). A new, rotated or ended session, or a request that committed nothing, must fail; an
+    ended session must fail even behind a refusal (a 403 that signs out must really sign out)."""
+    if session.destroyed:
+        return False
     if response.status_code >= 400:
         return True
-    return committed() and not (session.new or session.rotate_requested or session.destroyed)
+    return committed() and not (session.new or session.rotate_requested)
 
 
 def _is_static(app: Flask, req: Request) -> bool:

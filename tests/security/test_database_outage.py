@@ -109,3 +109,15 @@ def test_a_sign_out_that_cannot_end_the_session_says_so(served, as_admin, owner_
     assert response.status_code == 303
     response = as_admin.get("/")
     assert response.status_code == 303 and "/auth/login" in response.headers["Location"]
+
+
+def test_a_refusal_that_ends_the_session_and_cannot_save_that_fails_too(served, browser, admin, owner_engine, sql):
+    """An ended session must be ended for real even when the answer is a refusal (403): a session row the
+    database could not delete answers 503, never a 403 that leaves the half-signed-in session behind."""
+    assert browser.sign_in_password(admin).status_code == 303
+    browser.get("/auth/mfa")
+    sql("UPDATE staff_user SET disabled_at = now() WHERE id = :id", id=admin.id)
+    with backend_killed_at(served, owner_engine, "DELETE FROM user_session") as killed:
+        response = browser.post("/auth/mfa", {"code": admin.code()})
+    assert killed and response.status_code == 503, response.get_data(as_text=True)[:2000]
+    assert sql("SELECT count(*) FROM user_session WHERE user_id = :id", id=admin.id)[0][0] == 1

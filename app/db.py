@@ -22,9 +22,24 @@ NAMING = {
 }
 
 
-# The database could not be reached, dropped the connection, or could not finish now (a pool timeout, a
-# deadlock): the same request may succeed in a moment.
-UNAVAILABLE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+# The errors a database call raises; `unavailable(exc)` tells which of them mean "try again in a moment".
+DATABASE_ERRORS = (sa_exc.DBAPIError, sa_exc.TimeoutError)
+# SQLSTATEs of a server that cannot be reached or went away: connection exceptions (class 08), an admin or
+# crash shutdown and "cannot connect now" (57P01-57P03).
+UNREACHABLE_STATES = ("08", "57P01", "57P02", "57P03")
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether a database error means the database could not be reached just now (the same request may
+    succeed in a moment): the pool timed out, the connection was closed or invalidated, the server gave no
+    answer (psycopg raises OperationalError without a SQLSTATE then), or a connection-class SQLSTATE. A
+    deadlock, serialization failure, lock or statement timeout or full disk is an error like any other."""
+    if isinstance(exc, sa_exc.TimeoutError):
+        return True
+    if not isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
+        return False
+    state = getattr(exc.orig, "sqlstate", None)
+    return exc.connection_invalidated or state is None or state.startswith(UNREACHABLE_STATES)
 
 
 class Base(DeclarativeBase):

@@ -1,6 +1,6 @@
 """Friendly error pages; for htmx requests a short notice the page shows instead of swapping.
 
-While the database cannot be reached (`app.db.UNAVAILABLE`, from a view or the session store) every
+While the database cannot be reached (`app.db.unavailable`, from a view or the session store) every
 request answers 503 "try again in a moment", and a plain form's POST comes back as a form filled in as
 it was sent (passwords excepted), posting to the same address with a valid CSRF token, so nothing typed
 is lost. The values are only echoed to the sender on a no-store page, never logged.
@@ -12,7 +12,7 @@ from flask import Flask, Response, g, render_template, request, session
 from flask_wtf.csrf import CSRFError, generate_csrf
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from app.db import UNAVAILABLE
+from app.db import DATABASE_ERRORS, unavailable
 from app.htmx import is_htmx_any
 from app.security.crypto import DecryptionError
 
@@ -36,8 +36,8 @@ RETRY_AFTER_SECONDS = 10
 def init_app(app: Flask) -> None:
     app.register_error_handler(CSRFError, _csrf)
     app.register_error_handler(DecryptionError, _unreadable)
-    for error in UNAVAILABLE:
-        app.register_error_handler(error, _unavailable)
+    for error in DATABASE_ERRORS:
+        app.register_error_handler(error, _database)
     app.register_error_handler(HTTPException, _http)
     app.register_error_handler(Exception, _unexpected)
 
@@ -65,7 +65,7 @@ def _csrf(exc: CSRFError) -> Response:
 def _http(exc: HTTPException) -> Response:
     if exc.code is None or exc.code < 400:
         return exc
-    if isinstance(getattr(exc, "original_exception", None), UNAVAILABLE):  # outside a view: the session's save
+    if unavailable(getattr(exc, "original_exception", None)):  # outside a view: the session's save
         return _unavailable(exc.original_exception)
     described = exc.description if exc.description and exc.description != type(exc).description else None
     return error_response(exc.code, described)
@@ -80,6 +80,11 @@ def _unreadable(exc: DecryptionError) -> Response:
 def _unexpected(exc: Exception) -> Response:
     log.exception("unhandled error")
     return error_response(InternalServerError.code)
+
+
+def _database(exc: Exception) -> Response:
+    """A database error: 503 when the database could not be reached, else a fault like any other (500)."""
+    return _unavailable(exc) if unavailable(exc) else _unexpected(exc)
 
 
 def _unavailable(exc: Exception) -> Response:

@@ -7,6 +7,7 @@ change with the answer (a sign-in's new session, a sign-out) and cannot be saved
 import re
 
 import pytest
+from sqlalchemy import event, text
 from werkzeug.datastructures import MultiDict
 
 from tests.conftest import backend_killed_at, database_down, patient_form
@@ -121,3 +122,28 @@ def test_a_refusal_that_ends_the_session_and_cannot_save_that_fails_too(served, 
         response = browser.post("/auth/mfa", {"code": admin.code()})
     assert killed and response.status_code == 503, response.get_data(as_text=True)[:2000]
     assert sql("SELECT count(*) FROM user_session WHERE user_id = :id", id=admin.id)[0][0] == 1
+
+
+def test_a_database_that_answers_with_a_lock_timeout_is_a_fault_not_an_outage(desk, app, owner_engine, sql, caplog):
+    """Only a database that cannot be reached is "try again in a moment": an error the server answers
+    (here a lock timeout; deadlocks, serialization failures and a full disk alike) is logged with its
+    traceback and answered 500, with no form offered to send again."""
+    def short_lock_wait(conn, cursor, statement, parameters, context, executemany):
+        if not statement.lstrip().upper().startswith("SET"):
+            cursor.execute("SET LOCAL lock_timeout = '200ms'")
+
+    desk.get("/patients/new")
+    engine = app.extensions["db_engine"]
+    event.listen(engine, "before_cursor_execute", short_lock_wait)
+    try:
+        with owner_engine.begin() as owner:
+            owner.execute(text("LOCK TABLE patient IN ACCESS EXCLUSIVE MODE"))
+            response = desk.post("/patients/new", patient_form(full_name="Meera Krishnan"))
+    finally:
+        event.remove(engine, "before_cursor_execute", short_lock_wait)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 500, html[:2000]
+    assert "send-again" not in html and "Retry-After" not in response.headers
+    logged = [r for r in caplog.records if r.exc_info and "LockNotAvailable" in repr(r.exc_info[1].__cause__)]
+    assert logged, caplog.text
+    assert sql("SELECT count(*) FROM patient")[0][0] == 0

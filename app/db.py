@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from flask import Flask, current_app, g, has_app_context
 from sqlalchemy import DateTime, Enum, MetaData, create_engine, event, text
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING = {
@@ -101,10 +102,29 @@ def committed() -> bool:
     return g.get("db_committed", False)
 
 
+def commit_outcome_unknown() -> bool:
+    """Whether the request's COMMIT was sent and never answered: the connection was lost during commit(),
+    so its work may or may not have been saved (sending it again could save it twice)."""
+    return g.get("db_commit_sent", False)
+
+
 @event.listens_for(Session, "after_commit")
 def _note_commit(session: Session) -> None:
     if has_app_context() and g.get("db_session") is session:
         g.db_committed = True
+        g.db_commit_sent = False  # answered
+
+
+@event.listens_for(Session, "after_begin")
+def _note_connection(session: Session, transaction, connection) -> None:
+    if has_app_context() and g.get("db_session") is session:
+        g.db_connection = connection
+
+
+@event.listens_for(Engine, "commit")
+def _note_commit_sent(connection) -> None:
+    if has_app_context() and g.get("db_connection") is connection:
+        g.db_commit_sent = True
 
 
 def _close_session(exc: BaseException | None) -> None:

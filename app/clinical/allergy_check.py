@@ -4,7 +4,7 @@ drug class (app/clinical/drug_classes.py), and the medicines of one class prescr
 A match by name or class stops signing until the doctor states why (the reason is sealed with the signed
 prescription). A penicillin/cephalosporin cross-reaction is a caution, stopping signing only when it is
 likelier (a shared side chain) or the allergy is recorded as severe. "No known allergies" and "not
-recorded" (never asked) are different states, and the prescription prints which one it is.
+recorded" (nothing on the list) are different states, and the prescription prints which one it is.
 """
 
 import re
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from app.clinical import chart, rx_text
+from app.clinical import chart
 from app.clinical.drug_classes import AMINO_SIDE_CHAIN, CLASSES, CROSS_REACTIVE, GROUPS
 from app.clinical.models import ChartKind
 from app.patients.models import Patient
@@ -66,7 +66,8 @@ def allergen(details: Mapping) -> Allergen:
 
 @dataclass(frozen=True)
 class Recorded:
-    """The patient's allergy status: "listed" (with the allergies), "none" (no known allergies) or "unknown"."""
+    """The patient's allergy status (chart.allergy_status): "listed" (with the allergies), "none" (no known
+    allergies) or "unknown" (not recorded)."""
 
     state: str
     allergies: tuple[Allergen, ...] = ()
@@ -78,8 +79,8 @@ class Recorded:
 
     @property
     def text(self) -> str:
-        """"Sulfonamides (severe), Dust", "No known allergies" or "Not recorded (the patient was not asked)"."""
-        return ", ".join(a.label for a in self.allergies) if self.heading is None else rx_text.HEADINGS[self.heading][0]
+        """"Sulfonamides (severe), Dust", "No known allergies" or "Not recorded"."""
+        return chart.allergy_status([a.label for a in self.allergies], nka=self.state == "none").text
 
     def printed(self) -> dict:
         """What the signed prescription keeps of it (and prints)."""
@@ -97,9 +98,8 @@ def recorded(db: Session, patient: Patient) -> Recorded:
     """The patient's current allergy status, from the allergy list (clinical content: the caller audits)."""
     items = sorted(chart.active(db, patient, chart.ALLERGY_KINDS), key=lambda i: (i.recorded_at, i.id))
     allergies = tuple(allergen(chart.open_details(db, i)) for i in items if i.kind is ChartKind.ALLERGY)
-    if allergies:
-        return Recorded("listed", allergies)
-    return Recorded("none" if items else "unknown")
+    nka = any(i.kind is ChartKind.NO_KNOWN_ALLERGIES for i in items)
+    return Recorded(chart.allergy_status([a.label for a in allergies], nka=nka).state, allergies)
 
 
 # --- The check ------------------------------------------------------------------------------------------

@@ -153,11 +153,12 @@ def test_a_caution_or_a_duplicate_warns_without_stopping_signing(seen, doctor_br
 def test_no_known_allergies_and_not_recorded_print_differently(seen, doctor_browser, sql, desk, setup, register):
     _, encounter = seen
     panel = add(doctor_browser, encounter).get_data(as_text=True)
-    assert "Not recorded (the patient was not asked)" in panel and "Ask the patient" in panel
+    assert "<strong>Allergies:</strong> Not recorded" in panel and "Ask the patient" in panel
     rx_id, *_, version, _, _, _ = rows(sql)[0]
-    sign(doctor_browser, rx_id, version)
+    sign(doctor_browser, rx_id, version, language="hi")
     page = doctor_browser.get(f"/prescriptions/{rx_id}").get_data(as_text=True)
-    assert "Not recorded (the patient was not asked)" in page and "No known allergies" not in page
+    assert "Not recorded" in page and "दर्ज नहीं" in page and "No known allergies" not in page
+    assert "not asked" not in page and "पूछा" not in page  # the app knows nothing was recorded, not why
     other, encounter = consultation(desk, setup, register, doctor_browser, full_name="Sunita Devi Sharma",
                                     language="hi")
     record_allergy(doctor_browser, other, nka="1")

@@ -169,6 +169,34 @@ def backend_killed_at(app, owner_engine, *statements: str):
 
 
 @contextlib.contextmanager
+def backend_killed_at_commit(app, owner_engine, after: str):
+    """Terminate the app's PostgreSQL backend just as it is about to COMMIT a transaction that ran a statement
+    starting with `after` (once): the connection lost during commit(), when the outcome cannot be known.
+    Yields the list of backends killed."""
+    ran, killed = [], []
+
+    def note(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith(after.upper()):
+            ran.append(conn)
+
+    def kill(conn):
+        if killed or conn not in ran:
+            return
+        killed.append(conn.connection.dbapi_connection.info.backend_pid)
+        with owner_engine.begin() as owner:
+            owner.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": killed[0]})
+
+    engine = app.extensions["db_engine"]
+    event.listen(engine, "before_cursor_execute", note)
+    event.listen(engine, "commit", kill)
+    try:
+        yield killed
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+        event.remove(engine, "commit", kill)
+
+
+@contextlib.contextmanager
 def database_down(admin_url: str):
     """PostgreSQL down for the app, for real: the test database refuses new connections and the app's
     backends are terminated; restored afterwards (the owner's pooled connections are left alone)."""

@@ -253,6 +253,9 @@ def verify(db: Session, clinic_id: uuid.UUID, external: list | None = None, *,
             result.problem = f"shipped checkpoints unreadable: {exc}"
             return result
         result.shipped = len(copies)
+        result.problem = shipping.missing(db, clinic_id, copies)
+        if result.problem:
+            return result
         checkpoints += copies
     checkpoints.sort(key=lambda c: c.position)
     result.checkpoints = len(checkpoints)

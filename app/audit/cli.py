@@ -62,6 +62,9 @@ def verify_command(wanted: str | None, copies, without_shipped: bool):
     """Check every clinic's audit events and chain; print OK or the first problem; exit 1 on any."""
     db = get_session()
     external = read_checkpoints(copies) if copies else {}
+    warning = None if without_shipped else shipping.same_disk_warning()
+    if warning:
+        click.echo(f"Warning: {warning}", err=True)
     failed = 0
     for clinic_id, name in clinics(db, wanted):
         set_tenant(db, clinic_id=clinic_id, user_id=None)
@@ -90,6 +93,7 @@ def checkpoint_command(wanted: str | None):
         db.commit()
         try:
             shipped = ship(db, clinic_id)
+            db.commit()  # the database's note of what was shipped
         except OSError as exc:
             raise click.ClickException(f"{name}: signed, but the checkpoint could not be shipped: {exc}") from exc
         finally:

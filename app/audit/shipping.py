@@ -9,6 +9,11 @@ Each checkpoint is appended once, after the transaction that signed it commits, 
 file opened with O_APPEND and then fsynced: a line is whole or, after a crash mid-write, a torn last
 line without its newline, which readers skip and the next append cuts off before writing. The same lines are
 what `flask audit export-checkpoints` writes, and `verify --checkpoints FILE` reads either.
+
+Each shipping is also noted in the database (`audit_shipment`: up to which position, when), once the
+lines are durable: a file missing, or holding less than the database says was shipped, is a problem
+for `verify`, never "nothing shipped". The default folder, under the instance folder, shares the
+database's disk: `verify` and the auditor's page warn about it.
 """
 
 import json
@@ -19,10 +24,11 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.audit.models import AuditCheckpoint
+from app.audit.models import AuditCheckpoint, AuditShipment
+from app.db import utcnow
 
 TAIL_BYTES = 4096  # enough for the last few lines: the auditor's page reads no more than that
 
@@ -34,6 +40,16 @@ class Unreadable(ValueError):
 def folder() -> Path:
     """Where shipped checkpoints are kept (AUDIT_CHECKPOINT_DIR)."""
     return Path(current_app.config["AUDIT_CHECKPOINT_DIR"])
+
+
+def same_disk_warning() -> str | None:
+    """A warning when the checkpoints are kept in the default folder, under the instance folder."""
+    instance = Path(current_app.config["INSTANCE_PATH"]).resolve()
+    if not folder().resolve().is_relative_to(instance):
+        return None
+    return (f"AUDIT_CHECKPOINT_DIR is the default {folder()}, under the instance folder on the same disk as the "
+            "embedded database: losing or rolling back that disk loses the shipped checkpoints too. Set it to "
+            "another disk or host.")
 
 
 def log_path(clinic_id: uuid.UUID) -> Path:
@@ -143,7 +159,21 @@ def ship_new(db: Session, clinic_id: uuid.UUID, good) -> int:
     stmt = select(AuditCheckpoint).where(AuditCheckpoint.clinic_id == clinic_id).order_by(AuditCheckpoint.position)
     if last is not None:
         stmt = stmt.where(AuditCheckpoint.position > last.position)
-    lines = [to_line(cp) for cp in db.scalars(stmt) if good(cp)]
-    if lines:
-        _append(log_path(clinic_id), lines)
-    return len(lines)
+    checkpoints = [cp for cp in db.scalars(stmt) if good(cp)]
+    if checkpoints:
+        _append(log_path(clinic_id), [to_line(cp) for cp in checkpoints])
+        db.add(AuditShipment(clinic_id=clinic_id, position=checkpoints[-1].position, shipped_at=utcnow(),
+                             count=len(checkpoints)))
+        db.flush()
+    return len(checkpoints)
+
+
+def missing(db: Session, clinic_id: uuid.UUID, copies: list) -> str | None:
+    """The problem when the file holds less than the database says was shipped (None when it holds all)."""
+    recorded = db.execute(select(func.max(AuditShipment.position), func.max(AuditShipment.shipped_at))
+                          .where(AuditShipment.clinic_id == clinic_id)).one()
+    if recorded[0] is None or max((cp.position for cp in copies), default=0) >= recorded[0]:
+        return None
+    held = f"holds only up to position {max(cp.position for cp in copies)}" if copies else "is missing or empty"
+    return (f"shipped checkpoints missing: the database records checkpoints shipped up to position {recorded[0]} "
+            f"(last at {recorded[1]:%Y-%m-%d %H:%M} UTC), but {log_path(clinic_id)} {held}")

@@ -79,7 +79,8 @@ def index(f: "trail.Filters | None" = None):
     integrity = None if is_htmx() else latest_verification(db, g.clinic.id)
     db.commit()  # ends the read; unlike a rollback it does not expire the rows about to be shown
     return render("audit/trail.html", "events", rows=rows, more=more, f=f, staff=staff, actions=trail.ACTIONS,
-                  integrity=integrity, shipped=None if is_htmx() else shipping.last_shipped(g.clinic.id))
+                  integrity=integrity, shipped=None if is_htmx() else shipping.last_shipped(g.clinic.id),
+                  same_disk=None if is_htmx() else shipping.same_disk_warning())
 
 
 @bp.post("/verify")

@@ -289,13 +289,17 @@ def add_line(db: Session, bill: Bill, *, item: PriceItem, quantity: Decimal, dis
 
 
 def _check_discount(bill: Bill, line: BillLine) -> None:
-    """Refuse (422) a discount the engine will not price: in rupees, more than the line's amount."""
+    """Refuse (422) a line the engine will not price: a discount in rupees above quantity times unit price says
+    so on the discount; any other refusal keeps the engine's own message, on the quantity or the item."""
+    gross = tax.paise(line.quantity * line.unit_price)
+    if line.discount_value is not None and not line.discount_percent and line.discount_value > gross:
+        raise Invalid(f"Discount: {inr(line.discount_value)} is more than the line's {inr(gross)}.",
+                      {"discount": f"At most {inr(gross)}, the line's amount."})
     try:
         tax.price_line(engine_document(bill, [line]), _engine_line(line))
     except tax.TaxError as exc:
-        gross = inr(tax.paise(line.quantity * line.unit_price))
-        raise Invalid(f"Discount: {inr(line.discount_value)} is more than the line's {gross}.",
-                      {"discount": f"At most {gross}, the line's amount."}) from exc
+        field = "quantity" if "quantity" in str(exc) else "item_id"
+        raise Invalid(f"{line.description}: {exc}", {field: str(exc)}) from exc
 
 
 def remove_line(db: Session, bill: Bill, line_id: uuid.UUID, *, by: uuid.UUID | None, day: date) -> None:

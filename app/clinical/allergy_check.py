@@ -4,7 +4,7 @@ drug class (app/clinical/drug_classes.py), and the medicines of one class prescr
 A match by name or class stops signing until the doctor states why (the reason is sealed with the signed
 prescription). A penicillin/cephalosporin cross-reaction is a caution, stopping signing only when it is
 likelier (a shared side chain) or the allergy is recorded as severe. "No known allergies" and "not
-recorded" (never asked) are different states, and the prescription prints which one it is.
+recorded" (nothing on the list) are different states, and the prescription prints which one it is.
 """
 
 import re
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from app.clinical import chart, rx_text
-from app.clinical.drug_classes import AMINO_SIDE_CHAIN, CLASSES, CROSS_REACTIVE, GROUPS
+from app.clinical import chart
+from app.clinical.drug_classes import AMINO_SIDE_CHAIN, BRANDS, CLASSES, CROSS_REACTIVE, GROUPS, OTHER_GENERICS
 from app.clinical.models import ChartKind
 from app.patients.models import Patient
 
@@ -22,6 +22,8 @@ LABELS = {c.key: c.label for c in CLASSES}
 # spelling -> (generic, class key); class term -> class keys
 SPELLINGS = {s: (generic, c.key) for c in CLASSES for generic, spellings in c.generics.items() for s in spellings}
 TERMS = {**{t: (c.key,) for c in CLASSES for t in c.terms}, **GROUPS}
+BRANDS_LONGEST_FIRST = sorted(BRANDS, key=len, reverse=True)  # "taxim o" (cefixime) before "taxim"
+STRENGTH_WORDS = frozenset({"mg", "mcg", "g", "gm", "ml", "iu", "unit", "units", "kg"})
 
 
 def normal(text: str) -> str:
@@ -34,9 +36,28 @@ def _found(words: str, names) -> list[str]:
     return [name for name in names if f" {name} " in words]
 
 
+def generic_words(text: str) -> str:
+    """The text normalised, a brand it names read as the generics on its label: " amoxicillin clavulanic acid 625 "."""
+    words = normal(text)
+    for brand in BRANDS_LONGEST_FIRST:
+        words = words.replace(f" {brand} ", f" {' '.join(BRANDS[brand])} ")
+    return words
+
+
 def ingredients(drug: str) -> dict[str, str]:
     """The known generics a medicine's name contains, with their class: {"sulfamethoxazole": "sulfonamides"}."""
-    return dict(SPELLINGS[s] for s in _found(normal(drug), SPELLINGS))
+    return dict(SPELLINGS[s] for s in _found(generic_words(drug), SPELLINGS))
+
+
+def known(text: str) -> bool:
+    """Whether the check recognises the name: a brand or generic it knows (in a class or not), or a class."""
+    words = generic_words(text)
+    return any(_found(words, names) for names in (SPELLINGS, TERMS, OTHER_GENERICS))
+
+
+def without_strength(drug: str) -> str:
+    """The medicine's generics without its strength: "Paracetamol 650 mg" and "Crocin 500" are "paracetamol"."""
+    return " ".join(w for w in generic_words(drug).split() if not w.isdigit() and w not in STRENGTH_WORDS)
 
 
 # --- What is recorded ---------------------------------------------------------------------------------
@@ -50,6 +71,7 @@ class Allergen:
     whole: frozenset[str]  # classes named as a whole ("sulfa", "beta-lactams")
     generics: dict[str, str]  # generics named, with their class
     severe: bool
+    known: bool  # a class, generic or brand the check knows
 
     @property
     def classes(self) -> frozenset[str]:
@@ -60,13 +82,15 @@ def allergen(details: Mapping) -> Allergen:
     """Read one recorded allergy (its sealed details)."""
     words = normal(details.get("substance", ""))
     whole = frozenset(key for term in _found(words, TERMS) for key in TERMS[term])
-    return Allergen(chart.allergy_label(details), words, whole, ingredients(details.get("substance", "")),
-                    details.get("severity") == "severe")
+    substance = details.get("substance", "")
+    return Allergen(chart.allergy_label(details), words, whole, ingredients(substance),
+                    details.get("severity") == "severe", known(substance))
 
 
 @dataclass(frozen=True)
 class Recorded:
-    """The patient's allergy status: "listed" (with the allergies), "none" (no known allergies) or "unknown"."""
+    """The patient's allergy status (chart.allergy_status): "listed" (with the allergies), "none" (no known
+    allergies) or "unknown" (not recorded)."""
 
     state: str
     allergies: tuple[Allergen, ...] = ()
@@ -78,8 +102,8 @@ class Recorded:
 
     @property
     def text(self) -> str:
-        """"Sulfonamides (severe), Dust", "No known allergies" or "Not recorded (the patient was not asked)"."""
-        return ", ".join(a.label for a in self.allergies) if self.heading is None else rx_text.HEADINGS[self.heading][0]
+        """"Sulfonamides (severe), Dust", "No known allergies" or "Not recorded"."""
+        return chart.allergy_status([a.label for a in self.allergies], nka=self.state == "none").text
 
     def printed(self) -> dict:
         """What the signed prescription keeps of it (and prints)."""
@@ -97,9 +121,8 @@ def recorded(db: Session, patient: Patient) -> Recorded:
     """The patient's current allergy status, from the allergy list (clinical content: the caller audits)."""
     items = sorted(chart.active(db, patient, chart.ALLERGY_KINDS), key=lambda i: (i.recorded_at, i.id))
     allergies = tuple(allergen(chart.open_details(db, i)) for i in items if i.kind is ChartKind.ALLERGY)
-    if allergies:
-        return Recorded("listed", allergies)
-    return Recorded("none" if items else "unknown")
+    nka = any(i.kind is ChartKind.NO_KNOWN_ALLERGIES for i in items)
+    return Recorded(chart.allergy_status([a.label for a in allergies], nka=nka).state, allergies)
 
 
 # --- The check ------------------------------------------------------------------------------------------
@@ -128,10 +151,19 @@ class Duplicate:
 
 
 @dataclass(frozen=True)
+class Unchecked:
+    """A name the check does not know, so silence about it means nothing: a warning, never blocking."""
+
+    index: int | None  # the medicine's place on the prescription; None for a recorded allergy
+    message: str
+
+
+@dataclass(frozen=True)
 class Review:
     recorded: Recorded
     alerts: tuple[Alert, ...]
     duplicates: tuple[Duplicate, ...]
+    unchecked: tuple[Unchecked, ...] = ()
 
     @property
     def blocking(self) -> tuple[Alert, ...]:
@@ -178,7 +210,7 @@ def _duplicates(items: Sequence[Mapping], found: list[dict[str, str]]) -> list[D
         for key in dict.fromkeys(generics.values()):
             by_class.setdefault(f"more than one of the {LABELS[key]}", []).append(item["drug"])
         if not generics:
-            by_name.setdefault(normal(item["drug"]), []).append(item["drug"])
+            by_name.setdefault(without_strength(item["drug"]), []).append(item["drug"])
     groups = [*by_class.items(), *(("the same medicine more than once", drugs) for drugs in by_name.values())]
     return [Duplicate(what, tuple(drugs)) for what, drugs in groups if len(drugs) > 1]
 
@@ -186,9 +218,22 @@ def _duplicates(items: Sequence[Mapping], found: list[dict[str, str]]) -> list[D
 def review(status: Recorded, items: Sequence[Mapping]) -> Review:
     """Every medicine against every recorded allergy, and the duplicates among the medicines."""
     found = [ingredients(item.get("drug", "")) for item in items]
-    alerts = [_alert(i, item["drug"], found[i], allergy) for i, item in enumerate(items)
-              for allergy in status.allergies]
-    return Review(status, tuple(a for a in alerts if a), tuple(_duplicates(items, found)))
+    alerts = tuple(a for a in (_alert(i, item["drug"], found[i], allergy) for i, item in enumerate(items)
+                               for allergy in status.allergies) if a)
+    return Review(status, alerts, tuple(_duplicates(items, found)), _unchecked(status, items, alerts))
+
+
+def _unchecked(status: Recorded, items: Sequence[Mapping], alerts: Sequence[Alert]) -> tuple[Unchecked, ...]:
+    """The recorded allergies and the medicines (without an alert) whose names the check does not know."""
+    if not (status.allergies and items):
+        return ()
+    listed = ", ".join(a.label for a in status.allergies)
+    flagged = {a.index for a in alerts}
+    return (*(Unchecked(None, f"Not checked: {a.label} is not a name the allergy check knows — check the medicines "
+                              "against it yourself.") for a in status.allergies if not a.known),
+            *(Unchecked(i, f"Not checked: {item['drug']} is not a name the allergy check knows — check it against "
+                           f"{listed} yourself.") for i, item in enumerate(items)
+              if i not in flagged and not known(item["drug"])))
 
 
 def printed_override(review_: Review, reason: str) -> dict | None:

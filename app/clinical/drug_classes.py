@@ -21,6 +21,13 @@ Curated from, and to be reviewed against:
   hypersensitivity to NSAIDs, Allergy 2013;68:1219-32: cross-reactive NSAID hypersensitivity (through COX-1)
   is the common kind, so an allergy to one NSAID flags all. Paracetamol is not an NSAID and is not listed.
 
+- Indian brand names (BRANDS): the generic names printed on the brands' labels as marketed in India
+  (manufacturers' package inserts; CDSCO, https://cdsco.gov.in, for the approved generics and combinations).
+  Only the commonest brands are listed; a brand is matched as whole words, ignoring strength ("Augmentin 625
+  Duo" is Augmentin), the longest name first ("Taxim-O", cefixime, before "Taxim", cefotaxime).
+- OTHER_GENERICS: common generics in none of the classes above, so the check knows it has checked them (by
+  name) rather than not recognising them.
+
 Spellings are written as the check normalises text (app/clinical/allergy_check.py): lower case, words only,
 "sulph" read as "sulf", hyphens and "+" as spaces ("co-amoxiclav" is "co amoxiclav").
 """
@@ -171,3 +178,54 @@ CROSS_REACTIVE = {
 # The aminopenicillins and the cephalosporins sharing their R1 side chain: cross-reactivity is likelier.
 AMINO_SIDE_CHAIN = frozenset({"amoxicillin", "ampicillin", "cefalexin", "cefadroxil", "cefaclor", "cefprozil",
                               "cefradine"})
+
+# Brand (as normalised) -> the generic names on its label, spelt as in the tables here.
+BRANDS = {
+    "augmentin": ("amoxicillin", "clavulanic acid"),
+    "clavam": ("amoxicillin", "clavulanic acid"),
+    "moxikind": ("amoxicillin",),
+    "moxikind cv": ("amoxicillin", "clavulanic acid"),
+    "mox": ("amoxicillin",),
+    "novamox": ("amoxicillin",),
+    "penidure": ("benzathine penicillin",),
+    "penidure la": ("benzathine penicillin",),
+    "sporidex": ("cefalexin",),
+    "taxim": ("cefotaxime",),
+    "taxim o": ("cefixime",),
+    "zifi": ("cefixime",),
+    "monocef": ("ceftriaxone",),
+    "oframax": ("ceftriaxone",),
+    "ceftum": ("cefuroxime",),
+    "septran": ("sulfamethoxazole", "trimethoprim"),
+    "septran ds": ("sulfamethoxazole", "trimethoprim"),
+    "bactrim": ("sulfamethoxazole", "trimethoprim"),
+    "bactrim ds": ("sulfamethoxazole", "trimethoprim"),
+    "ecosprin": ("aspirin",),
+    "disprin": ("aspirin",),
+    "brufen": ("ibuprofen",),
+    "combiflam": ("ibuprofen", "paracetamol"),
+    "voveran": ("diclofenac",),
+    "zerodol": ("aceclofenac",),
+    "hifenac": ("aceclofenac",),
+    "meftal": ("mefenamic acid",),
+    "nise": ("nimesulide",),
+    "azithral": ("azithromycin",),
+    "azee": ("azithromycin",),
+    "ciplox": ("ciprofloxacin",),
+    "cifran": ("ciprofloxacin",),
+    "oflox": ("ofloxacin",),
+    "norflox": ("norfloxacin",),
+    "ultracet": ("tramadol", "paracetamol"),
+    "contramal": ("tramadol",),
+    "crocin": ("paracetamol",),
+    "dolo": ("paracetamol",),
+    "calpol": ("paracetamol",),
+}
+
+OTHER_GENERICS = frozenset({
+    "paracetamol", "acetaminophen", "clavulanic acid", "clavulanate", "trimethoprim", "metronidazole", "ornidazole",
+    "tinidazole", "doxycycline", "nitrofurantoin", "fluconazole", "albendazole", "cetirizine", "levocetirizine",
+    "fexofenadine", "chlorpheniramine", "montelukast", "salbutamol", "prednisolone", "pantoprazole", "omeprazole",
+    "rabeprazole", "esomeprazole", "ranitidine", "famotidine", "domperidone", "ondansetron", "metformin",
+    "glimepiride", "amlodipine", "telmisartan", "losartan", "atorvastatin", "rosuvastatin", "ors",
+})

@@ -201,4 +201,5 @@ def check_one(db: Session, *, patient: Patient, encounter: Encounter, drug: str)
     items = [*(open_rx(db, draft)[0] if draft else []), {"drug": drug}]
     full = allergy_check.review(allergy_check.recorded(db, patient), items)
     return allergy_check.Review(full.recorded, full.of(len(items) - 1),
-                                tuple(d for d in full.duplicates if drug in d.drugs))
+                                tuple(d for d in full.duplicates if drug in d.drugs),
+                                tuple(n for n in full.unchecked if n.index in (None, len(items) - 1)))

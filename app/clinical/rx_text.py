@@ -87,7 +87,7 @@ HEADINGS = {
     "version": ("Version", "संस्करण"),
     "allergies": ("Allergies", "एलर्जी"),
     "allergies_none": ("No known allergies", "कोई ज्ञात एलर्जी नहीं"),
-    "allergies_unknown": ("Not recorded (the patient was not asked)", "दर्ज नहीं (मरीज़ से पूछा नहीं गया)"),
+    "allergies_unknown": ("Not recorded", "दर्ज नहीं"),
     "allergy_override": ("Prescribed despite the allergy. The doctor's reason", "एलर्जी के बावजूद दी गई। डॉक्टर का कारण"),
 }
 SEXES = {"F": ("F", "महिला"), "M": ("M", "पुरुष"), "O": ("Other", "अन्य")}

@@ -251,7 +251,7 @@ def _save_booking(form: BookForm, new_form, types) -> Response:
         return render("scheduling/book.html", "book_form", status=422, **_book_context(form, new_form, pick))
     type_ = next(t for t in types if str(t.id) == form.type_id.data)
     ends = starts + timedelta(minutes=type_.duration_minutes)
-    overlaps = booking.patient_overlaps(db, g.clinic.id, patient.id, starts, ends)
+    overlaps = booking.overlapping(db, g.clinic.id, starts, ends, patient_id=patient.id)
     if overlaps and not form.confirm_overlap.data:
         db.rollback()
         return _refuse(form, new_form, pick, 409, "This patient already has an appointment at this time.",
@@ -260,12 +260,11 @@ def _save_booking(form: BookForm, new_form, types) -> Response:
         appointment = booking.book(db, clinic=g.clinic, patient=patient, doctor_id=doctor_id, starts=starts,
                                    type_=type_, reason=form.reason.data, by=current_user.id,
                                    overbook_reason=overbook_reason)
-    except booking.SlotTaken as exc:
-        db.rollback()
-        return _refuse(form, new_form, pick, 409, str(exc), conflict=True)
     except booking.ScheduleError as exc:
         db.rollback()
-        return _refuse(form, new_form, pick, 422, str(exc), conflict=True)
+        status = 409 if isinstance(exc, booking.SlotTaken) else 422
+        return _refuse(form, new_form, pick, status, exc.for_role(can(g.role, Permission.SCHEDULE_OVERBOOK)),
+                       conflict=True)
     record(db, "appointment.book", patient_id=patient.id, object_type="appointment", object_id=appointment.id)
     if overbook_reason:
         record(db, "appointment.overbook", patient_id=patient.id, object_type="appointment",
@@ -401,7 +400,8 @@ def reschedule(appointment_id):
     patient = get_patient_or_404(appointment.patient_id, "appointment.reschedule")
     type_ = services.type_of(db, appointment)
     ends = starts + timedelta(minutes=type_.duration_minutes)
-    overlaps = booking.patient_overlaps(db, g.clinic.id, patient.id, starts, ends, exclude=appointment.id)
+    overlaps = booking.overlapping(db, g.clinic.id, starts, ends, patient_id=patient.id,
+                                   exclude=appointment.id)
     if overlaps and not form.confirm_overlap.data:
         return _reschedule_page(appointment, form, 409, "The patient already has an appointment at that time.",
                                 overlaps=overlaps)
@@ -411,7 +411,7 @@ def reschedule(appointment_id):
     except booking.ScheduleError as exc:
         db.rollback()
         appointment = get_appointment_or_404(appointment_id, "appointment.reschedule")
-        return _reschedule_page(appointment, form, 409, str(exc))
+        return _reschedule_page(appointment, form, 409, exc.for_role(can(g.role, Permission.SCHEDULE_OVERBOOK)))
     record(db, "appointment.reschedule", patient_id=patient.id, object_type="appointment", object_id=new.id,
            reason=f"from {appointment.id}")
     if overbook_reason:

@@ -6,7 +6,7 @@ lifetimes are enforced here on every request, from the server's clock. Requests 
 new token and deletes the old row, so a planted or copied cookie is useless afterwards.
 
 When the database cannot be reached, a session that could not be read fails the request before any
-other check (an `app.db.UNAVAILABLE` error, answered 503 with the input kept), and a session that
+other check (an `app.db.unavailable` error, answered 503 with the input kept), and a session that
 cannot be saved never turns committed work into an error: the answer stands, the row keeps its last
 state. Only a new or ended session, or one whose request committed nothing, fails for it.
 """
@@ -24,7 +24,7 @@ from sqlalchemy import delete, insert, select, text, update
 from werkzeug.datastructures import CallbackDict
 
 from app.auth.models import UserSession
-from app.db import UNAVAILABLE, committed, utcnow
+from app.db import DATABASE_ERRORS, committed, unavailable, utcnow
 from app.security.text import printable
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,9 @@ class PostgresSessionInterface(SessionInterface):
             return ServerSession()  # static files neither read nor extend the session
         try:
             return self._open(app, token)
-        except UNAVAILABLE as exc:
+        except DATABASE_ERRORS as exc:
+            if not unavailable(exc):
+                raise
             unreadable = ServerSession()
             unreadable.unavailable = exc
             return unreadable
@@ -116,8 +118,8 @@ class PostgresSessionInterface(SessionInterface):
             return  # never read, so nothing to save: the cookie stays as it was
         try:
             self._save(app, session, response)
-        except UNAVAILABLE as exc:
-            if not _may_stay_unsaved(session, response):
+        except DATABASE_ERRORS as exc:
+            if not unavailable(exc) or not _may_stay_unsaved(session, response):
                 session.unavailable = exc  # the error page's own save must not half-succeed on a new connection
                 raise
             log.warning("session not saved (%s); the answer stands: %s %s", type(exc).__name__,
@@ -162,10 +164,13 @@ class PostgresSessionInterface(SessionInterface):
 def _may_stay_unsaved(session: ServerSession, response: Response) -> bool:
     """A session write that failed may be let go when the answer already says something failed, or when
     the request committed its work and the session keeps its identity (at worst a notice or the activity
-    time is lost). A new, rotated or ended session, or a request that committed nothing, must fail."""
+    time is lost). A new, rotated or ended session, or a request that committed nothing, must fail; an
+    ended session must fail even behind a refusal (a 403 that signs out must really sign out)."""
+    if session.destroyed:
+        return False
     if response.status_code >= 400:
         return True
-    return committed() and not (session.new or session.rotate_requested or session.destroyed)
+    return committed() and not (session.new or session.rotate_requested)
 
 
 def _is_static(app: Flask, req: Request) -> bool:

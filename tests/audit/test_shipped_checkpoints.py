@@ -86,3 +86,42 @@ def test_a_checkpoint_that_could_not_be_shipped_is_shipped_by_the_next_run(app, 
     assert run_job(sign_all_checkpoints) == {str(clinic.id): 6}  # nothing new to sign: the same head
     assert [c["position"] for c in shipped_lines(app, clinic)] == [6]
     assert "(1 checkpoints shipped off the database)" in cli("verify").output
+
+
+def test_deleting_the_shipped_file_with_the_tail_is_caught_by_the_database_note(app, desk, clinic, run_job, tamper,
+                                                                                cli, sql):
+    """Once the database notes that checkpoints were shipped, a missing shipped file is a problem (it no
+    longer reads as "nothing shipped yet"), and so is a file holding less than was shipped."""
+    urls = activity(desk)
+    assert run_job(sign_all_checkpoints) == {str(clinic.id): 6}
+    assert run_job(sign_all_checkpoints) == {str(clinic.id): 6}  # nothing new: shipped once
+    assert sql("SELECT position, count FROM audit_shipment WHERE clinic_id = :c", c=clinic.id) == [(6, 1)]
+    assert cli("verify").exit_code == 0
+    with app.app_context():
+        path = shipping.log_path(clinic.id)
+    kept = path.read_text()
+
+    path.unlink()
+    assert_problem(cli, "shipped checkpoints missing", "shipped up to position 6", "is missing or empty")
+    path.write_text(kept)
+    assert cli("verify").exit_code == 0
+
+    assert desk.get(urls[0]).status_code == 200
+    run_job(sign_all_checkpoints)
+    assert len(path.read_text().splitlines()) == 2
+    path.write_text(kept)  # cut back to the first checkpoint, as if with the tail
+    output = assert_problem(cli, "shipped checkpoints missing", "holds only up to position 6")
+    assert "Warning: AUDIT_CHECKPOINT_DIR is the default" in output
+
+
+def test_the_default_checkpoint_folder_is_warned_about(app, desk, clinic, run_job, cli, as_auditor, tmp_path,
+                                                       monkeypatch):
+    activity(desk)
+    run_job(sign_all_checkpoints)
+    body = html.unescape(as_auditor.get("/audit/").get_data(as_text=True))
+    assert "AUDIT_CHECKPOINT_DIR is the default" in body and "same disk as the embedded database" in body
+    result = cli("verify")
+    assert result.exit_code == 0 and "Warning: AUDIT_CHECKPOINT_DIR is the default" in result.output
+    monkeypatch.setitem(app.config, "AUDIT_CHECKPOINT_DIR", str(tmp_path / "elsewhere"))
+    assert "AUDIT_CHECKPOINT_DIR is the default" not in as_auditor.get("/audit/").get_data(as_text=True)
+    assert "Warning" not in cli("verify", "--without-shipped").output

@@ -321,3 +321,20 @@ def test_the_other_refusals_on_a_draft_are_answered_not_raised(billing_desk, pat
     response = billing_desk.post(f"/bills/{bid}/lines/{line}/remove", {})  # a second click
     assert response.status_code == 409 and "That line is no longer on this draft." in response.get_data(as_text=True)
     assert sql("SELECT count(*) FROM bill")[0][0] == 1
+
+
+def test_a_line_the_engine_cannot_price_keeps_its_own_message_not_a_discount_one(billing_desk, patient, sql, clinic,
+                                                                                  gst_ready):
+    """Only a ₹ discount above quantity times unit price is a discount problem; an item the engine refuses for
+    another reason (here a legacy HSN code of two digits) says so, on the item, with no discount typed."""
+    legacy = add_item(sql, clinic.id, "OLD", "Legacy dressing", "30", "100.00")
+    bid = new_bill(billing_desk, patient_id=patient)
+    billing_desk.get(f"/bills/{bid}")
+    response = billing_desk.post(f"/bills/{bid}/lines", {"item_id": str(legacy), "quantity": "2", "discount": ""})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422, html[:1000]
+    assert "is not a 4, 6 or 8 digit HSN/SAC code" in html and "more than the line" not in html
+    response = billing_desk.post(f"/bills/{bid}/lines", {"item_id": str(legacy), "quantity": "2", "discount": "250",
+                                                         "discount_kind": "amount"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422 and "Discount: ₹250.00 is more than the line&#39;s ₹200.00." in html

@@ -82,6 +82,43 @@ def test_medicines_of_one_class_together_are_duplicates():
     assert check([], "Amoxicillin + Clavulanic acid").duplicates == ()  # one combination is one medicine
 
 
+@pytest.mark.parametrize(("allergy", "drug"), [
+    ("Penicillin", "Augmentin 625 Duo"), ("Sulfa drugs", "Septran DS"), ("Sulfonamides", "Bactrim"),
+    ("Aspirin", "Ecosprin 75"), ("NSAIDs", "Brufen 400"), ("Ibuprofen", "Voveran SR 100"),
+    ("Macrolides", "Azithral 500"), ("Diclofenac", "Combiflam"), ("Amoxicillin", "Moxikind-CV 625"),
+    ("Fluoroquinolones", "Ciplox 500"), ("Cephalosporins", "Taxim 1 g"), ("Ceftriaxone", "Monocef 1g"),
+    ("Cefixime", "Zifi 200"), ("Penicillin", "Penidure LA 12"), ("Opioids", "Ultracet"),
+    ("Augmentin", "Amoxicillin 500"),  # an allergy recorded by its brand
+])
+def test_common_indian_brands_are_read_as_their_generics(allergy, drug):
+    [alert] = check([{"substance": allergy}], drug).alerts
+    assert alert.blocks and drug in alert.message and allergy in alert.message
+
+
+def test_a_brand_is_matched_as_whole_words_the_longest_first():
+    assert allergy_check.ingredients("Taxim-O 200") == {"cefixime": "cephalosporins"}
+    assert allergy_check.ingredients("Taxim 1 g") == {"cefotaxime": "cephalosporins"}
+    assert allergy_check.ingredients("Moxikind-CV 625") == {"amoxicillin": "penicillins"}
+    assert allergy_check.ingredients("Zifitrol") == {} and allergy_check.ingredients("Amoxil") == {}
+
+
+def test_the_same_medicine_in_two_strengths_or_by_brand_is_a_duplicate():
+    review = check([], "Paracetamol 500", "Paracetamol 650 mg", "Crocin", "Cetirizine 10 mg")
+    assert [d.message for d in review.duplicates] == [
+        "Duplicate therapy, the same medicine more than once: Paracetamol 500, Paracetamol 650 mg, Crocin."]
+
+
+def test_a_name_the_check_does_not_know_is_said_to_be_unchecked_not_passed():
+    review = check([{"substance": "Penicillin", "severity": "mild"}, {"substance": "Dust"}],
+                   "Zyxolin 10", "Paracetamol 500", "Crocin")
+    assert review.alerts == () and [(n.index, n.message) for n in review.unchecked] == [
+        (None, "Not checked: Dust is not a name the allergy check knows — check the medicines against it yourself."),
+        (0, "Not checked: Zyxolin 10 is not a name the allergy check knows — check it against Penicillin (mild), "
+            "Dust yourself.")]
+    assert check([{"substance": "Penicillin"}], "Paracetamol", "Augmentin").unchecked == ()
+    assert allergy_check.review(allergy_check.Recorded("none"), [{"drug": "Zyxolin"}]).unchecked == ()
+
+
 # --- Over HTTP -----------------------------------------------------------------------------------------
 
 def test_cotrimoxazole_for_a_sulfonamide_allergy_is_flagged_and_needs_a_reason(seen, doctor_browser, sql):
@@ -153,11 +190,12 @@ def test_a_caution_or_a_duplicate_warns_without_stopping_signing(seen, doctor_br
 def test_no_known_allergies_and_not_recorded_print_differently(seen, doctor_browser, sql, desk, setup, register):
     _, encounter = seen
     panel = add(doctor_browser, encounter).get_data(as_text=True)
-    assert "Not recorded (the patient was not asked)" in panel and "Ask the patient" in panel
+    assert "<strong>Allergies:</strong> Not recorded" in panel and "Ask the patient" in panel
     rx_id, *_, version, _, _, _ = rows(sql)[0]
-    sign(doctor_browser, rx_id, version)
+    sign(doctor_browser, rx_id, version, language="hi")
     page = doctor_browser.get(f"/prescriptions/{rx_id}").get_data(as_text=True)
-    assert "Not recorded (the patient was not asked)" in page and "No known allergies" not in page
+    assert "Not recorded" in page and "दर्ज नहीं" in page and "No known allergies" not in page
+    assert "not asked" not in page and "पूछा" not in page  # the app knows nothing was recorded, not why
     other, encounter = consultation(desk, setup, register, doctor_browser, full_name="Sunita Devi Sharma",
                                     language="hi")
     record_allergy(doctor_browser, other, nka="1")
@@ -197,3 +235,14 @@ def test_the_alert_shows_while_the_medicine_is_typed(seen, doctor_browser, sql, 
     other.sign_in(factory.person(clinic, Role.DOCTOR, name="Dr Someone Else"))
     refused = other.get(f"{url}?drug=Cotrimoxazole", headers=HTMX)
     assert refused.status_code == 403 and "Sulfa" not in refused.get_data(as_text=True)
+
+
+def test_an_unknown_medicine_is_flagged_not_checked_without_stopping_signing(seen, doctor_browser, sql):
+    patient, encounter = seen
+    record_allergy(doctor_browser, patient, substance="Penicillin", severity="mild")
+    panel = add(doctor_browser, encounter, **{**ITEM, "drug": "Zyxolin"}).get_data(as_text=True)
+    assert "Not checked: Zyxolin is not a name the allergy check knows — check it against Penicillin" in panel
+    typed = doctor_browser.get(f"/encounters/{encounter}/prescription/check?drug=Augmentin+625", headers=HTMX)
+    assert "Allergy alert: Augmentin 625 (amoxicillin)" in typed.get_data(as_text=True)
+    rx_id, *_, version, _, _, _ = rows(sql)[0]
+    assert sign(doctor_browser, rx_id, version).status_code == 200 and rows(sql)[0][3] == "signed"

@@ -197,7 +197,27 @@ def test_a_visit_longer_than_the_free_gap_is_refused_naming_the_next_appointment
     assert response.status_code == 409
     assert "A 15-minute visit does not fit here: the doctor's next appointment starts at 09:25." in html
     assert "Someone else" not in html and 'value="fever"' in html and 'name="overbook"' in html
+    assert "Or overbook with a reason." in html
     assert len(appointments(sql)) == 1
+
+
+def test_a_nurse_told_a_visit_does_not_fit_is_not_told_to_overbook(desk, setup, patient, register, sql, clinic,
+                                                                   sign_in):
+    """The refusals that suggest overbooking say so only to a role that may overbook."""
+    day = working_day()
+    short = add_type(sql, clinic.id, "Dressing", 10)
+    assert book(desk, setup, slot(day, "09:25"), patient_id(register(full_name="Next Patient")),
+                type_id=str(short)).status_code == 303
+    assert book(desk, setup, slot(day, "10:00"), patient_id(register(full_name="Ten Patient"))).status_code == 303
+    nurse = sign_in(Role.NURSE, name="Nisha Nurse")
+    for start, said in (("09:15", "does not fit here"), ("10:00", "Someone else has just booked"),
+                        ("13:00", "not available for the whole of that time")):
+        nurse.get(f"/schedule/book?doctor_id={setup.doctor_id}")
+        response = nurse.post("/schedule/book", book_data(setup, slot(day, start), patient, reason="fever"))
+        html = unescape(response.get_data(as_text=True))
+        assert response.status_code in (409, 422) and said in html, html[:3000]
+        assert "overbook" not in html.lower() and 'value="fever"' in html
+    assert len(appointments(sql)) == 2
 
 
 # --- Overbooking --------------------------------------------------------------------------------------

@@ -3,11 +3,11 @@
 from pathlib import Path
 
 from flask import Flask
-from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import config as settings
 from app import db
+from app.security.csrf import CSRFProtect
 
 ROOT = Path(__file__).resolve().parent.parent
 csrf = CSRFProtect()
@@ -26,13 +26,14 @@ def create_app(config: dict | None = None) -> Flask:
 
     from app import ui
     from app.auth import guard
-    from app.security import errors, headers
-    from app.security.sessions import PostgresSessionInterface
+    from app.security import errors, headers, logs, sessions, text
 
+    logs.init_app(app)
     db.init_app(app)
-    app.session_interface = PostgresSessionInterface()
+    sessions.init_app(app)
     csrf.init_app(app)
     guard.init_app(app)
+    text.init_app(app)  # after the guard: an expired session goes to sign in, a forged form is refused
     headers.init_app(app)
     errors.init_app(app)
     ui.init_app(app)
@@ -47,6 +48,7 @@ def create_app(config: dict | None = None) -> Flask:
 
 def _register_blueprints(app: Flask) -> None:
     from app.audit.views import bp as audit_bp
+    from app.auth.reauth_views import bp as reauth_bp
     from app.auth.views import bp as auth_bp
     from app.billing.payment_views import bp as payments_bp
     from app.billing.pdf_views import bp as bill_pdf_bp
@@ -69,9 +71,9 @@ def _register_blueprints(app: Flask) -> None:
     from app.staff.views import bp as staff_bp
     from app.timeline.views import bp as timeline_bp
 
-    for bp in (auth_bp, clinics_bp, dashboard_bp, health_bp, staff_bp, audit_bp, patients_bp, schedule_bp, queue_bp,
-               schedule_setup_bp, clinical_bp, chart_bp, prescriptions_bp, timeline_bp, billing_setup_bp, billing_bp,
-               payments_bp, bill_pdf_bp, billing_reports_bp, reminders_bp, twilio_bp, visit_bp):
+    for bp in (auth_bp, reauth_bp, clinics_bp, dashboard_bp, health_bp, staff_bp, audit_bp, patients_bp, schedule_bp,
+               queue_bp, schedule_setup_bp, clinical_bp, chart_bp, prescriptions_bp, timeline_bp, billing_setup_bp,
+               billing_bp, payments_bp, bill_pdf_bp, billing_reports_bp, reminders_bp, twilio_bp, visit_bp):
         app.register_blueprint(bp)
 
 

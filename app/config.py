@@ -68,11 +68,17 @@ def load(overrides: dict | None = None) -> dict:
         "SESSION_IDLE_SECONDS": int(env.get("SESSION_IDLE_SECONDS", "900")),
         "SESSION_MAX_SECONDS": int(env.get("SESSION_MAX_SECONDS", "43200")),
         "SESSION_WARNING_SECONDS": int(env.get("SESSION_WARNING_SECONDS", "120")),
+        # Exports need the password typed this recently (at sign-in or on the confirmation page).
+        "REAUTH_SECONDS": int(env.get("REAUTH_SECONDS", "600")),
         "MASTER_KEY_FILE": env.get("MASTER_KEY_FILE", str(folder / "master.key")),
         "MASTER_KEY": env.get("MASTER_KEY"),
         "HTTPS": env.get("HTTPS", "0") == "1",
         "TRUSTED_PROXIES": int(env.get("TRUSTED_PROXIES", "0")),
         "WTF_CSRF_TIME_LIMIT": None,
+        # The guard checks the token and the origin itself, after the session (app/security/csrf.py); the origin
+        # check, on both schemes, replaces Flask-WTF's Referer check on https.
+        "WTF_CSRF_CHECK_DEFAULT": False,
+        "WTF_CSRF_SSL_STRICT": False,
         "RQ_QUEUE": env.get("RQ_QUEUE", "clinicdesk"),
         # The address patients and Twilio reach the app at (links in messages, status callbacks, signatures).
         "PUBLIC_URL": env.get("PUBLIC_URL") or f"http://127.0.0.1:{env.get('PORT', '5000')}",
@@ -80,8 +86,15 @@ def load(overrides: dict | None = None) -> dict:
         "TWILIO_API_BASE": env.get("TWILIO_API_BASE") or None,
         # Benchmarks and diagnosis: a Server-Timing header with each request's SQL statements (app/timing.py).
         "SERVER_TIMING": env.get("SERVER_TIMING", "0") == "1",
+        # Signed audit checkpoints are copied here as they are signed: keep it off the database's disk and backups.
+        "AUDIT_CHECKPOINT_DIR": env.get("AUDIT_CHECKPOINT_DIR"),
     }
     config.update(overrides or {})
+    # The "Still there?" warning opens at most halfway through the idle time: a lead time as long as the
+    # timeout would open it as soon as a page loads, and it holds the keyboard while open.
+    config["SESSION_WARNING_SECONDS"] = min(config["SESSION_WARNING_SECONDS"], config["SESSION_IDLE_SECONDS"] // 2)
+    config["AUDIT_CHECKPOINT_DIR"] = config["AUDIT_CHECKPOINT_DIR"] or str(
+        Path(config["INSTANCE_PATH"]) / "audit-checkpoints")
     if not config["DATABASE_APP_URL"] and config["DATABASE_URL"] and config["APP_DB_PASSWORD"]:
         config["DATABASE_APP_URL"] = runtime_app_url(config["DATABASE_URL"], config["APP_DB_PASSWORD"])
     missing = [k for k in ("SECRET_KEY", "DATABASE_APP_URL") if not config.get(k)]

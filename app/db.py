@@ -8,8 +8,10 @@ Every transaction starts by setting `app.clinic_id` and `app.user_id` with
 import uuid
 from datetime import UTC, datetime
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_app_context
 from sqlalchemy import DateTime, Enum, MetaData, create_engine, event, text
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING = {
@@ -19,6 +21,26 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+# The errors a database call raises; `unavailable(exc)` tells which of them mean "try again in a moment".
+DATABASE_ERRORS = (sa_exc.DBAPIError, sa_exc.TimeoutError)
+# SQLSTATEs of a server that cannot be reached or went away: connection exceptions (class 08), an admin or
+# crash shutdown and "cannot connect now" (57P01-57P03).
+UNREACHABLE_STATES = ("08", "57P01", "57P02", "57P03")
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether a database error means the database could not be reached just now (the same request may
+    succeed in a moment): the pool timed out, the connection was closed or invalidated, the server gave no
+    answer (psycopg raises OperationalError without a SQLSTATE then), or a connection-class SQLSTATE. A
+    deadlock, serialization failure, lock or statement timeout or full disk is an error like any other."""
+    if isinstance(exc, sa_exc.TimeoutError):
+        return True
+    if not isinstance(exc, (sa_exc.OperationalError, sa_exc.InterfaceError)):
+        return False
+    state = getattr(exc.orig, "sqlstate", None)
+    return exc.connection_invalidated or state is None or state.startswith(UNREACHABLE_STATES)
 
 
 class Base(DeclarativeBase):
@@ -73,6 +95,36 @@ def get_session() -> Session:
     if "db_session" not in g:
         g.db_session = current_app.extensions["db_sessionmaker"]()
     return g.db_session
+
+
+def committed() -> bool:
+    """Whether the request (or job) has committed a transaction in its database session."""
+    return g.get("db_committed", False)
+
+
+def commit_outcome_unknown() -> bool:
+    """Whether the request's COMMIT was sent and never answered: the connection was lost during commit(),
+    so its work may or may not have been saved (sending it again could save it twice)."""
+    return g.get("db_commit_sent", False)
+
+
+@event.listens_for(Session, "after_commit")
+def _note_commit(session: Session) -> None:
+    if has_app_context() and g.get("db_session") is session:
+        g.db_committed = True
+        g.db_commit_sent = False  # answered
+
+
+@event.listens_for(Session, "after_begin")
+def _note_connection(session: Session, transaction, connection) -> None:
+    if has_app_context() and g.get("db_session") is session:
+        g.db_connection = connection
+
+
+@event.listens_for(Engine, "commit")
+def _note_commit_sent(connection) -> None:
+    if has_app_context() and g.get("db_connection") is connection:
+        g.db_commit_sent = True
 
 
 def _close_session(exc: BaseException | None) -> None:

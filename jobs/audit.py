@@ -1,4 +1,5 @@
-"""Audit chain jobs: link every clinic's new audit events (every ~10 s) and sign each head (~5 min).
+"""Audit chain jobs: link every clinic's new audit events (every ~10 s) and sign each head (~5 min),
+shipping each signed checkpoint off the database (app/audit/shipping.py).
 
 Both visit every clinic from `clinic_registry`, set the tenant per clinic and commit per clinic, so
 one clinic's failure never holds back another's. The timer (jobs/timer.py) enqueues them.
@@ -9,7 +10,7 @@ import uuid
 
 from sqlalchemy import select
 
-from app.audit.chain import LATE_COMMIT_WINDOW, chain_pending, record_verification, sign_checkpoint, verify
+from app.audit.chain import LATE_COMMIT_WINDOW, chain_pending, record_verification, ship, sign_checkpoint, verify
 from app.clinics.models import ClinicRegistry
 from app.db import get_session, set_tenant
 from jobs.worker import in_app_context
@@ -27,8 +28,9 @@ def clinic_ids(db) -> list[uuid.UUID]:
     return ids
 
 
-def _each_clinic(step) -> dict[str, int]:
-    """Run `step(db, clinic_id)` per clinic in its own transaction; returns {clinic id: result}."""
+def _each_clinic(step, after_commit=None) -> dict[str, int]:
+    """Run `step(db, clinic_id)` per clinic in its own transaction, then `after_commit(db, clinic_id)`;
+    returns {clinic id: step's result}."""
     db = get_session()
     done = {}
     for clinic_id in clinic_ids(db):
@@ -36,6 +38,9 @@ def _each_clinic(step) -> dict[str, int]:
         try:
             done[str(clinic_id)] = step(db, clinic_id)
             db.commit()
+            if after_commit is not None:
+                after_commit(db, clinic_id)
+                db.commit()
         except Exception:
             db.rollback()
             log.exception("audit job failed for clinic %s", clinic_id)
@@ -66,7 +71,8 @@ def chain_all_clinics() -> dict[str, int]:
 
 @in_app_context
 def sign_all_checkpoints() -> dict[str, int | None]:
-    """Chain, then sign each clinic's head; returns {clinic id: signed position or None}."""
+    """Chain, then sign each clinic's head and ship it off the database once committed (a shipping that
+    failed is caught up by the next run); returns {clinic id: signed position or None}."""
     def step(db, clinic_id):
         # No window here: an event dated long before the head (clock skew, a long transaction) is
         # linked at the latest by the next checkpoint, so deleting it later is caught.
@@ -79,4 +85,4 @@ def sign_all_checkpoints() -> dict[str, int | None]:
             return None
         checkpoint = sign_checkpoint(db, clinic_id)
         return checkpoint.position if checkpoint else None
-    return _each_clinic(step)
+    return _each_clinic(step, after_commit=ship)

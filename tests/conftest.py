@@ -8,6 +8,7 @@ Each test ends by truncating every table: the session store, the concurrency tes
 browser journeys all need real commits, so rollback-per-test would test something else.
 """
 
+import contextlib
 import itertools
 import os
 import re
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import pyotp
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 
 from app import create_app
@@ -26,6 +27,7 @@ from app.auth.models import StaffUser
 from app.auth.policy import Role
 from app.auth.services import hash_password, seal_totp_secret
 from app.clinics.models import Clinic, Membership
+from app.config import APP_DB_ROLE
 from app.db import get_session, new_id, set_tenant, utcnow
 from app.local.services import ensure_database
 from app.migrate import migrate
@@ -141,6 +143,75 @@ def sql(owner_engine):
             result = conn.execute(text(statement), params)
             return result.all() if result.returns_rows else result.rowcount
     return run
+
+
+@contextlib.contextmanager
+def backend_killed_at(app, owner_engine, *statements: str):
+    """Terminate the app's PostgreSQL backend, from the owner's connection, just as it is about to run a
+    statement that starts with one of `statements` (once): a real connection loss at that exact moment.
+    Yields the list of backends killed."""
+    prefixes = tuple(s.upper() for s in statements)
+    killed = []
+
+    def kill(conn, cursor, statement, parameters, context, executemany):
+        if killed or not statement.lstrip().upper().startswith(prefixes):
+            return
+        killed.append(conn.connection.dbapi_connection.info.backend_pid)
+        with owner_engine.begin() as owner:
+            owner.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": killed[0]})
+
+    engine = app.extensions["db_engine"]
+    event.listen(engine, "before_cursor_execute", kill)
+    try:
+        yield killed
+    finally:
+        event.remove(engine, "before_cursor_execute", kill)
+
+
+@contextlib.contextmanager
+def backend_killed_at_commit(app, owner_engine, after: str):
+    """Terminate the app's PostgreSQL backend just as it is about to COMMIT a transaction that ran a statement
+    starting with `after` (once): the connection lost during commit(), when the outcome cannot be known.
+    Yields the list of backends killed."""
+    ran, killed = [], []
+
+    def note(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith(after.upper()):
+            ran.append(conn)
+
+    def kill(conn):
+        if killed or conn not in ran:
+            return
+        killed.append(conn.connection.dbapi_connection.info.backend_pid)
+        with owner_engine.begin() as owner:
+            owner.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": killed[0]})
+
+    engine = app.extensions["db_engine"]
+    event.listen(engine, "before_cursor_execute", note)
+    event.listen(engine, "commit", kill)
+    try:
+        yield killed
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+        event.remove(engine, "commit", kill)
+
+
+@contextlib.contextmanager
+def database_down(admin_url: str):
+    """PostgreSQL down for the app, for real: the test database refuses new connections and the app's
+    backends are terminated; restored afterwards (the owner's pooled connections are left alone)."""
+    url = make_url(admin_url)
+    maintenance = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with maintenance.connect() as conn:
+        conn.execute(text(f'ALTER DATABASE "{url.database}" ALLOW_CONNECTIONS false'))
+        conn.execute(text("SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity "
+                          "WHERE datname = :d AND usename = :r"), {"d": url.database, "r": APP_DB_ROLE})
+    try:
+        yield
+    finally:
+        with maintenance.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{url.database}" ALLOW_CONNECTIONS true'))
+        maintenance.dispose()
 
 
 # --- Factories ---------------------------------------------------------------------------------

@@ -3,9 +3,11 @@
 Requests only insert events. `chain_pending` (a background job, one chainer per clinic under an
 advisory lock) links committed, unlinked events in seq order at consecutive positions:
 chain_hash = HMAC(audit_key, prev_hash | event_id | event_mac), with 64 zeros before position 1.
-`sign_checkpoint` signs the head with an Ed25519 key derived from the master key, so a deleted tail
-shows against the last checkpoint (and against exported copies kept outside the database).
-`verify` only reads: it recomputes every MAC and link and names the first entry that is wrong.
+`sign_checkpoint` signs the head with an Ed25519 key derived from the master key, and `ship` copies each
+committed checkpoint off the database (app/audit/shipping.py), so a deleted tail shows against the last
+checkpoint even when the checkpoints in the database were deleted with it.
+`verify` only reads: it recomputes every MAC and link, checks every checkpoint (in the database,
+shipped, and any exported copy given) and names the first entry that is wrong.
 """
 
 import hashlib
@@ -22,6 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import and_, exists, insert, select, text
 from sqlalchemy.orm import Session
 
+from app.audit import shipping
 from app.audit.models import AuditChainLink, AuditCheckpoint, AuditEvent, AuditVerification
 from app.audit.services import audit_key, canonical
 from app.db import utcnow
@@ -124,6 +127,14 @@ def sign_checkpoint(db: Session, clinic_id: uuid.UUID) -> AuditCheckpoint | None
     return checkpoint
 
 
+def ship(db: Session, clinic_id: uuid.UUID) -> int:
+    """Copy the clinic's committed, well-signed checkpoints not yet shipped off the database; returns how many.
+    Call after the commit that signed them: a checkpoint of a chain rolled back must never be kept."""
+    _lock(db, clinic_id)  # one shipper per clinic at a time (the job and `flask audit checkpoint`)
+    key = public_key_hex()
+    return shipping.ship_new(db, clinic_id, lambda cp: checkpoint_problem(clinic_id, cp, key) is None)
+
+
 # --- Verifying ----------------------------------------------------------------------------------
 
 @dataclass
@@ -135,6 +146,7 @@ class VerifyResult:
     chained: int = 0
     unchained: int = 0
     checkpoints: int = 0
+    shipped: int = 0
     last_checkpoint: AuditCheckpoint | None = None
     checked_at: datetime = field(default_factory=utcnow)
 
@@ -146,7 +158,8 @@ class VerifyResult:
         """One line: OK with counts, or the problem."""
         if not self.ok:
             return f"PROBLEM: {self.problem}"
-        signed = (f"last signed checkpoint at position {self.last_checkpoint.position}"
+        signed = (f"last signed checkpoint at position {self.last_checkpoint.position} "
+                  f"({self.shipped} checkpoints shipped off the database)"
                   if self.last_checkpoint else "no signed checkpoint yet")
         return (f"OK: {self.chained} events chained and intact, {signed}, "
                 f"{self.unchained} events not yet chained")
@@ -224,13 +237,26 @@ def _walk(db: Session, clinic_id: uuid.UUID):
             yield row[0], (_event_view(values) if values["id"] is not None else None)
 
 
-def verify(db: Session, clinic_id: uuid.UUID, external: list | None = None) -> VerifyResult:
-    """Recompute every MAC and link, check checkpoints (and exported copies); report the first problem."""
+def verify(db: Session, clinic_id: uuid.UUID, external: list | None = None, *,
+           use_shipped: bool = True) -> VerifyResult:
+    """Recompute every MAC and link, check checkpoints (in the database, shipped unless told not to, and
+    exported copies given); report the first problem."""
     result = VerifyResult(clinic_id)
     key = public_key_hex()
     checkpoints = list(db.scalars(select(AuditCheckpoint).where(AuditCheckpoint.clinic_id == clinic_id)
                                   .order_by(AuditCheckpoint.position, AuditCheckpoint.signed_at)))
     checkpoints += list(external or [])
+    if use_shipped:
+        try:
+            copies = shipping.shipped(clinic_id)
+        except (shipping.Unreadable, OSError) as exc:
+            result.problem = f"shipped checkpoints unreadable: {exc}"
+            return result
+        result.shipped = len(copies)
+        result.problem = shipping.missing(db, clinic_id, copies)
+        if result.problem:
+            return result
+        checkpoints += copies
     checkpoints.sort(key=lambda c: c.position)
     result.checkpoints = len(checkpoints)
     result.last_checkpoint = checkpoints[-1] if checkpoints else None
@@ -262,14 +288,13 @@ def _verify_chain(db: Session, clinic_id: uuid.UUID, checkpoints: list, key: str
             prev_hash, expected_position = link.chain_hash, link.position + 1
             result.chained += 1
             current = following
-    last_position = expected_position - 1
-    for position in sorted(by_position):
-        for cp in by_position[position]:
-            problem = checkpoint_problem(clinic_id, cp, key) or (
-                f"deleted tail: checkpoint at position {position} (signed {_utc(cp.signed_at)}) is beyond the end "
-                f"of the chain (last position {last_position}): entries {last_position + 1}-{position} were deleted")
-            return problem
-    return None
+    beyond = [cp for position in sorted(by_position) for cp in by_position[position]]
+    problem = next(filter(None, (checkpoint_problem(clinic_id, cp, key) for cp in beyond)), None)
+    if problem or not beyond:
+        return problem
+    last_position, cp = expected_position - 1, beyond[-1]  # the furthest checkpoint: how much is gone
+    return (f"deleted tail: checkpoint at position {cp.position} (signed {_utc(cp.signed_at)}) is beyond the end "
+            f"of the chain (last position {last_position}): entries {last_position + 1}-{cp.position} were deleted")
 
 
 def _verify_unchained(db: Session, clinic_id: uuid.UUID, result: VerifyResult) -> str | None:

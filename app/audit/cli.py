@@ -1,20 +1,21 @@
 """`flask audit verify|checkpoint|export-checkpoints`: the audit chain from the command line.
 
-`verify` only reads (it never links or signs) and exits 1 when any clinic's trail has a problem.
-`export-checkpoints` writes signed checkpoints as JSON lines, to keep outside the database; `verify
---checkpoints FILE` checks the chain against such a copy too, so deleting checkpoints hides nothing.
+`verify` only reads (it never links or signs) and exits 1 when any clinic's trail has a problem. It
+checks the chain against the checkpoints shipped off the database as they were signed
+(AUDIT_CHECKPOINT_DIR; `--without-shipped` skips them), so deleting the newest entries together with
+their checkpoints in the database is reported. `checkpoint` signs now and ships what it signed.
+`export-checkpoints` writes signed checkpoints as JSON lines, to keep elsewhere too; `verify
+--checkpoints FILE` checks the chain against such a copy as well.
 """
 
-import json
 import uuid
-from datetime import datetime
-from types import SimpleNamespace
 
 import click
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from app.audit.chain import chain_pending, sign_checkpoint, verify
+from app.audit import shipping
+from app.audit.chain import chain_pending, ship, sign_checkpoint, verify
 from app.audit.models import AuditCheckpoint
 from app.clinics.models import Clinic, ClinicRegistry
 from app.db import get_session, set_tenant
@@ -43,42 +44,31 @@ def clinics(db, wanted: str | None) -> list[tuple[uuid.UUID, str]]:
     return chosen
 
 
-def read_checkpoints(lines) -> dict[uuid.UUID, list[SimpleNamespace]]:
+def read_checkpoints(lines) -> dict[uuid.UUID, list]:
     """Checkpoints from exported JSON lines, by clinic."""
-    found: dict[uuid.UUID, list[SimpleNamespace]] = {}
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-            cp = SimpleNamespace(position=int(item["position"]), chain_hash=item["chain_hash"],
-                                 signed_at=datetime.fromisoformat(item["signed_at"]), public_key=item["public_key"],
-                                 signature=bytes.fromhex(item["signature"]))
-            found.setdefault(uuid.UUID(item["clinic_id"]), []).append(cp)
-        except (KeyError, ValueError, TypeError) as exc:
-            raise click.ClickException(f"line {number} of the checkpoint file is not a checkpoint: {exc}") from exc
-    return found
-
-
-def checkpoint_line(cp: AuditCheckpoint, name: str) -> str:
-    """One exported checkpoint as a JSON line."""
-    return json.dumps({"clinic_id": str(cp.clinic_id), "clinic": name, "position": cp.position,
-                       "chain_hash": cp.chain_hash, "signed_at": cp.signed_at.isoformat(),
-                       "public_key": cp.public_key, "signature": bytes(cp.signature).hex()})
+    try:
+        return shipping.read_lines(lines)
+    except shipping.Unreadable as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @audit.command("verify")
 @CLINIC
 @click.option("--checkpoints", "copies", type=click.File("r"), default=None, metavar="FILE",
               help="Also check against checkpoints exported earlier (JSON lines).")
-def verify_command(wanted: str | None, copies):
+@click.option("--without-shipped", is_flag=True,
+              help="Do not read the checkpoints shipped off the database (AUDIT_CHECKPOINT_DIR).")
+def verify_command(wanted: str | None, copies, without_shipped: bool):
     """Check every clinic's audit events and chain; print OK or the first problem; exit 1 on any."""
     db = get_session()
     external = read_checkpoints(copies) if copies else {}
+    warning = None if without_shipped else shipping.same_disk_warning()
+    if warning:
+        click.echo(f"Warning: {warning}", err=True)
     failed = 0
     for clinic_id, name in clinics(db, wanted):
         set_tenant(db, clinic_id=clinic_id, user_id=None)
-        result = verify(db, clinic_id, external.get(clinic_id))
+        result = verify(db, clinic_id, external.get(clinic_id), use_shipped=not without_shipped)
         click.echo(f"{name} ({clinic_id}): {result.summary()}")
         db.rollback()  # verify only reads
         failed += not result.ok
@@ -91,7 +81,7 @@ def verify_command(wanted: str | None, copies):
 @audit.command("checkpoint")
 @CLINIC
 def checkpoint_command(wanted: str | None):
-    """Link every pending event now and sign each clinic's chain head."""
+    """Link every pending event now, sign each clinic's chain head and ship it off the database."""
     db = get_session()
     for clinic_id, name in clinics(db, wanted):
         set_tenant(db, clinic_id=clinic_id, user_id=None)
@@ -101,8 +91,15 @@ def checkpoint_command(wanted: str | None):
             db.commit()
         checkpoint = sign_checkpoint(db, clinic_id)
         db.commit()
+        try:
+            shipped = ship(db, clinic_id)
+            db.commit()  # the database's note of what was shipped
+        except OSError as exc:
+            raise click.ClickException(f"{name}: signed, but the checkpoint could not be shipped: {exc}") from exc
+        finally:
+            db.rollback()
         signed = f"signed position {checkpoint.position}" if checkpoint else "nothing to sign yet"
-        click.echo(f"{name} ({clinic_id}): linked {linked} events, {signed}")
+        click.echo(f"{name} ({clinic_id}): linked {linked} events, {signed}, shipped {shipped} checkpoints")
     set_tenant(db, clinic_id=None, user_id=None)
 
 
@@ -117,7 +114,7 @@ def export_checkpoints(wanted: str | None, output):
         set_tenant(db, clinic_id=clinic_id, user_id=None)
         for cp in db.scalars(select(AuditCheckpoint).where(AuditCheckpoint.clinic_id == clinic_id)
                              .order_by(AuditCheckpoint.position)):
-            output.write(checkpoint_line(cp, name) + "\n")
+            output.write(shipping.to_line(cp, name) + "\n")
             count += 1
         db.rollback()
     set_tenant(db, clinic_id=None, user_id=None)

@@ -70,6 +70,18 @@ class AuditCheckpoint(Base):
     signature: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class AuditShipment(Base):
+    """Checkpoints shipped off the database (app/audit/shipping.py): up to which position, when. Written
+    after the shipped lines are durable, so the file is never behind what this says."""
+
+    __tablename__ = "audit_shipment"
+
+    clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinic.id"), primary_key=True)
+    position: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    shipped_at: Mapped[datetime] = mapped_column(default=utcnow)
+    count: Mapped[int]
+
+
 class AuditVerification(Base):
     """The result of each full verification of a clinic's trail (by the checkpoint job or on demand),
     so the auditor's page shows the latest without re-reading every event."""

@@ -50,6 +50,7 @@ ACTIONS = {
     "break_glass.list": "Listed break-the-glass accesses",
     "audit.view": "Viewed the audit trail",
     "audit.export": "Exported the audit trail",
+    "auth.reauth": "Confirmed their password for a download",
     REFUSED: "Any refused access",
 }
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")

@@ -10,11 +10,11 @@ from flask_login import current_user
 from sqlalchemy import and_, or_, select, tuple_
 from sqlalchemy.orm import aliased
 
-from app.audit import trail
+from app.audit import shipping, trail
 from app.audit.chain import latest_verification, record_verification, verify
 from app.audit.services import record
 from app.auth.models import AuthEvent, AuthEventKind, StaffUser
-from app.auth.policy import Permission, requires
+from app.auth.policy import Permission, recent_password, requires
 from app.clinics.models import Membership
 from app.db import get_session, utcnow
 from app.htmx import is_htmx, render
@@ -79,7 +79,8 @@ def index(f: "trail.Filters | None" = None):
     integrity = None if is_htmx() else latest_verification(db, g.clinic.id)
     db.commit()  # ends the read; unlike a rollback it does not expire the rows about to be shown
     return render("audit/trail.html", "events", rows=rows, more=more, f=f, staff=staff, actions=trail.ACTIONS,
-                  integrity=integrity)
+                  integrity=integrity, shipped=None if is_htmx() else shipping.last_shipped(g.clinic.id),
+                  same_disk=None if is_htmx() else shipping.same_disk_warning())
 
 
 @bp.post("/verify")
@@ -110,6 +111,7 @@ def find_patient():
 
 @bp.get("/export.csv")
 @requires(Permission.AUDIT_VIEW)
+@recent_password
 def export():
     """The filtered trail as CSV (cells a spreadsheet would run as formulas are quoted)."""
     db = get_session()

@@ -3,7 +3,8 @@
 A route without a declared permission answers 403. Public routes pass. Sign-in-step routes need a
 password-verified (pending) session and nothing more; every other route needs a full session
 (password and MFA) and the route's permission for the user's role in the current clinic, which is
-also set as the database tenant for the request.
+also set as the database tenant for the request. Unsafe requests have their CSRF token and origin checked
+here (app/security/csrf.py), after the session and before the permission.
 """
 
 import uuid
@@ -11,11 +12,13 @@ import uuid
 from flask import Flask, abort, current_app, flash, g, request, session, url_for
 from flask_login import LoginManager, current_user
 
+from app import csrf
 from app.auth.models import AuthEventKind, StaffUser
 from app.auth.policy import PUBLIC, SIGN_IN_STEP, can
 from app.auth.services import memberships_of, record_event
 from app.db import get_session, set_tenant
 from app.htmx import client_redirect
+from app.security.sessions import password_within
 
 # Reachable while a user must still replace a temporary password.
 PASSWORD_CHANGE_ENDPOINTS = {"auth.password", "auth.password_post", "auth.logout", "auth.session_status"}
@@ -59,22 +62,33 @@ def enforce():
         return None  # Flask answers 404/405 itself
     permission = "public" if request.endpoint == "static" else getattr(view, "permission", None)
     g.background_request = getattr(view, "background", False)
-    _note_expiry()
+    ended = _note_expiry()
     if permission is None:
         abort(403)
-    if permission == PUBLIC:
-        return None
-    if permission == SIGN_IN_STEP:
-        return None if session.get("pending_user_id") else to_sign_in()
-    if not current_user.is_authenticated:
+    if _must_sign_in(permission, ended):
         return to_sign_in()
+    csrf.check()  # only now: the form of a session that has ended goes to sign in, not to "this form has expired"
+    if permission in (PUBLIC, SIGN_IN_STEP):
+        return None
     if not _enter_clinic():
         abort(403, "Your account has no access to any clinic. Ask your clinic admin.")
     if current_user.must_change_password and request.endpoint not in PASSWORD_CHANGE_ENDPOINTS:
         return client_redirect(url_for("auth.password"))
     if not can(g.role, permission):
         deny(f"{request.method} {request.endpoint}")
+    if getattr(view, "recent_password", False) and not password_within(session, current_app.config["REAUTH_SECONDS"]):
+        return client_redirect(url_for("reauth.confirm", next=request.full_path.rstrip("?")))
     return None
+
+
+def _must_sign_in(permission: str, ended: bool) -> bool:
+    """No live session where the route needs one; or Sign out (or in) from a page whose session has just ended
+    (its form's token ended with it)."""
+    if ended and request.blueprint == "auth" and request.method in current_app.config["WTF_CSRF_METHODS"]:
+        return True
+    if permission == SIGN_IN_STEP:
+        return not session.get("pending_user_id")
+    return permission != PUBLIC and not current_user.is_authenticated
 
 
 def deny(what: str):
@@ -106,14 +120,17 @@ def _enter_clinic() -> bool:
     return True
 
 
-def _note_expiry() -> None:
+def _note_expiry() -> bool:
+    """Record a user's session that this request found expired; True when there was one."""
     reason = getattr(session, "expired_reason", None)
     stale = getattr(session, "stale_row", None)
-    if reason in ("idle", "max") and stale is not None and stale["user_id"] is not None:
-        db = get_session()
-        record_event(db, AuthEventKind.SESSION_EXPIRED, user_id=stale["user_id"], detail=reason)
-        db.commit()
-        session.stale_row = None
+    if reason not in ("idle", "max") or stale is None or stale["user_id"] is None:
+        return False
+    db = get_session()
+    record_event(db, AuthEventKind.SESSION_EXPIRED, user_id=stale["user_id"], detail=reason)
+    db.commit()
+    session.stale_row = None
+    return True
 
 
 def to_sign_in():

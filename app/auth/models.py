@@ -73,6 +73,7 @@ class AuthEventKind(StrEnum):
     MEMBERSHIP_ADDED = "membership_added"
     MEMBERSHIP_REMOVED = "membership_removed"
     REAUTH_FAILED = "reauth_failed"
+    REAUTH_OK = "reauth_ok"
     CLINIC_SWITCHED = "clinic_switched"
     ACCESS_DENIED = "access_denied"
 
@@ -109,6 +110,7 @@ EVENT_LABELS = {
     AuthEventKind.MEMBERSHIP_ADDED: "Given a role in this clinic",
     AuthEventKind.MEMBERSHIP_REMOVED: "Removed from this clinic",
     AuthEventKind.REAUTH_FAILED: "Wrong password on confirmation",
+    AuthEventKind.REAUTH_OK: "Password confirmed (for a download)",
     AuthEventKind.CLINIC_SWITCHED: "Switched clinic",
     AuthEventKind.ACCESS_DENIED: "Access refused",
 }

@@ -105,6 +105,13 @@ def can(role: Role | None, permission: Permission) -> bool:
     return role is not None and permission in ROLE_PERMISSIONS[role]
 
 
+def recent_password(view):
+    """Declare that a view needs the password typed within REAUTH_SECONDS (exports: catalogue case 32);
+    the guard sends anyone whose password is older to confirm it, then back here."""
+    view.recent_password = True
+    return view
+
+
 def requires(permission: Permission | str, *, background: bool = False):
     """Declare the permission a view needs; `background` requests do not count as activity."""
     def decorate(view):

@@ -27,7 +27,6 @@ _hasher = PasswordHasher()
 # Verified for unknown e-mails so both paths cost the same (no enumeration by timing).
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
 
-PASSWORD_MIN, PASSWORD_MAX = 12, 128
 RECOVERY_CODE_COUNT = 10
 ISSUER = "ClinicDesk"
 
@@ -255,27 +254,6 @@ def recovery_codes_left(db: Session, user: StaffUser) -> int:
 
 
 # --- Passwords and accounts ------------------------------------------------------------------
-
-COMMON_PASSWORDS = frozenset({
-    "password1234", "123456789012", "qwertyuiop12", "passwordpassword", "welcome12345",
-    "clinicdesk123", "letmein12345", "iloveyou1234", "admin1234567", "1234567890ab",
-})
-
-
-def password_problem(password: str, *, email: str = "") -> str | None:
-    """Why a new password is not acceptable (NIST 800-63B: length and blocklist, no composition rules)."""
-    if len(password) < PASSWORD_MIN:
-        return f"Use at least {PASSWORD_MIN} characters."
-    if len(password) > PASSWORD_MAX:
-        return f"Use at most {PASSWORD_MAX} characters."
-    lowered = password.lower()
-    if lowered in COMMON_PASSWORDS or len(set(password)) < 4:
-        return "This password is too common or too simple; choose another."
-    local = email.split("@")[0].lower()
-    if local and len(local) >= 4 and local in lowered:
-        return "Do not use your e-mail address in your password."
-    return None
-
 
 def verify_current_password(db: Session, user: StaffUser, password: str, *, purpose: str) -> str:
     """Re-authentication for a sensitive change: 'ok', 'invalid' or 'locked'.

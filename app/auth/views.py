@@ -20,11 +20,12 @@ from app.auth.forms import (
     reauth_status,
 )
 from app.auth.models import AuthEventKind, StaffUser
+from app.auth.passwords import password_problem
 from app.auth.policy import PUBLIC, SIGN_IN_STEP, Permission, requires
 from app.db import get_session, set_tenant
 from app.htmx import client_redirect, render
 from app.security.crypto import master_key
-from app.security.sessions import end_sessions_of, seconds_left
+from app.security.sessions import end_sessions_of, note_password, seconds_left
 
 bp = Blueprint("auth", __name__)
 
@@ -75,6 +76,7 @@ def login_post():
         return render_template("auth/login.html", form=form, next=nxt, error=message), status
     session.clear()
     session.rotate()
+    note_password(session)
     session["pending_user_id"] = str(user.id)
     session["next"] = nxt
     return redirect(url_for("auth.mfa" if user.mfa_enrolled else "auth.enrol"), code=303)
@@ -82,9 +84,10 @@ def login_post():
 
 def _finish_sign_in(db, user: StaffUser):
     """Both factors passed: rotate the session again and sign the user in."""
-    nxt = session.get("next")
+    nxt, password_at = session.get("next"), session.get("password_at")
     session.clear()
     session.rotate()
+    session["password_at"] = password_at
     login_user(user)
     services.record_event(db, AuthEventKind.MFA_OK, user_id=user.id)
     return nxt
@@ -249,7 +252,7 @@ def password_post():
     db = get_session()
     status = 422
     if form.validate():
-        problem = services.password_problem(form.new.data, email=current_user.email)
+        problem = password_problem(form.new.data, email=current_user.email, name=current_user.full_name)
         outcome = services.verify_current_password(db, current_user, form.current.data, purpose="password change")
         if outcome != "ok":
             form.current.errors = [REAUTH_ERRORS[outcome].replace("Your password", "Your current password")]

@@ -47,23 +47,6 @@ ZERO = Decimal("0.00")
 
 # --- Formatting ----------------------------------------------------------------------------------------
 
-def inr(amount: Decimal | int | None) -> str:
-    """₹ with Indian digit grouping (lakh, crore) and two decimals: ₹1,23,456.50; negative: -₹0.40."""
-    if amount is None:
-        return ""
-    value = Decimal(amount).quantize(Decimal("0.01"))
-    sign = "-" if value < 0 else ""
-    rupees, paise = f"{abs(value):.2f}".split(".")
-    if len(rupees) > 3:
-        head, tail = rupees[:-3], rupees[-3:]
-        groups = []
-        while len(head) > 2:
-            groups.insert(0, head[-2:])
-            head = head[:-2]
-        rupees = ",".join([head, *groups, tail]) if head else ",".join([*groups, tail])
-    return f"{sign}₹{rupees}.{paise}"
-
-
 def day_text(day: date | None) -> str:
     """"05 Apr 2026" (locale-independent)."""
     return f"{day.day:02d} {MONTHS[day.month - 1]} {day.year}" if day else ""

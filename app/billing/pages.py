@@ -11,7 +11,8 @@ from datetime import date
 from decimal import Decimal
 
 from flask import g
-from sqlalchemy import exists, func, select
+from sqlalchemy import and_, exists, func, select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from app.audit.services import deny_not_found
@@ -104,6 +105,17 @@ def unbilled_visits(db: Session, clinic: Clinic, day: date) -> list[tuple[Appoin
 def by_number(db: Session, clinic_id: uuid.UUID, number: str) -> Bill | None:
     text = "".join(number.split()).upper()[:16]
     return db.scalar(select(Bill).where(Bill.clinic_id == clinic_id, Bill.number == text)) if text else None
+
+
+def issued_together(db: Session, bill: Bill) -> list[Bill]:
+    """The documents one issue made of this draft: it and, for a registered buyer's mixed supply, the
+    bill of supply split from it (issued at the same instant)."""
+    split = and_(BillingEvent.clinic_id == Bill.clinic_id, BillingEvent.bill_id == Bill.id,
+                 BillingEvent.action == "created")
+    twins = db.scalars(select(Bill).join(BillingEvent, split).where(
+        Bill.clinic_id == bill.clinic_id, Bill.issued_on == bill.issued_on, Bill.issued_at == bill.issued_at,
+        Bill.id != bill.id, BillingEvent.details.cast(JSONB)["split_from"].astext == str(bill.id)))
+    return [bill, *twins]
 
 
 def bills_of_patient(db: Session, clinic_id: uuid.UUID, patient_id: uuid.UUID, limit: int = 20) -> list[dict]:

@@ -13,7 +13,7 @@ from flask_login import current_user
 
 from app.audit.services import record
 from app.auth.policy import Permission, requires
-from app.billing import documents, pages, services
+from app.billing import documents, pages, services, words
 from app.billing.models import Bill, PdfStatus
 from app.billing.pdf import render_after_commit
 from app.db import get_session, utcnow
@@ -21,7 +21,7 @@ from app.htmx import client_redirect, is_htmx, render_partial
 from app.security.fields import keyring
 
 bp = Blueprint("bill_pdf", __name__)
-bp.app_template_filter("inr")(documents.inr)
+bp.app_template_filter("inr")(words.inr)
 
 STATUS = "billing/_pdf_status.html"
 PAGE = "billing/pdf_status_page.html"

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 from flask import Blueprint, Response, current_app, g, request, url_for
 
 from app.audit.services import record
-from app.auth.policy import Permission, requires
+from app.auth.policy import Permission, recent_password, requires
 from app.billing import reports
 from app.db import get_session
 from app.htmx import render
@@ -40,7 +40,7 @@ def _month(raw: str | None) -> tuple[date, str | None]:
     match = MONTH_RE.fullmatch(raw)
     if match and 2017 <= int(match[1]) <= 9999 and 1 <= int(match[2]) <= 12:
         return date(int(match[1]), int(match[2]), 1), None
-    return last, "Enter a month as YYYY-MM, for example 2026-11."
+    return last, f"{raw[:20]} is not a month. Enter a month as YYYY-MM, for example 2026-11."
 
 
 def bill_url(bill_id: uuid.UUID) -> str:
@@ -73,6 +73,7 @@ def day_close():
 
 @bp.get("/billing/day-close.csv")
 @requires(Permission.DAY_CLOSE)
+@recent_password
 def day_close_csv():
     """The day close as a CSV download (names who owes: audited)."""
     day, problem = _day(request.args.get("day"))
@@ -92,7 +93,7 @@ def gstr1():
     raw = request.args.get("month", "")
     month, problem = _month(raw)
     if problem:
-        return _refused("billing/gstr1.html", "report", problem, month=month, raw_month=raw)
+        return _refused("billing/gstr1.html", "report", problem, month=month, raw_month=raw, gstin=g.clinic.gstin)
     report = reports.gstr1(get_session(), g.clinic, month)
     return render("billing/gstr1.html", "report", report=report, month=month, raw_month=month.strftime("%Y-%m"),
                   problem=None, supply_types=reports.SUPPLY_TYPES, natures=reports.DOC_NATURES,
@@ -120,6 +121,7 @@ def _download(body: str | bytes, mimetype: str, name: str) -> Response:
 
 @bp.get("/billing/gstr1.json")
 @requires(Permission.GST_EXPORT)
+@recent_password
 def gstr1_json():
     """The month's GSTR-1 as the GST portal's JSON."""
     report, refused = _export("json")
@@ -131,6 +133,7 @@ def gstr1_json():
 
 @bp.get("/billing/gstr1.zip")
 @requires(Permission.GST_EXPORT)
+@recent_password
 def gstr1_zip():
     """The month's GSTR-1 as the GST offline tool's CSV files, zipped."""
     report, refused = _export("zip")

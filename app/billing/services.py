@@ -27,6 +27,7 @@ from app.billing.models import (
     PriceItem,
     PriceRate,
 )
+from app.billing.words import inr
 from app.clinics.models import Clinic
 from app.db import new_id
 from app.patients.models import Patient
@@ -278,16 +279,27 @@ def add_line(db: Session, bill: Bill, *, item: PriceItem, quantity: Decimal, dis
                     gross=ZERO, taxable_value=ZERO, total=ZERO)
     _set_rate(line, item, rate_history(db, bill.clinic_id, [item.id]).get(item.id, []), day,
               registered=registered(db, bill.clinic_id))
-    try:
-        _engine_line(line)
-    except tax.TaxError as exc:
-        raise Invalid(str(exc), {"discount": str(exc)}) from exc
+    _check_discount(bill, line)
     db.add(line)
     db.flush()
     _history(db, bill, "line_added", by, {"item": item.name, "quantity": str(quantity),
                                           "discount": str(discount.value) if discount else None})
     reprice(db, bill, day=day)
     return line
+
+
+def _check_discount(bill: Bill, line: BillLine) -> None:
+    """Refuse (422) a line the engine will not price: a discount in rupees above quantity times unit price says
+    so on the discount; any other refusal keeps the engine's own message, on the quantity or the item."""
+    gross = tax.paise(line.quantity * line.unit_price)
+    if line.discount_value is not None and not line.discount_percent and line.discount_value > gross:
+        raise Invalid(f"Discount: {inr(line.discount_value)} is more than the line's {inr(gross)}.",
+                      {"discount": f"At most {inr(gross)}, the line's amount."})
+    try:
+        tax.price_line(engine_document(bill, [line]), _engine_line(line))
+    except tax.TaxError as exc:
+        field = "quantity" if "quantity" in str(exc) else "item_id"
+        raise Invalid(f"{line.description}: {exc}", {field: str(exc)}) from exc
 
 
 def remove_line(db: Session, bill: Bill, line_id: uuid.UUID, *, by: uuid.UUID | None, day: date) -> None:

@@ -264,8 +264,9 @@ def issue(bill_id):
     bill = pages.bill_or_404(bill_id, "bill.issue", for_update=True)
     raw = request.form.get("version", "")
     version = int(raw) if raw.isdecimal() and len(raw) < 9 else -1
-    if bill.issued:  # a double click, or the same draft issued from another tab: show what was issued
-        flash(f"This bill was already issued as {bill.number}.", "info")
+    if bill.issued:  # the same form sent again (a double click, a retry, another tab): show what was issued
+        numbers = " and ".join(d.number for d in pages.issued_together(db, bill))
+        flash(f"This draft was already issued as {numbers}.", "info")
         db.commit()
         return client_redirect(url_for("billing.show", bill_id=bill.id))
     try:

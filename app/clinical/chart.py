@@ -11,15 +11,17 @@ import json
 import re
 import uuid
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
+from typing import NamedTuple
 
 from flask import g
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.policy import Permission, Role, can
+from app.clinical import rx_text
 from app.clinical.access import Access
 from app.clinical.models import ChartItem, ChartKind, Encounter, EndReason
 from app.db import new_id, utcnow
@@ -40,6 +42,21 @@ class ChartError(ValueError):
 
 
 # --- Describing ---------------------------------------------------------------------------------------
+
+class AllergyStatus(NamedTuple):
+    state: str  # "listed", "none" (no known allergies) or "unknown" (nothing recorded)
+    text: str
+
+
+def allergy_status(labels: Sequence[str], *, nka: bool) -> AllergyStatus:
+    """The patient's allergy status, decided and worded here only (the chart's banner, the allergy check,
+    the prescription): the allergies listed, "No known allergies", or "Not recorded" (the app knows that
+    nothing is on the list, not whether anyone asked)."""
+    if labels:
+        return AllergyStatus("listed", ", ".join(labels))
+    state = "none" if nka else "unknown"
+    return AllergyStatus(state, rx_text.HEADINGS[f"allergies_{state}"][0])
+
 
 def allergy_label(details: Mapping) -> str:
     """"Penicillin (severe)": what the allergy banner lists."""
@@ -271,10 +288,9 @@ class ChartPanel:
 
     @property
     def banner(self) -> str:
-        """"Allergies: Penicillin (severe), Sulfa", "No known allergies" or "Allergies not recorded"."""
-        if self.allergies:
-            return "Allergies: " + ", ".join(allergy_label(e.details) for e in self.allergies)
-        return "No known allergies" if self.nka else "Allergies not recorded"
+        """"Allergies: Penicillin (severe), Sulfa", "No known allergies" or "Allergies: Not recorded"."""
+        status = allergy_status([allergy_label(e.details) for e in self.allergies], nka=self.nka is not None)
+        return status.text if status.state == "none" else f"Allergies: {status.text}"
 
 
 def panel(db: Session, *, clinic, patient: Patient, access: Access, encounter: Encounter | None = None,

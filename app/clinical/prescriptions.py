@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.models import StaffUser
-from app.clinical import rx_text
+from app.clinical import allergy_check, rx_text
 from app.clinical.models import Encounter, Prescription, RxStatus
 from app.clinical.rx_code import content, seal_printed
 from app.db import new_id, utcnow
@@ -34,6 +34,7 @@ LIMITS = {"drug": 120, "strength": 40, "form": 30, "dose": 40, "frequency": 40, 
           "instructions": 300}
 MAX_ITEMS = 30
 MAX_ADVICE = 2000
+MAX_OVERRIDE = 500
 
 
 class RxError(ValueError):
@@ -51,8 +52,8 @@ class Stale(RxError):
 class Invalid(RxError):
     """An item with missing or too long fields (`errors` per field)."""
 
-    def __init__(self, errors: dict[str, str]):
-        super().__init__("Check the highlighted fields.")
+    def __init__(self, errors: dict[str, str], message: str = "Check the highlighted fields."):
+        super().__init__(message)
         self.errors = errors
 
 
@@ -240,16 +241,31 @@ def new_version(db: Session, rx: Prescription, *, language: str, by: uuid.UUID) 
 
 # --- Signing and the verification code ----------------------------------------------------------------
 
+def _allergy_review(db: Session, patient: Patient, items: list[dict], override: str) -> tuple:
+    """The allergy check of the items, and the override to keep: Invalid when an allergy match has no reason."""
+    review = allergy_check.review(allergy_check.recorded(db, patient), items)
+    reason = " ".join(override.split())
+    if review.blocking and not reason:
+        raise Invalid({"override": "State why you prescribe it despite the allergy, or remove the medicine."},
+                      "Allergy alert: " + " ".join(a.message for a in review.blocking)
+                      + " Signing needs your reason.")
+    if len(reason) > MAX_OVERRIDE:
+        raise Invalid({"override": f"Keep the reason to {MAX_OVERRIDE} characters."})
+    return review, allergy_check.printed_override(review, reason)
+
+
 def sign(db: Session, *, rx: Prescription, patient: Patient, version: int | None, language: str, advice: str,
-         by: uuid.UUID) -> Prescription:
+         by: uuid.UUID, override: str = "") -> tuple[Prescription, allergy_check.Review]:
     """Save the advice as typed, then sign and lock the draft: number it (first version), fix its
-    language, seal its verification code."""
+    language, seal its verification code, the patient's allergies as they are now and, when a medicine
+    matches one, the doctor's reason for prescribing it anyway (`override`, required then)."""
     _check_draft(rx)
     _check_version(rx, version)
     set_advice(db, rx, advice)
     items, advice = open_rx(db, rx)
     if not items:
         raise RxError("Add at least one medicine before signing.")
+    review, overridden = _allergy_review(db, patient, items, override)
     doctor = db.get(StaffUser, rx.doctor_id)
     if not (doctor.registration_number or "").strip():
         raise RxError("A prescription must carry your medical registration number, and your staff profile has "
@@ -260,9 +276,10 @@ def sign(db: Session, *, rx: Prescription, patient: Patient, version: int | None
     _seal(db, rx, items, advice)  # all under the active key, so a rotation running now can re-seal it later
     rx.status, rx.signed_at, rx.signed_by = RxStatus.SIGNED, utcnow(), by
     encounter = db.get(Encounter, (rx.clinic_id, rx.encounter_id))
-    seal_printed(db, rx, content(rx, items, advice, doctor, open_patient(db, patient), encounter.follow_up_on))
+    seal_printed(db, rx, content(rx, items, advice, doctor, open_patient(db, patient), encounter.follow_up_on,
+                                 allergies=review.recorded.printed(), override=overridden))
     _touch(rx)
     db.flush()
     timeline.add(db, clinic_id=rx.clinic_id, patient_id=rx.patient_id, kind=Kind.PRESCRIPTION, action="signed",
                  ref_id=rx.id, by=by, doctor_id=rx.doctor_id, at=rx.signed_at)
-    return rx
+    return rx, review

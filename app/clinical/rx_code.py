@@ -31,9 +31,11 @@ VERIFY_FAILURES, VERIFY_WINDOW = 20, timedelta(minutes=15)
 
 
 def content(rx: Prescription, items: list[dict], advice: str, doctor: StaffUser, patient: PatientData,
-            follow_up: date | None = None) -> dict:
-    """Everything the paper carries, as it is at signing: what the code vouches for and reprints show."""
-    return {
+            follow_up: date | None = None, *, allergies: dict | None = None, override: dict | None = None) -> dict:
+    """Everything the paper carries, as it is at signing: what the code vouches for and reprints show.
+    With the patient's allergy status (app/clinical/allergy_check.py) and, when a medicine matched an
+    allergy, the doctor's reason for prescribing it anyway."""
+    printed = {
         "clinic": str(rx.clinic_id), "prescription": str(rx.id), "number": rx.number, "revision": rx.revision,
         "doctor": {"name": doctor.full_name, "qualifications": doctor.qualifications or "",
                    "speciality": doctor.speciality or "",
@@ -44,6 +46,11 @@ def content(rx: Prescription, items: list[dict], advice: str, doctor: StaffUser,
         "signed_at": rx.signed_at.isoformat(), "language": rx.language, "items": items, "advice": advice,
         "follow_up": follow_up.isoformat() if follow_up else "",
     }
+    if allergies is not None:
+        printed["allergies"] = allergies
+    if override:
+        printed["allergy_override"] = override
+    return printed
 
 
 def seal_printed(db: Session, rx: Prescription, printed: dict) -> None:

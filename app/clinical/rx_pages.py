@@ -11,10 +11,10 @@ from flask_login import current_user
 from sqlalchemy.orm import Session
 
 from app.auth.models import StaffUser
-from app.clinical import rx_text
+from app.clinical import allergy_check, rx_text
 from app.clinical.access import Access
 from app.clinical.models import Encounter, Prescription
-from app.clinical.prescriptions import item_line, of_encounter, open_rx, replacement
+from app.clinical.prescriptions import draft_of, item_line, of_encounter, open_rx, replacement
 from app.clinical.rx_code import (
     CODE_CHARS,
     PrintedDoctor,
@@ -88,6 +88,8 @@ class RxDocument:
     follow_up: date | None
     replaced_by: Prescription | None
     t: rx_text.Text
+    allergies: allergy_check.Recorded | None = None  # None: signed before allergies were printed
+    override: dict | None = None  # the doctor's reason for prescribing despite an allergy, and the alerts
 
     @property
     def age(self) -> int | None:
@@ -114,14 +116,18 @@ def document(db: Session, *, clinic: Clinic, rx: Prescription, today: date) -> R
         items, advice = printed["items"], printed["advice"]
         follow_up = date.fromisoformat(printed["follow_up"]) if printed.get("follow_up") else None
         day = rx.signed_at.astimezone(ZoneInfo(clinic.timezone)).date()
+        allergies, override = allergy_check.from_printed(printed.get("allergies")), printed.get("allergy_override")
     else:
         items, advice = open_rx(db, rx)
         doctor = db.get(StaffUser, rx.doctor_id)
-        patient = open_patient(db, db.get(Patient, (rx.clinic_id, rx.patient_id)))
+        record = db.get(Patient, (rx.clinic_id, rx.patient_id))
+        patient = open_patient(db, record)
         follow_up, day = db.get(Encounter, (rx.clinic_id, rx.encounter_id)).follow_up_on, today
+        allergies, override = allergy_check.recorded(db, record), None
     return RxDocument(rx=rx, clinic=clinic, doctor=doctor, patient=patient, day=day,
                       items=[rx_text.item_view(t, i) for i in items], advice=advice, follow_up=follow_up,
-                      replaced_by=replacement(db, rx) if rx.locked else None, t=t)
+                      replaced_by=replacement(db, rx) if rx.locked else None, t=t, allergies=allergies,
+                      override=override)
 
 
 # --- The panel on the encounter page --------------------------------------------------------------
@@ -152,6 +158,8 @@ class RxPanel:
     item: dict = field(default_factory=dict)  # what was typed, kept when an add is refused
     errors: dict = field(default_factory=dict)
     problem: str | None = None
+    sign_form: dict | None = None  # what the sign form held, kept when signing is refused
+    review: allergy_check.Review | None = None  # the draft's allergy check, for its writer
     text = rx_text
 
     @property
@@ -180,4 +188,18 @@ def panel(db: Session, *, clinic: Clinic, patient: Patient, access: Access, enco
             result.signed.insert(0, entry)
         else:
             result.draft, result.language = entry, rx.language
+    if result.can_write and (result.draft or result.can_add):
+        result.review = allergy_check.review(allergy_check.recorded(db, patient),
+                                             result.draft.items if result.draft else [])
     return result
+
+
+def check_one(db: Session, *, patient: Patient, encounter: Encounter, drug: str) -> allergy_check.Review:
+    """A medicine not yet added, checked against the allergies and the draft's medicines: its own alerts, and
+    the duplicates it would make (clinical content: the caller audits)."""
+    draft = draft_of(db, encounter)
+    items = [*(open_rx(db, draft)[0] if draft else []), {"drug": drug}]
+    full = allergy_check.review(allergy_check.recorded(db, patient), items)
+    return allergy_check.Review(full.recorded, full.of(len(items) - 1),
+                                tuple(d for d in full.duplicates if drug in d.drugs),
+                                tuple(n for n in full.unchecked if n.index in (None, len(items) - 1)))

@@ -85,6 +85,10 @@ HEADINGS = {
     "follow_up": ("Follow-up", "दोबारा दिखाएँ"),
     "verify": ("Verification code", "सत्यापन कोड"),
     "version": ("Version", "संस्करण"),
+    "allergies": ("Allergies", "एलर्जी"),
+    "allergies_none": ("No known allergies", "कोई ज्ञात एलर्जी नहीं"),
+    "allergies_unknown": ("Not recorded", "दर्ज नहीं"),
+    "allergy_override": ("Prescribed despite the allergy. The doctor's reason", "एलर्जी के बावजूद दी गई। डॉक्टर का कारण"),
 }
 SEXES = {"F": ("F", "महिला"), "M": ("M", "पुरुष"), "O": ("Other", "अन्य")}
 NUMBER = r"(\d+(?:[.,/]\d+)?|½|¼|¾|1½)"

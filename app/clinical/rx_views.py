@@ -55,9 +55,9 @@ def rx_or_404(rx_id: uuid.UUID, action: str, *, for_update: bool = False) -> Pre
     return rx
 
 
-def _encounter_or_404(encounter_id: uuid.UUID, action: str) -> Encounter:
+def _encounter_or_404(encounter_id: uuid.UUID, action: str, *, for_update: bool = True) -> Encounter:
     db = get_session()
-    encounter = db.get(Encounter, (g.clinic.id, encounter_id), with_for_update=True)
+    encounter = db.get(Encounter, (g.clinic.id, encounter_id), with_for_update=for_update)
     if encounter is None:
         deny_not_found(db, action, object_type="encounter", object_id=encounter_id)
     return encounter
@@ -162,8 +162,28 @@ def add_item(encounter_id):
     return _changed(encounter, patient, access)
 
 
-def _draft_change(rx_id: uuid.UUID, action: str, change) -> Response:
-    """Load the prescription and its encounter for a writer, apply `change`, answer."""
+@bp.get("/encounters/<uuid:encounter_id>/prescription/check")
+@requires(Permission.CLINICAL_WRITE)
+def check_item(encounter_id):
+    """While the doctor types a medicine (htmx): its allergy and duplicate alerts before it is added.
+    Without JavaScript the alerts show on the panel once it is added: back to the consultation."""
+    encounter = _encounter_or_404(encounter_id, "prescription.check", for_update=False)
+    writable(encounter, "prescription.check", encounter.id)
+    if not is_htmx():
+        return client_redirect(url_for("clinical.encounter", encounter_id=encounter.id))
+    patient = get_patient_or_404(encounter.patient_id, "prescription.check")
+    db = get_session()
+    drug = " ".join(request.args.get("drug", "").split())[:rx_service.LIMITS["drug"]]
+    check = rx_pages.check_one(db, patient=patient, encounter=encounter, drug=drug) if drug else None
+    if check is not None:
+        record(db, "prescription.check", patient_id=patient.id, object_type="encounter", object_id=encounter.id)
+    db.commit()
+    return render(PANEL, "rx_drug_check", drug_check=check)
+
+
+def _draft_change(rx_id: uuid.UUID, action: str, change, **typed) -> Response:
+    """Load the prescription and its encounter for a writer, apply `change`, answer (a refusal shows the
+    panel with `typed`, what the form held)."""
     rx = rx_or_404(rx_id, action, for_update=True)
     encounter = _encounter_or_404(rx.encounter_id, action)
     access = writable(encounter, action, rx.id)
@@ -171,8 +191,10 @@ def _draft_change(rx_id: uuid.UUID, action: str, change) -> Response:
     db = get_session()
     try:
         change(db, rx, patient)
+    except rx_service.Invalid as exc:
+        return _refused(exc, action, encounter, patient, access, errors=exc.errors, **typed)
     except RxError as exc:
-        return _refused(exc, action, encounter, patient, access)
+        return _refused(exc, action, encounter, patient, access, **typed)
     record(db, action, patient_id=patient.id, object_type="prescription", object_id=rx.id)
     return _changed(encounter, patient, access)
 
@@ -203,10 +225,19 @@ def save_advice(rx_id):
 @bp.post("/prescriptions/<uuid:rx_id>/sign")
 @requires(Permission.CLINICAL_WRITE)
 def sign(rx_id):
-    """Save the advice as typed, then sign the draft: numbered, sealed with its code, locked for good."""
-    return _draft_change(rx_id, "prescription.sign", lambda db, rx, patient: rx_service.sign(
-        db, rx=rx, patient=patient, version=_version(), language=request.form.get("language", rx.language),
-        advice=request.form.get("advice", ""), by=current_user.id))
+    """Save the advice as typed, then sign the draft: numbered, sealed with its code, locked for good. A
+    medicine matching a recorded allergy needs the doctor's reason (422 without it, the form kept)."""
+    form = {name: request.form.get(name, "") for name in ("advice", "language", "override")}
+
+    def change(db, rx, patient):
+        _, review = rx_service.sign(db, rx=rx, patient=patient, version=_version(),
+                                    language=form["language"] or rx.language, advice=form["advice"],
+                                    by=current_user.id, override=form["override"])
+        if review.blocking:  # the reason itself is clinical content: sealed with the prescription, not here
+            record(db, "prescription.allergy_override", patient_id=patient.id, object_type="prescription",
+                   object_id=rx.id, reason=f"signed despite {len(review.blocking)} allergy alert(s), "
+                                           "with the doctor's reason")
+    return _draft_change(rx_id, "prescription.sign", change, sign_form=form)
 
 
 @bp.post("/prescriptions/<uuid:rx_id>/discard")

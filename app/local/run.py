@@ -39,16 +39,17 @@ def _seed_and_show() -> None:
     print(shown.output if shown.exit_code == 0 else "  (not a demo database: no demo credentials to show)")
 
 
+def gunicorn_command(port: str, python: str = sys.executable) -> list[str]:
+    """The web server, its access log on stdout; run from ROOT, where it reads gunicorn.conf.py (the log's format,
+    link tokens masked, control characters escaped)."""
+    return [python, "-m", "gunicorn", "--workers", "2", "--threads", "4", "--bind", f"127.0.0.1:{port}",
+            "--access-logfile", "-", "wsgi:app"]
+
+
 def commands(python: str, port: str) -> dict[str, list[str]]:
     """The processes `make run` keeps up: the web server, an RQ worker and the timer of periodic jobs."""
-    return {
-        "web": [python, "-m", "gunicorn", "--workers", "2", "--threads", "4", "--bind", f"127.0.0.1:{port}",
-                "--access-logfile", "-",
-                # the path only: query strings may carry what a user searched for
-                "--access-logformat", '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms', "wsgi:app"],
-        "worker": [python, "-m", "jobs.worker"],
-        "timer": [python, "-m", "jobs.timer"],
-    }
+    return {"web": gunicorn_command(port, python), "worker": [python, "-m", "jobs.worker"],
+            "timer": [python, "-m", "jobs.timer"]}
 
 
 def main() -> None:

@@ -28,6 +28,7 @@ from app.messaging import links, plan, texts
 from app.messaging.models import Channel, Reminder, ReminderSettings, ReminderTemplate, State, Transport
 from app.patients.models import ConsentEvent
 from app.scheduling.models import Appointment, Status
+from app.security.fields import keyring
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,8 @@ def _insert(db: Session, appointment: Appointment, *, kind: str, channel: Channe
         clinic_id=appointment.clinic_id, id=new_id(), appointment_id=appointment.id,
         appointment_version=appointment.version, patient_id=appointment.patient_id, kind=kind,
         channel=channel.value, offer_id=offer_id, due_at=due_at, state=State.PENDING.value, attempts=0,
-        key_version=1, created_at=utcnow()).on_conflict_do_nothing().returning(Reminder.id)
+        key_version=keyring(db, appointment.clinic_id).active.version, created_at=utcnow(),
+    ).on_conflict_do_nothing().returning(Reminder.id)
     return db.scalar(statement)
 
 
@@ -148,7 +150,8 @@ def fallback(db: Session, clinic: Clinic, reminder: Reminder) -> uuid.UUID | Non
         clinic_id=clinic.id, id=new_id(), appointment_id=reminder.appointment_id,
         appointment_version=reminder.appointment_version, patient_id=reminder.patient_id, kind=reminder.kind,
         channel=channel.value, offer_id=reminder.offer_id, due_at=due, state=State.PENDING.value, attempts=0,
-        key_version=1, created_at=now).on_conflict_do_nothing().returning(Reminder.id)
+        key_version=keyring(db, clinic.id).active.version, created_at=now,
+    ).on_conflict_do_nothing().returning(Reminder.id)
     row_id = db.scalar(statement)
     if row_id is not None:
         queue_after_commit(db, clinic.id, [(row_id, due)])

@@ -11,6 +11,9 @@ blind index to the newest message that reached it in this clinic, and that messa
 the one the reply is about: a reply answers the last thing the patient received. A phone shared by a
 family therefore acts for the patient messaged last, which is also the message on the screen.
 Words are never stored or logged: only the intent read from them (texts.parse_reply) and the outcome.
+STOP (in English or Hindi) withdraws reminder consent on every channel, whichever it came by, so no
+queued message on any channel is sent (the send job checks consent at send time); START gives back the
+channel it came by.
 """
 
 import logging
@@ -193,7 +196,7 @@ def receive(db: Session, clinic: Clinic, incoming: Incoming) -> str:
         outcome = _act(db, clinic, appointment, patient, intent, incoming.channel)
         if intent is Reply.STOP:  # a family's shared phone: nobody reminded at this number gets more
             for other in sharing(db, clinic.id, number, but=patient.id):
-                _consent(db, other, incoming.channel, granted=False)
+                _consent(db, other, list(Channel), granted=False)
     ring = keyring(db, clinic.id)
     message = InboundMessage(
         clinic_id=clinic.id, id=new_id(), twilio_sid=incoming.sid, channel=incoming.channel,
@@ -218,8 +221,10 @@ def receive(db: Session, clinic: Clinic, incoming: Incoming) -> str:
 def _act(db: Session, clinic: Clinic, appointment: Appointment, patient: Patient, intent: Reply,
          channel: Channel) -> str:
     """Do what the reply asks for this appointment and patient; returns the outcome in a few words."""
-    if intent in (Reply.STOP, Reply.START):
-        return _consent(db, patient, channel, granted=intent is Reply.START)
+    if intent is Reply.STOP:
+        return _consent(db, patient, list(Channel), granted=False)
+    if intent is Reply.START:
+        return _consent(db, patient, [channel], granted=True)
     if appointment.walk_in or appointment.starts_at <= utcnow():
         return "appointment past"
     try:
@@ -248,11 +253,15 @@ def _new_link(db: Session, clinic: Clinic, appointment: Appointment) -> str:
     return "link sent"
 
 
-def _consent(db: Session, patient: Patient, channel: Channel, *, granted: bool) -> str:
-    """STOP or START: the patient's consent to messages on the channel the reply came by."""
-    now_granted = channel in outbox.consented(db, patient.clinic_id, patient.id)
-    if now_granted == granted:
+def _consent(db: Session, patient: Patient, channels: list[Channel], *, granted: bool) -> str:
+    """STOP or START: the patient's consent to messages on these channels, in the consent ledger. STOP
+    withdraws every channel (a patient who says stop on WhatsApp does not want the SMS either); START gives
+    back only the channel it came by, the one the patient has just shown they want."""
+    now = outbox.consented(db, patient.clinic_id, patient.id)
+    changing = [channel for channel in channels if (channel in now) != granted]
+    for channel in changing:
+        set_consent(db, patient, channel.value, granted, "reply", None)
+    if not changing:
         return "already given" if granted else "already withdrawn"
-    set_consent(db, patient, channel.value, granted, "reply", None)
     return "consent given" if granted else "consent withdrawn"
 

@@ -35,9 +35,12 @@ is a Twilio opt-out keyword (§2.4).
 Replies (parse_reply) mirror Twilio: one word, any case, surrounding spaces ignored; "STOP PLEASE"
 is not a keyword there, so not here either, and the app's consent stays in step with Twilio's block
 list. Pass ButtonPayload when there is one, never ButtonText: a button titled "Cancel" would read as
-STOP. "YES" is Twilio's opt-in keyword, so it means start, not confirm.
+STOP. "YES" is Twilio's opt-in keyword, so it means start, not confirm. Twilio knows no Hindi, so the
+common Hindi ways of saying stop ("रोकें", "बंद", "बंद करो", also typed in Latin letters) and start
+("शुरू") are read here, whole and alone as Twilio's keywords are, with runs of spaces squeezed.
 """
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -185,10 +188,14 @@ _REPLIES = {
     "CONFIRM": Reply.CONFIRM, "CANCEL_APPT": Reply.CANCEL, "RESCHEDULE": Reply.RESCHEDULE,
     **dict.fromkeys(("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"), Reply.STOP),
     **dict.fromkeys(("START", "YES", "UNSTOP"), Reply.START),
+    **dict.fromkeys(("रोकें", "रोको", "रोक दो", "रोक दें", "बंद", "बन्द", "बंद करो", "बन्द करो", "बंद करें", "बन्द करें",
+                     "बंद कीजिए", "बंद कर दो", "ROKO", "ROKEN", "BAND KARO", "BAND KAREN", "BAND KAR DO"), Reply.STOP),
+    **dict.fromkeys(("शुरू", "शुरू करो", "शुरू करें", "SHURU", "SHURU KARO"), Reply.START),
 }  # fmt: skip
 _DEVANAGARI_DIGITS = str.maketrans("०१२३४५६७८९", "0123456789")
 
 
 def parse_reply(body: str | None) -> Reply | None:
     """What a patient's reply or button payload asks for, or None when it is not one of ours or Twilio's keywords."""
-    return _REPLIES.get((body or "").strip().translate(_DEVANAGARI_DIGITS).upper())
+    words = " ".join(unicodedata.normalize("NFC", body or "").split())
+    return _REPLIES.get(words.translate(_DEVANAGARI_DIGITS).upper())

@@ -32,9 +32,11 @@ REASON_MAX = 200
 
 @bp.after_request
 def _private(response: Response) -> Response:
-    """Nothing here is cached, indexed or passed on as a referrer: the link is a credential."""
+    """Nothing here is cached, indexed or passed on as a referrer: the link is a credential. Past the link
+    (token-free pages), `same-origin`: with `no-referrer` a browser sends `Origin: null` with the page's forms,
+    which the origin check (app/security/csrf.py) refuses."""
     response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["Referrer-Policy"] = "no-referrer" if request.endpoint == "visit.open_link" else "same-origin"
     response.headers["X-Robots-Tag"] = "noindex, nofollow"
     return response
 

@@ -29,7 +29,8 @@ CONSENT_PURPOSES = {
     "sms": "SMS reminders",
     "data_sharing": "Sharing records with other providers",
 }
-CONSENT_METHODS = {"in_person": "In person", "reply": "Message reply", "link": "Patient link", "phone": "Phone call"}
+CONSENT_METHODS = {"in_person": "In person", "reply": "Reply to a message (STOP/START)", "link": "Patient link",
+                   "phone": "Phone call"}
 SEARCH_LIMIT = 20
 
 

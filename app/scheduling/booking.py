@@ -40,13 +40,36 @@ TAKEN_SINCE = "That time has been booked for someone else since; book a new slot
 
 
 class ScheduleError(Exception):
-    """A change the desk asked for that is not allowed; the message says why, in plain words."""
+    """A change the desk asked for that is not allowed; the message says why, in plain words. One that
+    overbooking would get past says so only to a role that may overbook (`for_role`)."""
+
+    overbookable = False
+
+    def for_role(self, can_overbook: bool) -> str:
+        return f"{self} Or overbook with a reason." if self.overbookable and can_overbook else str(self)
+
+
+class NotAvailable(ScheduleError):
+    overbookable = True
+
+    def __init__(self):
+        super().__init__("The doctor is not available for the whole of that time. Choose a free slot.")
 
 
 class SlotTaken(ScheduleError):
+    overbookable = True
+
     def __init__(self):
         super().__init__("Someone else has just booked this doctor at this time. Nothing was saved; "
-                         "choose another slot, or overbook with a reason.")
+                         "choose another slot.")
+
+
+class DoesNotFit(SlotTaken):
+    """The visit is longer than the free time before the doctor's next appointment."""
+
+    def __init__(self, minutes: int, next_at: str):
+        ScheduleError.__init__(self, f"A {minutes}-minute visit does not fit here: the doctor's next appointment "
+                               f"starts at {next_at}. Choose another slot or a shorter visit type.")
 
 
 # status -> the statuses it may change to, with the action's name.
@@ -64,6 +87,7 @@ ACTION_LABELS = {
     "undo_no_show": "Undo no-show",
 }
 SAME_DAY_ONLY = {"check_in", "start", "complete", "back_to_waiting"}
+CHECKED_IN = (Status.ARRIVED, Status.IN_CONSULTATION, Status.COMPLETED)
 
 
 def add_history(db: Session, appointment: Appointment, action: str, by: uuid.UUID, *, before: Status | None,
@@ -99,15 +123,23 @@ def _insert(db: Session, appointment: Appointment) -> None:
         raise
 
 
-def patient_overlaps(db: Session, clinic_id: uuid.UUID, patient_id: uuid.UUID, starts: datetime, ends: datetime,
-                     *, exclude: uuid.UUID | None = None) -> list[Appointment]:
-    """The patient's other appointments (any doctor) that overlap this time."""
+def overlapping(db: Session, clinic_id: uuid.UUID, starts: datetime, ends: datetime, *,
+                doctor_id: uuid.UUID | None = None, patient_id: uuid.UUID | None = None,
+                overbooked_only: bool = False, exclude: uuid.UUID | None = None,
+                limit: int | None = None) -> list[Appointment]:
+    """The appointments still holding their time that overlap this time, earliest first: a doctor's, a
+    patient's (with any doctor), only the overbooked ones, or all but one (`exclude`)."""
     query = select(Appointment).where(
-        Appointment.clinic_id == clinic_id, Appointment.patient_id == patient_id, Appointment.status.in_(HOLDS_SLOT),
-        Appointment.starts_at < ends, Appointment.ends_at > starts, Appointment.starts_at > starts - LONGEST)
-    if exclude:
+        Appointment.clinic_id == clinic_id, Appointment.status.in_(HOLDS_SLOT), Appointment.starts_at < ends,
+        Appointment.ends_at > starts, Appointment.starts_at > starts - LONGEST)
+    for column, value in ((Appointment.doctor_id, doctor_id), (Appointment.patient_id, patient_id)):
+        if value is not None:
+            query = query.where(column == value)
+    if overbooked_only:
+        query = query.where(Appointment.overbooked)
+    if exclude is not None:
         query = query.where(Appointment.id != exclude)
-    return list(db.scalars(query))
+    return list(db.scalars(query.order_by(Appointment.starts_at).limit(limit)))
 
 
 def check_slot(db: Session, clinic: Clinic, doctor_id: uuid.UUID, starts: datetime, ends: datetime, *,
@@ -119,22 +151,22 @@ def check_slot(db: Session, clinic: Clinic, doctor_id: uuid.UUID, starts: dateti
     services.lock_availability(db, clinic.id, doctor_id)  # an admin's change to the hours waits for this
     day = services.doctor_day(db, clinic, doctor_id, services.local_day(clinic, starts))
     if not overbook and not day.contains(starts, ends):
-        raise ScheduleError("The doctor is not available for the whole of that time. Choose a free slot, "
-                            "or overbook with a reason.")
-    if not overbook and overbooked_overlap(db, clinic.id, doctor_id, starts, ends):
-        raise SlotTaken()
+        raise NotAvailable()
+    if not overbook:
+        _refuse_overlap(db, clinic, doctor_id, starts, ends)
     return day
 
 
-def overbooked_overlap(db: Session, clinic_id: uuid.UUID, doctor_id: uuid.UUID, starts: datetime,
-                       ends: datetime) -> bool:
-    """Whether an overbooked appointment of the doctor holds part of this time. Overbooked appointments
-    stand outside the exclusion constraint, so an ordinary booking checks for them here (the constraint
-    remains what settles two ordinary bookings racing each other)."""
-    return db.scalar(select(Appointment.id).where(
-        Appointment.clinic_id == clinic_id, Appointment.doctor_id == doctor_id, Appointment.overbooked,
-        Appointment.status.in_(HOLDS_SLOT), Appointment.starts_at < ends, Appointment.ends_at > starts,
-        Appointment.starts_at > starts - LONGEST).limit(1)) is not None
+def _refuse_overlap(db: Session, clinic: Clinic, doctor_id: uuid.UUID, starts: datetime, ends: datetime) -> None:
+    """Refuse a time the doctor's appointments already hold: one starting inside it means the visit is too long
+    for the gap; one holding its start (overbooked ones stand outside the exclusion constraint) means taken."""
+    first = next(iter(overlapping(db, clinic.id, starts, ends, doctor_id=doctor_id, limit=1)), None)
+    if first is None:
+        return
+    if first.starts_at > starts:
+        raise DoesNotFit((ends - starts).seconds // 60,
+                         first.starts_at.astimezone(services.zone(clinic)).strftime("%H:%M"))
+    raise SlotTaken()
 
 
 def book(db: Session, *, clinic: Clinic, patient: Patient, doctor_id: uuid.UUID, starts: datetime,
@@ -224,8 +256,10 @@ def change_status(db: Session, *, clinic: Clinic, appointment: Appointment, acti
         raise ScheduleError(_refusal(appointment, action))
     if action == "cancel" and not (reason or "").strip():
         raise ScheduleError("Say why the appointment is cancelled.")
-    if action == "undo_no_show" and not appointment.overbooked and overbooked_overlap(
-            db, clinic.id, appointment.doctor_id, appointment.starts_at, appointment.ends_at):
+    # Overbooked appointments stand outside the exclusion constraint, so an ordinary one checks for them here.
+    if action == "undo_no_show" and not appointment.overbooked and overlapping(
+            db, clinic.id, appointment.starts_at, appointment.ends_at, doctor_id=appointment.doctor_id,
+            overbooked_only=True, limit=1):
         raise ScheduleError(TAKEN_SINCE)
     before = appointment.status
     now = utcnow()
@@ -257,6 +291,9 @@ def _refusal(appointment: Appointment, action: str) -> str:
     if action not in ACTION_LABELS:
         return "Choose one of the actions shown for this appointment."
     label = ACTION_LABELS[action].lower()
+    if action == "check_in" and appointment.status in CHECKED_IN:  # a second press, or another desk's
+        token = f" (token {appointment.token})" if appointment.token else ""
+        return f"This patient has already checked in{token}."
     if action in SAME_DAY_ONLY and action in TRANSITIONS.get(appointment.status, {}):
         return f"You can {label} only on the day of the appointment."
     if action == "no_show" and action in TRANSITIONS.get(appointment.status, {}):

@@ -164,6 +164,7 @@ def _book_context(form: BookForm, new_form, pick: picker.Pick, **extra) -> dict:
     doctor = next((d for d in services.doctors(db, g.clinic.id) if d.id == doctor_id), None)
     return {"form": form, "new_form": new_form, "pick": pick, "doctor": doctor,
             "starts": parse_local(form.start.data, g.clinic.timezone),
+            "board_day": day_param({"day": (form.start.data or "")[:10]}),  # an unbookable link's way back
             "can_overbook": can(g.role, Permission.SCHEDULE_OVERBOOK), "overlaps": [], "booked": None,
             "can_register": can(g.role, Permission.PATIENT_EDIT),
             "problem": pick.error, **extra}
@@ -222,12 +223,21 @@ def _refuse(form, new_form, pick, status: int, problem: str, **extra) -> Respons
     return response
 
 
+def _unbookable(form, new_form) -> Response:
+    """A booking link (or a tampered form) whose doctor or time is no slot: the form says so, shows no patient
+    and offers no Book, only the way back to the board."""
+    response = render("scheduling/book.html", "book_form", status=422, **_book_context(form, new_form, picker.Pick()))
+    get_session().commit()  # the connection goes back before the session row is saved
+    return response
+
+
 def _save_booking(form: BookForm, new_form, types) -> Response:
     db = get_session()
     starts = parse_local(form.start.data, g.clinic.timezone)
     doctor_id = parse_uuid(form.doctor_id.data)
-    valid = form.validate() and starts is not None and doctor_id in {d.id for d in services.doctors(db, g.clinic.id)}
-    if not valid:
+    if starts is None or doctor_id not in {d.id for d in services.doctors(db, g.clinic.id)}:
+        return _unbookable(form, new_form)
+    if not form.validate():
         return _refuse(form, new_form, picker.Pick(), 422, "Check the highlighted fields.")
     overbook_reason = form.overbook_reason.data if form.overbook.data else None
     if form.overbook.data and not can(g.role, Permission.SCHEDULE_OVERBOOK):
@@ -241,7 +251,7 @@ def _save_booking(form: BookForm, new_form, types) -> Response:
         return render("scheduling/book.html", "book_form", status=422, **_book_context(form, new_form, pick))
     type_ = next(t for t in types if str(t.id) == form.type_id.data)
     ends = starts + timedelta(minutes=type_.duration_minutes)
-    overlaps = booking.patient_overlaps(db, g.clinic.id, patient.id, starts, ends)
+    overlaps = booking.overlapping(db, g.clinic.id, starts, ends, patient_id=patient.id)
     if overlaps and not form.confirm_overlap.data:
         db.rollback()
         return _refuse(form, new_form, pick, 409, "This patient already has an appointment at this time.",
@@ -250,12 +260,11 @@ def _save_booking(form: BookForm, new_form, types) -> Response:
         appointment = booking.book(db, clinic=g.clinic, patient=patient, doctor_id=doctor_id, starts=starts,
                                    type_=type_, reason=form.reason.data, by=current_user.id,
                                    overbook_reason=overbook_reason)
-    except booking.SlotTaken as exc:
-        db.rollback()
-        return _refuse(form, new_form, pick, 409, str(exc), conflict=True)
     except booking.ScheduleError as exc:
         db.rollback()
-        return _refuse(form, new_form, pick, 422, str(exc), conflict=True)
+        status = 409 if isinstance(exc, booking.SlotTaken) else 422
+        return _refuse(form, new_form, pick, status, exc.for_role(can(g.role, Permission.SCHEDULE_OVERBOOK)),
+                       conflict=True)
     record(db, "appointment.book", patient_id=patient.id, object_type="appointment", object_id=appointment.id)
     if overbook_reason:
         record(db, "appointment.overbook", patient_id=patient.id, object_type="appointment",
@@ -391,7 +400,8 @@ def reschedule(appointment_id):
     patient = get_patient_or_404(appointment.patient_id, "appointment.reschedule")
     type_ = services.type_of(db, appointment)
     ends = starts + timedelta(minutes=type_.duration_minutes)
-    overlaps = booking.patient_overlaps(db, g.clinic.id, patient.id, starts, ends, exclude=appointment.id)
+    overlaps = booking.overlapping(db, g.clinic.id, starts, ends, patient_id=patient.id,
+                                   exclude=appointment.id)
     if overlaps and not form.confirm_overlap.data:
         return _reschedule_page(appointment, form, 409, "The patient already has an appointment at that time.",
                                 overlaps=overlaps)
@@ -401,7 +411,7 @@ def reschedule(appointment_id):
     except booking.ScheduleError as exc:
         db.rollback()
         appointment = get_appointment_or_404(appointment_id, "appointment.reschedule")
-        return _reschedule_page(appointment, form, 409, str(exc))
+        return _reschedule_page(appointment, form, 409, exc.for_role(can(g.role, Permission.SCHEDULE_OVERBOOK)))
     record(db, "appointment.reschedule", patient_id=patient.id, object_type="appointment", object_id=new.id,
            reason=f"from {appointment.id}")
     if overbook_reason:

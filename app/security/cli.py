@@ -77,5 +77,5 @@ def status(wanted: str | None):
             click.echo("  no data key yet")
         for row in rows:
             click.echo(f"  v{row['version']:<3} {row['status']:<12} patients={row['patients']} "
-                       f"tokens={row['tokens']} history={row['history']}")
+                       f"tokens={row['tokens']} history={row['history']} other={row['other']}")
     set_tenant(db, clinic_id=None, user_id=None)

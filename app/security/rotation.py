@@ -3,13 +3,16 @@
 `start_rotation` adds a key version; from then on every write seals under it while reads still open
 values under the older, decrypt_only versions. `reencrypt_batch` moves rows to the active key a
 batch at a time (`FOR UPDATE SKIP LOCKED`, so several workers, a second run or live edits never
-collide) and `retire_unused_keys` retires an old version once no row uses it. Each function
+collide) and `retire_unused_keys` retires an old version once no row uses it. A row with nothing
+sealed moves too (only its `key_version`): afterwards no row names a retired key, so a compliance
+query on the column finds none. Each function
 flushes and leaves the commit to its caller; all need the session's tenant set to the clinic.
 """
 
 import uuid
+from collections import Counter
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, exists, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from app.billing.models import Bill, BillPdf
@@ -68,15 +71,32 @@ SEALED = [
 
 
 def _stale_rows(model, attrs, clinic_id: uuid.UUID, active: int):
-    """Rows with a sealed value not under the active key (rows whose sealed columns are all empty, most
-    appointments and their history, hold nothing to re-seal and are left alone)."""
-    stale = [and_(getattr(model, attr).is_not(None), _sealed_under(getattr(model, attr)) != _version_bytes(active))
-             for attr, _ in attrs]
-    return select(model).where(model.clinic_id == clinic_id, or_(*stale))
+    """Rows holding a sealed value, with a value not under the active key or the row naming another key."""
+    columns = [getattr(model, attr) for attr, _ in attrs]
+    stale = [and_(c.is_not(None), _sealed_under(c) != _version_bytes(active)) for c in columns]
+    return select(model).where(model.clinic_id == clinic_id, or_(*[c.is_not(None) for c in columns]),
+                               or_(*stale, model.key_version != active))
+
+
+def _unsealed_rows(model, attrs, clinic_id: uuid.UUID, active: int):
+    """Rows with nothing sealed (most appointments and their history) that still name another key."""
+    empty = [getattr(model, attr).is_(None) for attr, _ in attrs]
+    return select(model).where(model.clinic_id == clinic_id, model.key_version != active, *empty)
+
+
+def _move_unsealed(db: Session, model, attrs, clinic_id: uuid.UUID, active: int, batch_size: int) -> int:
+    """Point up to `batch_size` rows with nothing sealed at the active key (nothing else changes)."""
+    key = list(model.__table__.primary_key.columns)
+    chosen = (_unsealed_rows(model, attrs, clinic_id, active).with_only_columns(*key).order_by(*key)
+              .limit(batch_size).with_for_update(skip_locked=True))
+    moved = db.execute(update(model).where(tuple_(*key).in_(chosen)).values(key_version=active)
+                       .execution_options(synchronize_session=False))
+    return moved.rowcount
 
 
 def _reseal_rows(db: Session, ring, clinic_id: uuid.UUID, batch_size: int) -> int:
-    """Re-seal up to `batch_size` rows of each SEALED table under the active key."""
+    """Re-seal up to `batch_size` rows of each SEALED table under the active key (and move as many
+    rows with nothing sealed)."""
     active, count = ring.active.version, 0
     for model, table, attrs in SEALED:
         key = model.__table__.primary_key.columns
@@ -87,7 +107,7 @@ def _reseal_rows(db: Session, ring, clinic_id: uuid.UUID, batch_size: int) -> in
                 value = ring.open(table, column, row.id, getattr(row, attr))
                 setattr(row, attr, ring.seal(table, column, row.id, value))
             row.key_version = active
-        count += len(rows)
+        count += len(rows) + _move_unsealed(db, model, attrs, clinic_id, active, batch_size)
     return count
 
 
@@ -113,8 +133,8 @@ def remaining(db: Session, clinic_id: uuid.UUID) -> int:
     """How many patients and other sealed rows are not yet on the active key."""
     active = keyring(db, clinic_id).active.version
     patients = db.scalar(select(func.count()).select_from(_stale_patients(clinic_id, active).subquery()))
-    return patients + sum(db.scalar(select(func.count()).select_from(_stale_rows(m, a, clinic_id, active).subquery()))
-                          for m, _, a in SEALED)
+    stale = [query(m, a, clinic_id, active) for m, _, a in SEALED for query in (_stale_rows, _unsealed_rows)]
+    return patients + sum(db.scalar(select(func.count()).select_from(q.subquery())) for q in stale)
 
 
 def _in_use(db: Session, clinic_id: uuid.UUID, version: int) -> bool:
@@ -123,12 +143,13 @@ def _in_use(db: Session, clinic_id: uuid.UUID, version: int) -> bool:
     checks = [
         (Patient, or_(Patient.key_version == version, _sealed_under(Patient.full_name_enc) == sealed)),
         (PatientToken, PatientToken.key_version == version),
-    ] + [(model, or_(*[_sealed_under(getattr(model, a)) == sealed for a, _ in attrs])) for model, _, attrs in SEALED]
+    ] + [(model, or_(model.key_version == version, *[_sealed_under(getattr(model, a)) == sealed for a, _ in attrs]))
+         for model, _, attrs in SEALED]
     return any(db.scalar(select(exists().where(model.clinic_id == clinic_id, check))) for model, check in checks)
 
 
 def retire_unused_keys(db: Session, clinic_id: uuid.UUID) -> list[int]:
-    """Retire every decrypt_only key that no patient, token or history row uses; returns their versions."""
+    """Retire every decrypt_only key that no row uses or names; returns their versions."""
     keys = db.scalars(select(ClinicKey).where(ClinicKey.clinic_id == clinic_id, ClinicKey.status == "decrypt_only")
                       .order_by(ClinicKey.version).with_for_update()).all()
     retired = []
@@ -141,13 +162,15 @@ def retire_unused_keys(db: Session, clinic_id: uuid.UUID) -> list[int]:
 
 
 def rotation_status(db: Session, clinic_id: uuid.UUID) -> list[dict]:
-    """Each key version of the clinic with its status and how many patient, token and history rows use it."""
-    def counts(model) -> dict[int, int]:
-        return dict(db.execute(select(model.key_version, func.count()).where(model.clinic_id == clinic_id)
-                               .group_by(model.key_version)).all())
+    """Each key version of the clinic with its status and how many patient, token, history and other
+    rows (every other table with sealed values) name it."""
+    def counts(model) -> Counter:
+        return Counter(dict(db.execute(select(model.key_version, func.count()).where(model.clinic_id == clinic_id)
+                                       .group_by(model.key_version)).all()))
 
     patients, tokens, entries = counts(Patient), counts(PatientToken), counts(PatientHistory)
+    others = sum((counts(model) for model, _, _ in SEALED if model is not PatientHistory), Counter())
     keys = db.scalars(select(ClinicKey).where(ClinicKey.clinic_id == clinic_id).order_by(ClinicKey.version)).all()
     return [{"version": k.version, "status": k.status, "created_at": k.created_at, "retired_at": k.retired_at,
-             "patients": patients.get(k.version, 0), "tokens": tokens.get(k.version, 0),
-             "history": entries.get(k.version, 0)} for k in keys]
+             "patients": patients[k.version], "tokens": tokens[k.version], "history": entries[k.version],
+             "other": others[k.version]} for k in keys]

@@ -4,21 +4,30 @@ The browser holds a 256-bit random token; the table holds only its SHA-256. Idle
 lifetimes are enforced here on every request, from the server's clock. Requests to routes marked
 `background` (polling) do not move the idle clock. Rotation (at sign-in and after MFA) issues a
 new token and deletes the old row, so a planted or copied cookie is useless afterwards.
+
+When the database cannot be reached, a session that could not be read fails the request before any
+other check (an `app.db.unavailable` error, answered 503 with the input kept), and a session that
+cannot be saved never turns committed work into an error: the answer stands, the row keeps its last
+state. Only a new or ended session, or one whose request committed nothing, fails for it.
 """
 
 import hashlib
+import logging
 import math
 import secrets
 from datetime import timedelta
 
 from flask import Flask, Request, Response, current_app, g, request
+from flask import session as current_session
 from flask.sessions import SessionInterface, SessionMixin
 from sqlalchemy import delete, insert, select, text, update
 from werkzeug.datastructures import CallbackDict
 
 from app.auth.models import UserSession
-from app.db import utcnow
+from app.db import DATABASE_ERRORS, committed, unavailable, utcnow
 from app.security.text import printable
+
+log = logging.getLogger(__name__)
 
 
 class ServerSession(CallbackDict, SessionMixin):
@@ -35,6 +44,7 @@ class ServerSession(CallbackDict, SessionMixin):
         self.rotate_requested = False
         self.destroyed = False
         self.expired_reason: str | None = None
+        self.unavailable: Exception | None = None  # the store could not be read
 
     @property
     def new(self) -> bool:
@@ -59,11 +69,33 @@ def cookie_name(app: Flask) -> str:
     return "__Host-clinicdesk" if app.config["HTTPS"] else "clinicdesk_session"
 
 
+def init_app(app: Flask) -> None:
+    """Sessions in PostgreSQL; an unreadable store fails the request first (before CSRF and sign-in checks)."""
+    app.session_interface = PostgresSessionInterface()
+    app.before_request(_require_store)
+
+
+def _require_store() -> None:
+    failure = getattr(current_session, "unavailable", None)
+    if failure is not None:
+        raise failure
+
+
 class PostgresSessionInterface(SessionInterface):
     def open_session(self, app: Flask, req: Request) -> ServerSession:
         token = req.cookies.get(cookie_name(app))
         if not token or _is_static(app, req):
             return ServerSession()  # static files neither read nor extend the session
+        try:
+            return self._open(app, token)
+        except DATABASE_ERRORS as exc:
+            if not unavailable(exc):
+                raise
+            unreadable = ServerSession()
+            unreadable.unavailable = exc
+            return unreadable
+
+    def _open(self, app: Flask, token: str) -> ServerSession:
         engine = app.extensions["db_engine"]
         with engine.connect() as conn:
             row = conn.execute(select(UserSession).where(UserSession.id == token_hash(token))).mappings().first()
@@ -81,7 +113,19 @@ class PostgresSessionInterface(SessionInterface):
             return session
         return ServerSession(dict(row["data"]), token=token, row=row)
 
-    def save_session(self, app: Flask, session: ServerSession, response: Response) -> None:
+    def save_session(self, app: Flask, session: ServerSession | None, response: Response) -> None:
+        if session is None or session.unavailable is not None:
+            return  # never read, so nothing to save: the cookie stays as it was
+        try:
+            self._save(app, session, response)
+        except DATABASE_ERRORS as exc:
+            if not unavailable(exc) or not _may_stay_unsaved(session, response):
+                session.unavailable = exc  # the error page's own save must not half-succeed on a new connection
+                raise
+            log.warning("session not saved (%s); the answer stands: %s %s", type(exc).__name__,
+                        response.status_code, request.endpoint)
+
+    def _save(self, app: Flask, session: ServerSession, response: Response) -> None:
         name = cookie_name(app)
         cookie = {"path": "/", "secure": app.config["HTTPS"], "httponly": True, "samesite": "Lax"}
         response.vary.add("Cookie")
@@ -106,14 +150,27 @@ class PostgresSessionInterface(SessionInterface):
                 conn.execute(insert(UserSession).values({
                     **values, "id": token_hash(session.token), "created_at": values["last_activity_at"],
                     "ip": request.remote_addr, "user_agent": printable(request.user_agent.string, 200)}))
-                response.set_cookie(name, session.token, **cookie)
             else:
                 conn.execute(update(UserSession).where(UserSession.id == session.row["id"]).values(**values))
+        if fresh:  # only once its row is committed
+            response.set_cookie(name, session.token, **cookie)
 
     def _delete(self, app: Flask, session: ServerSession) -> None:
         if session.row is not None:
             with app.extensions["db_engine"].begin() as conn:
                 conn.execute(delete(UserSession).where(UserSession.id == session.row["id"]))
+
+
+def _may_stay_unsaved(session: ServerSession, response: Response) -> bool:
+    """A session write that failed may be let go when the answer already says something failed, or when
+    the request committed its work and the session keeps its identity (at worst a notice or the activity
+    time is lost). A new, rotated or ended session, or a request that committed nothing, must fail; an
+    ended session must fail even behind a refusal (a 403 that signs out must really sign out)."""
+    if session.destroyed:
+        return False
+    if response.status_code >= 400:
+        return True
+    return committed() and not (session.new or session.rotate_requested)
 
 
 def _is_static(app: Flask, req: Request) -> bool:
@@ -161,6 +218,17 @@ def seconds_left(session: ServerSession) -> int:
     max_end = started + timedelta(seconds=current_app.config["SESSION_MAX_SECONDS"])
     # Round up: 0 must mean "expired", never "less than a second left".
     return max(0, math.ceil((min(idle_end, max_end) - now).total_seconds()))
+
+
+def note_password(session: ServerSession) -> None:
+    """Remember that the user typed their password in this session just now (sign-in or confirmation)."""
+    session["password_at"] = int(utcnow().timestamp())
+
+
+def password_within(session: ServerSession, seconds: int) -> bool:
+    """Whether the user typed their password in this session within the last `seconds`."""
+    at = session.get("password_at")
+    return isinstance(at, int) and 0 <= utcnow().timestamp() - at <= seconds
 
 
 def end_sessions_of(user_id, *, keep: str | None = None) -> None:

@@ -61,8 +61,8 @@ END_REASONS = {"resolved": "resolved", "error": "entered in error"}
 MESSAGE_PHRASES = {"sent": "sent", "delivered": "delivered", "read": "read", "failed": "not delivered",
                    "undelivered": "not delivered", "skipped": "not sent"}
 REPLY_PHRASES = {"confirm": "1, will come", "cancel": "2, cancel the appointment",
-                 "reschedule": "3, asked for another time", "stop": "STOP, no more messages on this channel",
-                 "start": "START, messages again"}
+                 "reschedule": "3, asked for another time", "stop": "STOP, no more reminders by WhatsApp or SMS",
+                 "start": "START, messages again on this channel"}
 DOCUMENT_LABELS = {
     DocumentType.TAX_INVOICE: "Tax invoice", DocumentType.BILL_OF_SUPPLY: "Bill of supply",
     DocumentType.INVOICE_CUM_BILL_OF_SUPPLY: "Invoice-cum-bill of supply", DocumentType.CREDIT_NOTE: "Credit note",

@@ -5,6 +5,7 @@ import pytest
 from app import create_app
 from app.auth.policy import Role
 from app.security.sessions import token_hash
+from tests.conftest import Browser
 
 
 @pytest.fixture
@@ -65,6 +66,19 @@ def test_https_uses_host_prefixed_secure_cookie_and_hsts(app_config, factory, cl
         assert response.headers["Strict-Transport-Security"].startswith("max-age=")
     finally:
         secure_app.extensions["db_engine"].dispose()
+
+
+@pytest.mark.parametrize("idle, warning, shown", [(900, 120, 120), (60, 120, 30), (120, 120, 60), (9, 2, 2)])
+def test_the_idle_warning_opens_at_most_halfway_through_the_idle_time(app_config, factory, clinic, person, idle,
+                                                                      warning, shown):
+    short = create_app({**app_config, "SESSION_IDLE_SECONDS": idle, "SESSION_WARNING_SECONDS": warning})
+    try:
+        browser = Browser(short.test_client())
+        browser.sign_in(person)
+        html = browser.get("/").get_data(as_text=True)
+        assert f'data-session-idle="{idle}"' in html and f'data-session-warning="{shown}"' in html
+    finally:
+        short.extensions["db_engine"].dispose()
 
 
 def test_nothing_but_the_mfa_step_between_password_and_code(browser, person, factory, clinic):

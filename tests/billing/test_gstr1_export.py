@@ -8,7 +8,7 @@ import io
 import json
 import zipfile
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -31,6 +31,13 @@ from tests.billing.test_issue import _draft
 from tests.scheduling.conftest import audit_since, high_water
 
 NOV = date(2026, 11, 20)
+IST = ZoneInfo("Asia/Kolkata")
+
+
+def _at(day: date) -> datetime:
+    """Mid-morning of a document's own date: its issue or cancellation time agrees with its date, so
+    the month's tables are the same whenever the test runs."""
+    return datetime.combine(day, time(10, 30), IST)
 
 
 @dataclass
@@ -40,7 +47,7 @@ class Month:
 
 def _issue(db, clinic, patient, *items, day=NOV, recipient=None):
     c, bill = _draft(db, clinic, patient, *items, day=day, recipient=recipient)
-    return c, issuing.issue(db, clinic=c, bill=bill, by=None, day=day)
+    return c, issuing.issue(db, clinic=c, bill=bill, by=None, day=day, now=_at(day))
 
 
 @pytest.fixture
@@ -56,10 +63,10 @@ def month(app, clinic, accounts, billing_desk, patient, prices) -> Month:
         _, [cosmetic] = _issue(db, clinic, patient, (prices.cosmetic, 1))
         medicine = services.lines_of(db, mixed)[1]
         note = credit_notes.issue_credit_note(db, clinic=c, original=mixed, quantities={medicine.id: Decimal(1)},
-                                          reason=CreditReason.RETURN, by=None, day=NOV)
+                                          reason=CreditReason.RETURN, by=None, day=NOV, now=_at(NOV))
         _, [lab] = _issue(db, clinic, patient, (prices.lab, 1))
         cancel = credit_notes.issue_credit_note(db, clinic=c, original=lab, quantities={}, reason=CreditReason.CANCEL,
-                                            by=None, day=NOV)
+                                            by=None, day=NOV, now=_at(NOV))
         _, [b2b, b2b_supply] = _issue(db, clinic, patient, (prices.cosmetic, 1), (prices.consultation, 1),
                                       recipient={"gstin": BUYER_GSTIN, "name": "Acme Pharma Ltd", "state_code": "27"})
         _, [december] = _issue(db, clinic, patient, (prices.cosmetic, 1), day=date(2026, 12, 1))
@@ -199,3 +206,14 @@ def test_an_invalid_month_is_refused_with_a_message(accounts, gst_ready, url):
     text = response.get_data(as_text=True)
     assert response.status_code == 422
     assert "Enter a month as YYYY-MM" in text and "Traceback" not in text
+
+
+@pytest.mark.parametrize("htmx", [True, False])
+def test_an_invalid_month_on_the_page_says_so_and_nothing_about_registration(accounts, gst_ready, htmx):
+    response = accounts.get("/billing/gstr1?month=2026-13", headers={"HX-Request": "true"} if htmx else {})
+    text = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "2026-13 is not a month. Enter a month as YYYY-MM, for example 2026-11." in text
+    assert 'value="2026-13"' in text and 'aria-invalid="true"' in text
+    assert "not registered for GST" not in text and "no GSTIN" not in text
+    assert ("<html" in text) is not htmx

@@ -5,10 +5,12 @@ issued document), a B2B buyer's mixed bill split in two, over-the-counter bills,
 the links from the appointment and patient pages. With and without htmx; audited."""
 
 import re
+from datetime import timedelta
 
 from app.billing.gstin import financial_year
 from tests.billing.conftest import (  # noqa: F401
     BUYER_GSTIN,
+    add_item,
     bill_id,
     billing_desk,
     completed_visit,
@@ -281,3 +283,58 @@ def test_appointment_and_patient_pages_link_to_billing(billing_desk, patient, pr
     html = page(billing_desk, f"/patients/{patient}")
     assert "Bills" in html and f"BOS/{FY}/000001" in html and f"/bills/{bid}" in html and "New bill" in html
     assert "₹500.00" in html
+
+
+def test_a_discount_in_rupees_above_the_line_is_refused_with_the_input_kept(billing_desk, patient, prices, sql):
+    bid = new_bill(billing_desk, patient_id=patient)
+    for headers in ({}, HTMX):
+        billing_desk.get(f"/bills/{bid}")
+        mark = high_water(sql)
+        response = billing_desk.post(f"/bills/{bid}/lines", {"item_id": str(prices.lab), "quantity": "1",
+                                                             "discount": "450", "discount_kind": "amount"},
+                                     headers=headers)
+        html = response.get_data(as_text=True)
+        assert response.status_code == 422, html[:1000]
+        assert 'value="450"' in html and "more than the line" in html and "₹400.00" in html
+        assert ("<html" in html) is not bool(headers)
+        assert [row[:5] for row in audit_since(sql, mark)] == [
+            ("bill.line_add", "allowed", patient, None, "not saved: invalid")]
+    assert "No lines yet" in page(billing_desk, f"/bills/{bid}")
+    assert sql("SELECT count(*) FROM billing_event WHERE bill_id = :b AND action = 'line_added'", b=bid)[0][0] == 0
+    assert add(billing_desk, bid, prices.lab, "1", discount="400", discount_kind="amount").status_code == 303
+
+
+def test_the_other_refusals_on_a_draft_are_answered_not_raised(billing_desk, patient, prices, doctor, sql, clinic):
+    """Every BillingError a draft's routes can meet is a 409 page with its message, never a 500."""
+    later = today() + timedelta(days=400)  # a rate not yet in force: no GST rate on today's bill
+    add_item(sql, clinic.id, "LASER", "Laser session", "999722", "2000.00", treatment="taxable", rates=[(later, "18")])
+    type_id = consultation_type(sql, clinic.id, code="LASER")
+    bid = new_bill(billing_desk, patient_id=patient)
+    response = add(billing_desk, bid, "", code="LASER")
+    assert response.status_code == 409 and "Laser session has no GST rate in force" in response.get_data(as_text=True)
+    visit = completed_visit(sql, clinic.id, doctor.id, patient, type_id=type_id)
+    response = billing_desk.post("/bills/new", {"appointment_id": str(visit)}, page="/billing")
+    assert response.status_code == 409 and "Laser session has no GST rate in force" in response.get_data(as_text=True)
+    assert add(billing_desk, bid, prices.lab).status_code == 303
+    line = re.search(rf'/bills/{bid}/lines/([0-9a-f-]{{36}})/remove', page(billing_desk, f"/bills/{bid}")).group(1)
+    assert billing_desk.post(f"/bills/{bid}/lines/{line}/remove", {}).status_code == 303
+    response = billing_desk.post(f"/bills/{bid}/lines/{line}/remove", {})  # a second click
+    assert response.status_code == 409 and "That line is no longer on this draft." in response.get_data(as_text=True)
+    assert sql("SELECT count(*) FROM bill")[0][0] == 1
+
+
+def test_a_line_the_engine_cannot_price_keeps_its_own_message_not_a_discount_one(billing_desk, patient, sql, clinic,
+                                                                                  gst_ready):
+    """Only a ₹ discount above quantity times unit price is a discount problem; an item the engine refuses for
+    another reason (here a legacy HSN code of two digits) says so, on the item, with no discount typed."""
+    legacy = add_item(sql, clinic.id, "OLD", "Legacy dressing", "30", "100.00")
+    bid = new_bill(billing_desk, patient_id=patient)
+    billing_desk.get(f"/bills/{bid}")
+    response = billing_desk.post(f"/bills/{bid}/lines", {"item_id": str(legacy), "quantity": "2", "discount": ""})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422, html[:1000]
+    assert "is not a 4, 6 or 8 digit HSN/SAC code" in html and "more than the line" not in html
+    response = billing_desk.post(f"/bills/{bid}/lines", {"item_id": str(legacy), "quantity": "2", "discount": "250",
+                                                         "discount_kind": "amount"})
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422 and "Discount: ₹250.00 is more than the line&#39;s ₹200.00." in html

@@ -1,7 +1,8 @@
 # ruff: noqa: F811
 """The printed document and its PDF: every particular Rules 46/46A/49/53(1A) require, read back from the
 PDF's text; byte-identical regeneration; the download (audited, 409 while pending, receptionist yes,
-auditor no); the status fragment with and without htmx; retry of a failed PDF."""
+auditor no); the status fragment with and without htmx; retry of a failed PDF; Hindi names drawn in
+Devanagari on any server (the page rendered and read back, tests/printed.py)."""
 
 import io
 import uuid
@@ -13,7 +14,7 @@ from flask import render_template
 from pypdf import PdfReader
 
 from app.auth.policy import Role
-from app.billing import documents, services
+from app.billing import documents, services, words
 from app.billing import pdf as bill_pdf
 from app.billing.models import Bill, CreditReason, PriceItem
 from app.clinics.models import Clinic
@@ -24,6 +25,7 @@ from tests.billing.conftest import (  # noqa: F401
     BUYER_GSTIN,
     CLINIC_GSTIN,
     SIGNATORY,
+    add_item,
     billing_desk,
     doctor,
     gst_ready,
@@ -31,6 +33,8 @@ from tests.billing.conftest import (  # noqa: F401
     patient,
     prices,
 )
+from tests.conftest import patient_id
+from tests.printed import Page, server_fonts  # noqa: F401
 from tests.scheduling.conftest import HTMX, audit_since, high_water, sign_in  # noqa: F401
 
 DAY = date(2026, 11, 20)
@@ -154,11 +158,11 @@ def test_draft_paper_says_it_is_not_a_valid_document(app, clinic, patient, price
 
 
 def test_inr_groups_lakhs_and_crores():
-    assert documents.inr(Decimal("123456.5")) == "₹1,23,456.50"
-    assert documents.inr(Decimal("12345678.00")) == "₹1,23,45,678.00"
-    assert documents.inr(Decimal("999")) == "₹999.00"
-    assert documents.inr(Decimal("1000")) == "₹1,000.00"
-    assert documents.inr(Decimal("-0.40")) == "-₹0.40"
+    assert words.inr(Decimal("123456.5")) == "₹1,23,456.50"
+    assert words.inr(Decimal("12345678.00")) == "₹1,23,45,678.00"
+    assert words.inr(Decimal("999")) == "₹999.00"
+    assert words.inr(Decimal("1000")) == "₹1,000.00"
+    assert words.inr(Decimal("-0.40")) == "-₹0.40"
 
 
 def test_regenerating_a_document_gives_the_same_bytes(app, clinic, patient, prices):
@@ -272,3 +276,19 @@ def test_a_pdf_waiting_too_long_offers_retry_which_is_audited_and_queued(app, sq
 @pytest.mark.parametrize("day, text", [(date(2026, 4, 5), "05 Apr 2026"), (date(2027, 12, 31), "31 Dec 2027")])
 def test_dates_print_as_day_month_year(day, text):
     assert documents.day_text(day) == text
+
+
+def test_hindi_names_print_in_devanagari_on_any_server(app, sql, clinic, prices, billing_desk, server_fonts,
+                                                      tmp_path):
+    response = billing_desk.post("/patients/new", {
+        "full_name": "सुनीता देवी शर्मा", "sex": "F", "dob": "1990-03-15", "phone": "9845012345", "state_code": "29",
+        "address_line": "4 Residency Road", "city": "Bengaluru", "pin_code": "560025", "language": "hi",
+        "consent_treatment": "y"}, page="/patients/new")
+    assert response.status_code == 303, response.get_data(as_text=True)[:1000]
+    consultation = add_item(sql, clinic.id, "PARAMARSH", "परामर्श शुल्क (2 बार)", "999312", "500.00")
+    [bill_id] = issue_document(app, clinic, patient_id(response.headers["Location"]), (consultation, 1))
+    page = Page(_render(app, clinic, bill_id), tmp_path)
+    assert page.undrawn() == []
+    read = page.read()
+    missing = [text for text in ("सुनीतादेवीशर्मा", "परामर्शशुल्क(2बार)") if not any(text in block for block in read)]
+    assert missing == [], read

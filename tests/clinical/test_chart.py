@@ -68,7 +68,7 @@ def test_describe_gives_one_line_per_entry():
 # --- Allergies ------------------------------------------------------------------------------------------
 
 def test_an_allergy_is_recorded_and_heads_the_panel(triage, patient, nurse, sql):
-    assert banner(text(triage.get(chart_of(patient)))).endswith("<strong>Allergies not recorded</strong>")
+    assert banner(text(triage.get(chart_of(patient)))).endswith("<strong>Allergies: Not recorded</strong>")
     response = add_allergy(triage, patient, substance="Penicillin", reaction="rash", severity="severe")
     assert response.status_code == 303 and response.headers["Location"] == chart_of(patient)
     add_allergy(triage, patient, substance="Sulfa drugs")
@@ -117,7 +117,7 @@ def test_an_allergy_entered_in_error_is_struck_through_in_past_entries(triage, p
     ended = end(triage, item, "error", htmx=True, patient=patient)
     body = text(ended)
     assert ended.status_code == 200 and "Entered in error: moved to past entries." in body
-    assert "<del>Allergy: Aspirin</del>" in body and "Allergies not recorded" in banner(body)
+    assert "<del>Allergy: Aspirin</del>" in body and "Allergies: Not recorded" in banner(body)
     assert "<html" not in body
     assert sql("SELECT end_reason, ended_by IS NOT NULL FROM chart_item") == [("error", True)]
     again = end(triage, item, "resolved", htmx=True)

@@ -419,7 +419,7 @@ def test_a_hindi_prescription_prints_in_devanagari(desk, setup, register, doctor
     assert "खाने के बाद" in page and "after food" in page and "सुबह 1, रात 1" in page and "5 दिन" in page
     assert "1 गोली" in page and "सलाह" in page and "Stop when the fever settles" in page
     text, fonts = pdf_text(doctor_browser.client.get(f"/prescriptions/{rx_id}.pdf").get_data())
-    assert any(name.endswith("+Noto-Sans-Devanagari") for name in fonts), fonts
+    assert any(name.endswith("+Rx-Noto-Sans-Devanagari") for name in fonts), fonts
     assert "खाने के बाद" in text and "आराम करें" in text and "after food" in text and REG_NO in text
 
 

@@ -133,7 +133,11 @@ def test_odd_input_gets_a_clear_answer_not_a_500(seen, signed, sign_in, new_brow
     patient, _ = seen
     nurse = sign_in(Role.NURSE)
     nurse.get(f"/patients/{patient}")
-    glass = nurse.post(f"/patients/{patient}/break-glass", {"reason": "unconscious\x00 in the waiting room"},
+    nul = nurse.post(f"/patients/{patient}/break-glass", {"reason": "unconscious\x00 in the waiting room"},
+                     page=f"/patients/{patient}")
+    assert nul.status_code == 422 and "null character" in nul.get_data(as_text=True)  # app/security/text.py
+    assert sql("SELECT count(*) FROM break_glass") == [(0,)]
+    glass = nurse.post(f"/patients/{patient}/break-glass", {"reason": "unconscious\x07 in the waiting room"},
                        page=f"/patients/{patient}")
     assert glass.status_code == 303
     assert sql("SELECT reason FROM break_glass") == [("unconscious in the waiting room",)]

@@ -4,6 +4,8 @@ number, each done once however often Twilio delivers the same MessageSid, and an
 left alone.
 """
 
+import html
+import re
 import uuid
 
 import pytest
@@ -148,24 +150,25 @@ def test_stop_and_start_change_consent_and_what_is_sent_later(app, reply, remind
     appointment = reminded()
     assert reply("STOP") == 200
     assert consents(sql, patient, "whatsapp")[-1] == (False, "reply", None)
-    assert consents(sql, patient, "sms")[-1][0] is True  # only the channel the reply came by
+    assert consents(sql, patient, "sms")[-1] == (False, "reply", None)  # every channel, not only WhatsApp
     assert reply_audits(sql) == [("stop: consent withdrawn", patient, appointment)]
     assert reply("stop") == 200
     assert inbound(sql)[-1] == ("stop", "already withdrawn", patient, True)
     assert len(consents(sql, patient, "whatsapp")) == 2  # given at registration, withdrawn once
+    assert len(consents(sql, patient, "sms")) == 2
 
-    # Later sends: the 2 h WhatsApp reminder is not sent, SMS takes over; a new link goes by SMS too.
+    # Later sends: the 2 h WhatsApp reminder is not sent and SMS does not take over; no new link either.
     with app.app_context():
         two_hours = next(r for r in rows(app, twilio_clinic.id, appointment) if r.kind == "2h")
         assert sending.send(get_session(), twilio_clinic.id, two_hours.id) == "skipped: consent withdrawn"
-    assert [r.channel.value for r in rows(app, twilio_clinic.id, appointment) if r.kind == "2h"] == [
-        "whatsapp", "sms"]
+    assert [r.channel.value for r in rows(app, twilio_clinic.id, appointment) if r.kind == "2h"] == ["whatsapp"]
     assert reply("3") == 200
-    [relink] = [r for r in rows(app, twilio_clinic.id, appointment) if r.kind == Kind.RESCHEDULE_LINK]
-    assert relink.channel.value == "sms"
+    assert inbound(sql)[-1] == ("reschedule", "no channel", patient, True)
 
+    # START gives back the channel it came by, not SMS, which the patient has not asked for again.
     assert reply("START") == 200
     assert consents(sql, patient, "whatsapp")[-1] == (True, "reply", None)
+    assert consents(sql, patient, "sms")[-1][0] is False
     assert inbound(sql)[-1] == ("start", "consent given", patient, True)
     later = booked("12:00", after=5)
     assert {r.channel.value for r in rows(app, twilio_clinic.id, later)} == {"whatsapp"}
@@ -210,4 +213,40 @@ def test_stop_from_a_shared_phone_stops_everyone_reminded_at_it(app, reply, remi
     assert reply("STOP") == 200
     assert consents(sql, spouse, "whatsapp")[-1] == (False, "reply", None)
     assert consents(sql, patient, "whatsapp")[-1] == (False, "reply", None)  # the family's other patient too
-    assert consents(sql, patient, "sms")[-1][0] is True and consents(sql, spouse, "sms")[-1][0] is True
+    assert consents(sql, patient, "sms")[-1][0] is False and consents(sql, spouse, "sms")[-1][0] is False
+
+
+def test_a_hindi_stop_on_whatsapp_stops_every_channel_and_the_desk_sees_it(app, fake, reply, reminded, booked,
+                                                                          twilio_clinic, patient, desk, sql):
+    # Another visit's WhatsApp reminder failed (not on WhatsApp): its SMS copy is queued.
+    fake.fail(to=PHONE, code=63016, later=True)
+    other = booked("10:00", after=3)
+    send_now(app, twilio_clinic.id, other)
+    assert fake.deliver_all() == [200]
+    fake.allow(to=PHONE)
+    [queued_sms] = [r for r in rows(app, twilio_clinic.id, other) if r.channel.value == "sms"]
+    assert queued_sms.state is State.PENDING
+    appointment = reminded("11:00", after=4)
+
+    assert reply("बंद करो") == 200  # signed by the fake Twilio, through the real webhook
+    for purpose in ("whatsapp", "sms"):  # the ledger keeps the grant, and adds the withdrawal by reply
+        assert [(granted, method) for granted, method, _ in consents(sql, patient, purpose)] == [
+            (True, "in_person"), (False, "reply")]
+    assert inbound(sql)[-1] == ("stop", "consent withdrawn", patient, True)
+    assert reply_audits(sql) == [("stop: consent withdrawn", patient, appointment)]
+
+    # Nothing queued goes, on any channel, and nothing is sent by SMS instead.
+    sent_before = len(fake.messages)
+    with app.app_context():
+        assert sending.send(get_session(), twilio_clinic.id, queued_sms.id) == "skipped: consent withdrawn"
+        two_hours = next(r for r in rows(app, twilio_clinic.id, appointment) if r.kind == "2h")
+        assert sending.send(get_session(), twilio_clinic.id, two_hours.id) == "skipped: consent withdrawn"
+    assert len(fake.messages) == sent_before
+    assert not [r for r in rows(app, twilio_clinic.id, appointment) if r.channel.value == "sms"]
+
+    # The desk sees it on the patient's page: both withdrawn, by the patient's reply, with the history.
+    page = desk.get(f"/patients/{patient}").get_data(as_text=True)
+    for label in ("WhatsApp reminders", "SMS reminders"):
+        assert re.search(label + r"</td>\s*<td><strong class=\"no\">Withdrawn</strong></td>\s*<td>[^<]+"
+                         r"<span class=\"hint\">\(Reply to a message \(STOP/START\)\)", page), label
+    assert "SMS reminders: withdrawn (Reply to a message (STOP/START))" in html.unescape(page)

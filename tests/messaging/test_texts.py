@@ -193,6 +193,9 @@ REPLIES = [
     ("UNSUBSCRIBE", Reply.STOP), ("END", Reply.STOP), ("QUIT", Reply.STOP),
     ("CANCEL", Reply.STOP), ("cancel", Reply.STOP),  # Twilio's opt-out keyword, never "cancel my appointment"
     ("START", Reply.START), ("yes", Reply.START), ("UNSTOP", Reply.START),
+    ("रोकें", Reply.STOP), ("बंद", Reply.STOP), ("बन्द", Reply.STOP), ("बंद करो", Reply.STOP), (" बंद  करें ", Reply.STOP),
+    ("Band karo", Reply.STOP), ("roko", Reply.STOP), ("शुरू", Reply.START), ("shuru karo", Reply.START),
+    ("बंद करो प्लीज़", None), ("कल", None),
     ("4", None), ("12", None), ("1 2", None), ("1.", None), ("STOP PLEASE", None), ("please stop", None),
     ("HELP", None), ("INFO", None), ("ok", None), ("", None), ("   ", None), (None, None), ("४", None),
 ]

@@ -96,7 +96,9 @@ def test_a_link_swaps_for_a_session_and_a_token_free_page(app, patient, link, bo
     page = patient.get("/p/visit")
     html = page.get_data(as_text=True)
     assert page.status_code == 200 and link not in html
-    assert page.headers["Referrer-Policy"] == "no-referrer" and page.headers["X-Robots-Tag"] == "noindex, nofollow"
+    # Past the link, same-origin: the page's forms then carry its origin (no-referrer would send `Origin: null`).
+    assert page.headers["Referrer-Policy"] == "same-origin" and page.headers["X-Robots-Tag"] == "noindex, nofollow"
+    assert 'name="referrer"' not in html  # no <meta> overriding the header (tests/e2e/test_reminder_day_journey.py)
     assert "Sunrise Clinic" in html and "Dr Meera Rao" in html and "10:00 am" in html
     assert f"{day.day} " in html and str(day.year) in html and "Booked" in html
     assert "https://www.google.com/maps/search/?api=1&amp;query=1+MG+Road%2C+Bengaluru+560001" in html
@@ -224,7 +226,7 @@ def test_confirm_once_and_a_replay_changes_nothing(patient, link, booked, sql, d
     html = opened(patient, link).get_data(as_text=True)
     response = form(patient, "/p/visit/confirm", html)
     assert response.status_code == 303 and response.headers["Location"] == "/p/visit"
-    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Referrer-Policy"] == "same-origin"
     page = patient.get("/p/visit").get_data(as_text=True)
     assert "Your appointment is confirmed." in page and "Confirmed" in page
     assert 'action="/p/visit/confirm"' not in page  # nothing left to confirm
@@ -246,7 +248,7 @@ def test_a_form_without_its_csrf_token_changes_nothing(patient, link, booked, sq
     before = state(sql, booked["appointment"])
     response = form(patient, "/p/visit/confirm", html, csrf_token="forged")
     assert response.status_code == 400 and "This page was open too long" in response.get_data(as_text=True)
-    assert response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.headers["Referrer-Policy"] == "same-origin"
     assert state(sql, booked["appointment"]) == before
 
 

@@ -2,6 +2,7 @@
 key; key rotation re-seals visit reasons and history details and then retires the old key, although most
 appointments and history entries hold no sealed value at all."""
 
+import re
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
@@ -103,3 +104,39 @@ def test_rotation_reseals_reasons_and_history_and_retires_the_old_key(app, clini
                "ORDER BY id") == plain_before
     page = desk.get(f"/schedule/appointments/{history['sealed']}").get_data(as_text=True)
     assert VISIT in page and CANCEL in page  # still open, under the new key
+
+
+def key_versions_named(sql, clinic_id) -> dict[str, set[tuple[int, str]]]:
+    """The compliance query: per table with a key_version column, each version its rows name and that
+    key's status (found from the schema, so a table added later is checked too)."""
+    tables = [t for (t,) in sql("SELECT table_name FROM information_schema.columns WHERE table_schema = 'public' "
+                                "AND column_name = 'key_version' AND table_name <> 'clinic_key' ORDER BY 1")]
+    return {table: set(sql(f"SELECT DISTINCT t.key_version, k.status FROM {table} t JOIN clinic_key k "
+                           "ON k.clinic_id = t.clinic_id AND k.version = t.key_version WHERE t.clinic_id = :c",
+                           c=clinic_id)) for table in tables}
+
+
+def test_after_rotation_no_row_names_a_retired_key(app, app_config, clinic, history, desk, setup, register, sql):
+    """Rows with nothing sealed (appointments without a reason, their history, pending reminders) name the
+    active key after a rotation by `flask keys rotate` and the worker, as do rows written afterwards."""
+    from tests.security.test_rotation import flask_cli, run_worker
+
+    consenting = patient_id(register(full_name="Rekha Reminders", language="en", consent_whatsapp="y"))
+    book(desk, setup, slot(working_day(3), "09:00"), consenting, reason="")
+    before = key_versions_named(sql, clinic.id)
+    assert before["appointment"] == before["appointment_event"] == before["reminder"] == {(1, "active")}
+
+    flask_cli(app_config, "keys", "rotate", "--grace", "0")
+    run_worker(app_config)
+    assert sql("SELECT version, status FROM clinic_key WHERE clinic_id = :c ORDER BY version", c=clinic.id) == [
+        (1, "retired"), (2, "active")]
+    named = key_versions_named(sql, clinic.id)
+    assert {table: versions for table, versions in named.items() if (1, "retired") in versions} == {}
+    assert named["appointment"] == named["appointment_event"] == named["reminder"] == {(2, "active")}
+
+    # Written after the rotation, with nothing sealed: the active key, never the first one.
+    book(desk, setup, slot(working_day(4), "09:00"), consenting, reason="")
+    named = key_versions_named(sql, clinic.id)
+    assert {table: versions for table, versions in named.items() if (1, "retired") in versions} == {}
+    status = flask_cli(app_config, "keys", "status").stdout
+    assert re.search(r"v1\s+retired\s+patients=0 tokens=0 history=0 other=0", status), status

@@ -14,7 +14,7 @@ from markupsafe import escape
 from app.clinics.states import STATES
 from app.scheduling import slots as sl
 from tests.conftest import patient_id
-from tests.scheduling.conftest import add_sessions, add_type, book, open_clinic, slot, working_day
+from tests.scheduling.conftest import add_sessions, add_type, book, holiday_name, open_clinic, slot, working_day
 
 MONDAY = date(2026, 11, 30)  # no public holiday in Karnataka
 OPEN = {weekday: (time(8), time(20)) for weekday in range(7)}
@@ -230,7 +230,7 @@ def test_a_closure_closes_the_board(board, setup, sql, clinic):
 
 @pytest.fixture
 def london(factory, sql):
-    """A clinic in London (clocks change on 28 March 2027) with the usual doctor and types."""
+    """A clinic in London (clocks go forward on the last Sunday of March) with the usual doctor and types."""
     from app.auth.policy import Role
 
     clinic = factory.clinic("Thames Clinic", timezone="Europe/London")
@@ -243,6 +243,24 @@ def london(factory, sql):
     return clinic, receptionist, Setup(doctor.id, add_type(sql, clinic.id), add_type(sql, clinic.id, "Procedure", 30))
 
 
+def _next_spring_forward() -> date:
+    """The UK's next change to summer time (last Sunday of March) with a bookable week before it."""
+    today = datetime.now(ZoneInfo("Europe/London")).date()
+    for year in (today.year, today.year + 1):
+        change = date(year, 3, 31) - timedelta(days=(date(year, 3, 31).weekday() + 1) % 7)
+        if change - timedelta(days=6) > today:
+            return change
+    raise AssertionError("unreachable")
+
+
+def _open_day(change: date, direction: int) -> date:
+    """The first day before (-1) or after (+1) the clock change that is not a holiday of the clinic's state."""
+    day = change + timedelta(days=direction)
+    while holiday_name("29", day):
+        day += timedelta(days=direction)
+    return day
+
+
 def test_a_london_clinic_books_london_times_across_the_clock_change(london, new_browser, sql):
     from tests.conftest import register_with
 
@@ -250,18 +268,19 @@ def test_a_london_clinic_books_london_times_across_the_clock_change(london, new_
     browser = new_browser()
     browser.sign_in(receptionist)
     patient = patient_id(register_with(browser))
-    winter, summer = date(2027, 3, 23), date(2027, 3, 30)
+    change = _next_spring_forward()
+    winter, summer = _open_day(change, -1), _open_day(change, +1)
     for day in (winter, summer):
         html = browser.get(f"/schedule/?day={day.isoformat()}").get_data(as_text=True)
         assert free_times(html)[0] == "0900" and span("09:00", "13:00") in html
         assert book(browser, setup, slot(day, "09:00"), patient).status_code == 303
     stored = sql("SELECT day, starts_at, ends_at FROM appointment ORDER BY starts_at")
     assert stored == [
-        (winter, datetime(2027, 3, 23, 9, tzinfo=UTC), datetime(2027, 3, 23, 9, 15, tzinfo=UTC)),
-        (summer, datetime(2027, 3, 30, 8, tzinfo=UTC), datetime(2027, 3, 30, 8, 15, tzinfo=UTC)),
+        (winter, datetime.combine(winter, time(9), UTC), datetime.combine(winter, time(9, 15), UTC)),
+        (summer, datetime.combine(summer, time(8), UTC), datetime.combine(summer, time(8, 15), UTC)),
     ]
     html = browser.get(f"/schedule/?day={summer.isoformat()}").get_data(as_text=True)
-    card = '<time class="when" datetime="2027-03-30T08:00:00+00:00">' + span("09:00", "09:15") + "</time>"
+    card = f'<time class="when" datetime="{summer.isoformat()}T08:00:00+00:00">' + span("09:00", "09:15") + "</time>"
     assert card in html
     assert free_times(html)[0] == "0915"
     week = browser.get(f"/schedule/week?doctor_id={setup.doctor_id}&day={summer.isoformat()}").get_data(as_text=True)

@@ -166,7 +166,7 @@ def test_a_reason_longer_than_the_form_allows_is_refused(desk, todays, sql):
 
 
 REFUSALS = [
-    ("completed", "check_in", "An appointment that is completed cannot be changed that way (check in)."),
+    ("completed", "check_in", "This patient has already checked in."),
     ("cancelled", "confirm", "An appointment that is cancelled cannot be changed that way (confirm)."),
     ("cancelled", "undo_no_show", "An appointment that is cancelled cannot be changed that way (undo no-show)."),
     ("rescheduled", "check_in", "An appointment that is rescheduled cannot be changed that way (check in)."),
@@ -176,6 +176,18 @@ REFUSALS = [
     ("booked", "delete", "Choose one of the actions shown for this appointment."),
     ("booked", "", "Choose one of the actions shown for this appointment."),
 ]
+
+
+@pytest.mark.parametrize("htmx", [True, False])
+def test_a_second_check_in_says_the_patient_has_checked_in_with_the_token(desk, todays, sql, htmx):
+    aid = todays()
+    assert change(desk, aid, "check_in").status_code == 303
+    before = state(sql, aid)
+    response = change(desk, aid, "check_in", htmx=htmx)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 409 and "This patient has already checked in (token 1)." in html
+    assert "cannot be changed that way" not in html and ("<html" in html) is not htmx
+    assert state(sql, aid) == before and [e[0] for e in events(sql, aid)] == ["check_in"]
 
 
 @pytest.mark.parametrize("htmx", [True, False])

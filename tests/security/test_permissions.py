@@ -65,6 +65,7 @@ PAGES = {
     "/": Permission.HOME_VIEW,
     "/account": Permission.ACCOUNT_MANAGE,
     "/account/password": Permission.ACCOUNT_MANAGE,
+    "/auth/confirm": Permission.HOME_VIEW,
     "/staff/": Permission.STAFF_MANAGE,
     "/staff/new": Permission.STAFF_MANAGE,
     "/clinic/settings": Permission.SETTINGS_MANAGE,

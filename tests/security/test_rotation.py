@@ -421,7 +421,7 @@ def test_the_job_waits_out_requests_that_began_before_the_rotation(app, app_conf
 
         rotate(app, clinic.id)
         with app.app_context():
-            job = enqueue_reencrypt(clinic.id, grace_seconds=8)
+            job = enqueue_reencrypt(clinic.id, grace_seconds=20)  # room for a slow machine between the sweeps
         worker = subprocess.Popen([sys.executable, "-m", "jobs.worker", "--burst"], cwd=ROOT,
                                   env=worker_env(app_config), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                   text=True)

@@ -36,5 +36,6 @@ def test_a_doctor_shared_with_another_clinic_is_changed_only_by_an_admin_of_both
 def test_control_characters_are_dropped(as_admin, factory, clinic, sql):
     doctor = factory.person(clinic, Role.DOCTOR, name="Dr Meera Rao")
     page = f"/staff/{doctor.id}"
-    assert as_admin.post(f"{page}/professional", {"qualifications": "MBBS\x00, MD"}, page=page).status_code == 303
+    assert as_admin.post(f"{page}/professional", {"qualifications": "MBBS\x00, MD"}, page=page).status_code == 422
+    assert as_admin.post(f"{page}/professional", {"qualifications": "MBBS\x07, MD"}, page=page).status_code == 303
     assert sql("SELECT qualifications FROM staff_user WHERE id = :i", i=doctor.id) == [("MBBS, MD",)]

@@ -112,7 +112,7 @@ def test_the_filter_offers_reminders_and_keeps_only_them(desk, patient, appointm
     assert 'value="message"> Reminders</label>' in page
     only = desk.get(f"/patients/{patient}/timeline?kind=message").get_data(as_text=True)
     assert item_ids(only) == [str(i) for i in reversed(ids)]
-    assert "WhatsApp reply: STOP, no more messages on this channel" in unescape(only)
+    assert "WhatsApp reply: STOP, no more reminders by WhatsApp or SMS" in unescape(only)
     assert "Whatsapp consent withdrawn" in unescape(only)
     fragment = desk.get(f"/patients/{patient}/timeline?kind=message", headers=HTMX).get_data(as_text=True)
     assert "<html" not in fragment and item_ids(fragment) == item_ids(only)

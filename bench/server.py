@@ -81,12 +81,6 @@ def _wait_ready(url: str, processes: list[subprocess.Popen], log_path: Path, tim
     raise SystemExit(f"the app was not ready within {timeout:.0f} s; see {log_path}")
 
 
-def _background() -> None:
-    """RQ workers run at a lower CPU priority than the web workers (nice 10), as they should wherever both
-    share a machine: a PDF or a reminder can wait a second, a desk's click should not."""
-    os.nice(10)
-
-
 @contextmanager
 def running(config: dict, *, workers: int, threads: int, rq_workers: int):
     """gunicorn, the RQ workers and the timer, up until the block ends; then stopped, children and all."""
@@ -100,9 +94,12 @@ def running(config: dict, *, workers: int, threads: int, rq_workers: int):
              "--worker-class", "gthread", "--bind", f"127.0.0.1:{port}", "--backlog", "2048", "--timeout", "60",
              "--log-level", "warning", "wsgi:app"], cwd=ROOT, env=values, stdout=log, stderr=log,
             start_new_session=True)]
-        started += [subprocess.Popen([sys.executable, "-m", module], cwd=ROOT, env=values,  # noqa: S603
+        # RQ workers at a lower CPU priority than the web workers, as wherever both share a machine: a PDF or a
+        # reminder can wait a second, a desk's click should not (`nice` execs the worker: same pid).
+        started += [subprocess.Popen([*command, "-m", module], cwd=ROOT, env=values,  # noqa: S603
                                      stdout=log, stderr=log, start_new_session=True)
-                    for module in ["jobs.worker"] * rq_workers + ["jobs.timer"]]
+                    for command, module in [(["nice", "-n", "10", sys.executable], "jobs.worker")] * rq_workers
+                    + [([sys.executable], "jobs.timer")]]
         try:
             _wait_ready(url, started, log_path)
             yield Running(url, [psutil.Process(p.pid) for p in started])

@@ -22,6 +22,9 @@ def test_stopping_the_bench_leaves_no_work_horse_running_a_job(app, app_config):
             time.sleep(0.2)
         processes = [p for top in running.processes for p in [top, *top.children(recursive=True)]]
         assert any("jobs.timer" in " ".join(p.cmdline()) for p in processes)  # the timer runs beside them
+        # RQ workers (and their work-horses) yield the CPU to the web workers
+        [web] = {p.nice() for p in processes if "gunicorn" in " ".join(p.cmdline())}
+        assert {p.nice() for p in processes if "jobs.worker" in " ".join(p.cmdline())} == {min(web + 10, 19)}
         started = time.monotonic()
     assert time.monotonic() - started < 40
     left = [p for p in processes if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]

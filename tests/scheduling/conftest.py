@@ -23,10 +23,12 @@ class Setup:
 
 
 def working_day(after: int = 1, state_code: str = "29", tz: str = "Asia/Kolkata") -> date:
-    """The first day at least `after` days from today (clinic time) that is not a public holiday."""
-    day = datetime.now(ZoneInfo(tz)).date() + timedelta(days=after)
-    while holiday_name(state_code, day):
+    """The `after`-th day after today (clinic time) that is not a public holiday: working_day(1) and
+    working_day(2) are two different days even when a holiday falls between (one doctor's 09:00 on each)."""
+    day, left = datetime.now(ZoneInfo(tz)).date(), after
+    while left:
         day += timedelta(days=1)
+        left -= not holiday_name(state_code, day)
     return day
 
 

@@ -518,7 +518,9 @@ def test_htmx_save_answers_with_hx_redirect(as_admin, sql):
 
 def test_removing_an_extra_session_or_a_holiday_opening_warns(as_admin, doctor, doctor_url, book_at, sql):
     holiday = next(d for d, _ in upcoming_karnataka_only_holidays() if d > today() + timedelta(days=1))
-    extra_day = working_day(9)
+    # the extra session's day must not fall on the weekday of the weekly session added below, which would
+    # still cover its appointment once the extra session is removed
+    extra_day = next(day for day in map(working_day, range(9, 17)) if day.weekday() != holiday.weekday())
     assert as_admin.post(f"{SETUP}hours", every_day_open(), page=SETUP).status_code == 303
     assert as_admin.post(f"{SETUP}types/new", type_data()).status_code == 303
     assert as_admin.post(f"{SETUP}days", {"day": holiday.isoformat(), "is_open": "1"}).status_code == 303

@@ -63,10 +63,10 @@ def _register_blueprints(app: Flask) -> None:
     from app.health.views import bp as health_bp
     from app.messaging.desk_views import bp as reminders_bp
     from app.messaging.visit_views import bp as visit_bp
-    from app.messaging.webhooks import bp as twilio_bp
+    from app.messaging.webhook_views import bp as twilio_bp
     from app.patients.views import bp as patients_bp
-    from app.scheduling.queue import bp as queue_bp
-    from app.scheduling.setup import bp as schedule_setup_bp
+    from app.scheduling.queue_views import bp as queue_bp
+    from app.scheduling.setup_views import bp as schedule_setup_bp
     from app.scheduling.views import bp as schedule_bp
     from app.staff.views import bp as staff_bp
     from app.timeline.views import bp as timeline_bp

@@ -19,18 +19,18 @@ class NavItem:
 
 # (label, endpoint, permission, the endpoints it is "current" for by prefix)
 NAV = [
-    ("Schedule", "schedule.day", Permission.SCHEDULE_VIEW, "schedule."),
-    ("Queue", "queue.board", Permission.SCHEDULE_VIEW, "queue.board"),
-    ("My queue", "queue.mine", Permission.QUEUE_OWN, "queue.mine"),
+    ("Schedule", "scheduling.day", Permission.SCHEDULE_VIEW, "scheduling."),
+    ("Queue", "scheduling_queue.board", Permission.SCHEDULE_VIEW, "scheduling_queue.board"),
+    ("My queue", "scheduling_queue.mine", Permission.QUEUE_OWN, "scheduling_queue.mine"),
     ("Patients", "patients.index", Permission.PATIENT_VIEW_CONTACT, "patients."),
     ("Billing", "billing.index", Permission.INVOICE_VIEW, "billing."),
-    ("Day close", "billing_reports.day_close", Permission.DAY_CLOSE, "billing_reports."),
+    ("Day close", "billing_report.day_close", Permission.DAY_CLOSE, "billing_report."),
     ("Prices", "billing_setup.prices", Permission.BILLING_SETUP, "billing_setup."),
     ("Staff", "staff.index", Permission.STAFF_MANAGE, "staff."),
     ("Clinic settings", "clinics.settings", Permission.SETTINGS_MANAGE, "clinics."),
-    ("Needs a call", "reminders.calls", Permission.REMINDERS_VIEW, "reminders.calls"),
-    ("Reminders", "reminders.settings", Permission.REMINDERS_MANAGE, "reminders.settings"),
-    ("Schedule setup", "schedule_setup.index", Permission.SETTINGS_MANAGE, "schedule_setup."),
+    ("Needs a call", "messaging_desk.calls", Permission.REMINDERS_VIEW, "messaging_desk.calls"),
+    ("Reminders", "messaging_desk.settings", Permission.REMINDERS_MANAGE, "messaging_desk.settings"),
+    ("Schedule setup", "scheduling_setup.index", Permission.SETTINGS_MANAGE, "scheduling_setup."),
     ("Audit trail", "audit.index", Permission.AUDIT_VIEW, "audit.index"),
     ("Sign-in activity", "audit.sign_ins", Permission.AUDIT_VIEW, "audit.sign_ins"),
 ]

@@ -77,7 +77,7 @@ def enforce():
     if not can(g.role, permission):
         deny(f"{request.method} {request.endpoint}")
     if getattr(view, "recent_password", False) and not password_within(session, current_app.config["REAUTH_SECONDS"]):
-        return client_redirect(url_for("reauth.confirm", next=request.full_path.rstrip("?")))
+        return client_redirect(url_for("auth_reauth.confirm", next=request.full_path.rstrip("?")))
     return None
 
 

@@ -21,7 +21,7 @@ from app.db import get_session
 from app.htmx import client_redirect, render
 from app.security.sessions import note_password
 
-bp = Blueprint("reauth", __name__)
+bp = Blueprint("auth_reauth", __name__)
 
 
 def _page(form: ReauthForm, nxt: str | None, status: int = 200):

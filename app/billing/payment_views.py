@@ -26,7 +26,7 @@ from app.db import get_session
 from app.htmx import client_redirect, is_htmx, render_partial
 from app.scheduling import services as schedule
 
-bp = Blueprint("payments", __name__)
+bp = Blueprint("billing_payment", __name__)
 PANEL = "billing/_payments.html"
 MODES = list(PaymentMode)
 

@@ -20,7 +20,7 @@ from app.db import get_session, utcnow
 from app.htmx import client_redirect, is_htmx, render_partial
 from app.security.fields import keyring
 
-bp = Blueprint("bill_pdf", __name__)
+bp = Blueprint("billing_pdf", __name__)
 bp.app_template_filter("inr")(words.inr)
 
 STATUS = "billing/_pdf_status.html"

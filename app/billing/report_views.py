@@ -18,7 +18,7 @@ from app.db import get_session
 from app.htmx import render
 from app.scheduling.services import today
 
-bp = Blueprint("billing_reports", __name__)
+bp = Blueprint("billing_report", __name__)
 MONTH_RE = re.compile(r"(\d{4})-(\d{2})")
 
 

@@ -10,7 +10,7 @@ from flask_login import current_user
 
 from app.audit.services import deny_not_found, record
 from app.auth.policy import Permission, requires
-from app.billing import setup
+from app.billing import setup_services
 from app.billing.gstin import STATES, state_label
 from app.billing.models import PriceItem
 from app.billing.services import BillingError, Invalid, not_ready, profile_of
@@ -37,8 +37,8 @@ def _item_or_404(price_item_id: uuid.UUID, action: str, *, for_update: bool = Fa
 def _profile_page(values: dict, status: int = 200, errors: dict | None = None, problem: str | None = None):
     db = get_session()
     return render(PROFILE, "profile_form", status=status, values=values, errors=errors or {}, problem=problem,
-                  states=[(code, state_label(code)) for code in STATES], series=setup.SERIES,
-                  examples=setup.number_examples(values, today(g.clinic)),
+                  states=[(code, state_label(code)) for code in STATES], series=setup_services.SERIES,
+                  examples=setup_services.number_examples(values, today(g.clinic)),
                   readiness=not_ready(g.clinic, profile_of(db, g.clinic.id)))
 
 
@@ -46,7 +46,7 @@ def _profile_page(values: dict, status: int = 200, errors: dict | None = None, p
 @requires(Permission.BILLING_SETUP)
 def profile():
     """The clinic's GST identity, signatory, document series and fee validity."""
-    return _profile_page(setup.profile_values(g.clinic, profile_of(get_session(), g.clinic.id)))
+    return _profile_page(setup_services.profile_values(g.clinic, profile_of(get_session(), g.clinic.id)))
 
 
 @bp.post("/billing/profile")
@@ -55,7 +55,8 @@ def profile_post():
     """Save the GST profile; documents issued from now on print it."""
     db = get_session()
     try:
-        changed = setup.save_profile(db, g.clinic, setup.clean_profile(request.form), by=current_user.id)
+        values = setup_services.clean_profile(request.form)
+        changed = setup_services.save_profile(db, g.clinic, values, by=current_user.id)
     except Invalid as exc:
         db.rollback()
         return _profile_page({k: v[:300] for k, v in request.form.items()}, 422, exc.errors, str(exc))
@@ -76,17 +77,19 @@ def prices():
     q = " ".join(request.args.get("q", "").split())[:60]
     inactive = request.args.get("inactive") == "1"
     day = today(g.clinic)
-    rows = setup.price_rows(get_session(), g.clinic.id, day, q=q, inactive=inactive)
-    return render(PRICES, "price_table", rows=rows, q=q, inactive=inactive, day=day, treatments=setup.TREATMENTS)
+    rows = setup_services.price_rows(get_session(), g.clinic.id, day, q=q, inactive=inactive)
+    return render(PRICES, "price_table", rows=rows, q=q, inactive=inactive, day=day,
+                  treatments=setup_services.TREATMENTS)
 
 
 def _item_page(item: PriceItem | None, values: dict, status: int = 200, errors: dict | None = None,
                problem: str | None = None, rate_errors: dict | None = None, rate_values: dict | None = None):
     db, day = get_session(), today(g.clinic)
     return render(ITEM, "item_form", status=status, item=item, values=values, errors=errors or {}, problem=problem,
-                  needs_rate=item is None or not setup.has_rates(db, item),
-                  units=setup.UNIT_OPTIONS, treatments=setup.TREATMENT_OPTIONS, common_rates=setup.COMMON_RATES,
-                  day=day, rates=setup.rates_of(db, item, day) if item else [],
+                  needs_rate=item is None or not setup_services.has_rates(db, item),
+                  units=setup_services.UNIT_OPTIONS, treatments=setup_services.TREATMENT_OPTIONS,
+                  common_rates=setup_services.COMMON_RATES,
+                  day=day, rates=setup_services.rates_of(db, item, day) if item else [],
                   rate_values=rate_values or {"effective_from": day.isoformat(), "rate": ""},
                   rate_errors=rate_errors or {})
 
@@ -95,7 +98,7 @@ def _item_page(item: PriceItem | None, values: dict, status: int = 200, errors: 
 @requires(Permission.BILLING_SETUP)
 def item_new():
     """The form for a new price item."""
-    return _item_page(None, setup.item_values(None, today(g.clinic)))
+    return _item_page(None, setup_services.item_values(None, today(g.clinic)))
 
 
 @bp.post("/billing/prices/new")
@@ -104,11 +107,11 @@ def item_create():
     """Add an item to the price list (a taxable one with its first GST rate)."""
     db = get_session()
     try:
-        values = setup.clean_item(request.form, item=None, needs_rate=True)
-        item = setup.create_item(db, g.clinic.id, values, by=current_user.id)
+        values = setup_services.clean_item(request.form, item=None, needs_rate=True)
+        item = setup_services.create_item(db, g.clinic.id, values, by=current_user.id)
     except Invalid as exc:
         db.rollback()
-        return _item_page(None, setup.raw_item(request.form), 422, exc.errors, str(exc))
+        return _item_page(None, setup_services.raw_item(request.form), 422, exc.errors, str(exc))
     record(db, "billing.price_item_create", object_type="price_item", object_id=item.id, reason=item.code)
     db.commit()
     flash(f"{item.code} added to the price list.", "success")
@@ -120,7 +123,7 @@ def item_create():
 def item(price_item_id):
     """An item's form and its GST rate history."""
     found = _item_or_404(price_item_id, "billing.price_item_view")
-    return _item_page(found, setup.item_values(found, today(g.clinic)))
+    return _item_page(found, setup_services.item_values(found, today(g.clinic)))
 
 
 @bp.post("/billing/prices/<uuid:price_item_id>")
@@ -130,13 +133,13 @@ def item_update(price_item_id):
     db = get_session()
     found = _item_or_404(price_item_id, "billing.price_item_update", for_update=True)  # the version check holds
     try:
-        setup.check_version(found, request.form.get("version"))
-        values = setup.clean_item(request.form, item=found, needs_rate=not setup.has_rates(db, found))
-        changed = setup.update_item(db, found, values, by=current_user.id)
+        setup_services.check_version(found, request.form.get("version"))
+        values = setup_services.clean_item(request.form, item=found, needs_rate=not setup_services.has_rates(db, found))
+        changed = setup_services.update_item(db, found, values, by=current_user.id)
     except BillingError as exc:
         db.rollback()
         status, errors = (422, exc.errors) if isinstance(exc, Invalid) else (409, {})
-        return _item_page(found, setup.raw_item(request.form), status, errors, str(exc))
+        return _item_page(found, setup_services.raw_item(request.form), status, errors, str(exc))
     record(db, "billing.price_item_update", object_type="price_item", object_id=found.id,
            reason=f"{found.code} v{found.version}: " + (", ".join(changed) or "nothing"))
     db.commit()
@@ -151,12 +154,12 @@ def rate_add(price_item_id):
     db = get_session()
     found = _item_or_404(price_item_id, "billing.price_rate_add")
     try:
-        since, rate = setup.clean_rate(request.form)
-        setup.add_rate(db, found, since, rate, by=current_user.id)
+        since, rate = setup_services.clean_rate(request.form)
+        setup_services.add_rate(db, found, since, rate, by=current_user.id)
     except Invalid as exc:
         db.rollback()
         typed = {name: request.form.get(name, "")[:20] for name in ("effective_from", "rate")}
-        return _item_page(found, setup.item_values(found, today(g.clinic)), 422, problem=str(exc),
+        return _item_page(found, setup_services.item_values(found, today(g.clinic)), 422, problem=str(exc),
                           rate_errors=exc.errors, rate_values=typed)
     record(db, "billing.price_rate_add", object_type="price_item", object_id=found.id,
            reason=f"{found.code}: {rate}% from {since.isoformat()}")

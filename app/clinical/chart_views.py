@@ -28,7 +28,7 @@ from app.patients.views import get_patient_or_404
 from app.scheduling.forms import parse_uuid
 from app.scheduling.models import Appointment
 
-bp = Blueprint("chart", __name__)
+bp = Blueprint("clinical_chart", __name__)
 HISTORY_SETS = 200  # sets listed on the vitals page
 
 
@@ -99,8 +99,8 @@ def done(message: str, location: str, fragment) -> Response:
 
 
 # name: (page template, audit action, audited object type, the page's endpoint)
-PANEL_PAGES = {"vitals": ("clinical/vitals.html", "vitals.view", "vitals", "chart.vitals_page"),
-               "chart": ("clinical/chart.html", "chart.view", "chart_item", "chart.chart_page")}
+PANEL_PAGES = {"vitals": ("clinical/vitals.html", "vitals.view", "vitals", "clinical_chart.vitals_page"),
+               "chart": ("clinical/chart.html", "chart.view", "chart_item", "clinical_chart.chart_page")}
 
 
 def panel_page(name: str, panel, patient: Patient, access: Access, links: Links, status: int, *,
@@ -153,7 +153,7 @@ def record_vitals(patient_id):
     row = vitals.record_set(get_session(), patient=patient, values=entry.values, by=current_user.id,
                             encounter=links.encounter, appointment_id=links.appointment_id, doctor_id=links.doctor_id)
     audit_write("vitals.record", patient, access, "vitals", row.id)
-    return done("Vitals recorded.", next_url(url_for("chart.vitals_page", patient_id=patient.id)),
+    return done("Vitals recorded.", next_url(url_for("clinical_chart.vitals_page", patient_id=patient.id)),
                 lambda message: vitals_response(patient, access, audit=False, full=full, links=links, notice=message))
 
 
@@ -174,7 +174,8 @@ def void_vitals(vitals_id):
         refuse("vitals.void", patient.id, "only the recorder or a doctor may void a set")
     vitals.void_set(db, row, by=current_user.id)
     audit_write("vitals.void", patient, access, "vitals", row.id)
-    return done("The set is marked entered in error.", next_url(url_for("chart.vitals_page", patient_id=patient.id)),
+    back = next_url(url_for("clinical_chart.vitals_page", patient_id=patient.id))
+    return done("The set is marked entered in error.", back,
                 lambda message: vitals_response(patient, access, audit=False, full=full, links=links, notice=message))
 
 
@@ -190,7 +191,7 @@ def chart_response(patient: Patient, access: Access, status: int = 200, *, audit
 
 
 def chart_done(patient: Patient, access: Access, links: Links, message: str) -> Response:
-    return done(message, next_url(url_for("chart.chart_page", patient_id=patient.id)),
+    return done(message, next_url(url_for("clinical_chart.chart_page", patient_id=patient.id)),
                 lambda text: chart_response(patient, access, audit=False, links=links, notice=text))
 
 

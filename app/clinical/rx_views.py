@@ -33,7 +33,7 @@ from app.patients.views import get_patient_or_404
 from app.pdf import write_pdf
 from app.scheduling import services as schedule
 
-bp = Blueprint("prescriptions", __name__)
+bp = Blueprint("clinical_rx", __name__)
 # Held by doctors and nurses; `access_for` then decides per patient (doctor in care, or break-the-glass).
 READ = Permission.CLINICAL_SUMMARY
 PANEL = "clinical/_prescription.html"
@@ -257,7 +257,7 @@ def discard(rx_id):
     record(db, "prescription.discard", patient_id=patient.id, object_type="prescription", object_id=rx_id)
     target = _next_url(encounter)
     if str(rx_id) in target:  # the draft's own page is gone: its predecessor's, or the consultation
-        target = url_for("prescriptions.show", rx_id=replaces) if replaces else url_for(
+        target = url_for("clinical_rx.show", rx_id=replaces) if replaces else url_for(
             "clinical.encounter", encounter_id=encounter.id)
         db.commit()
         return client_redirect(target)
@@ -282,14 +282,14 @@ def revise(rx_id):
     if request.form.get("next"):
         return _changed(encounter, patient, access)
     db.commit()
-    return client_redirect(url_for("prescriptions.show", rx_id=draft.id))
+    return client_redirect(url_for("clinical_rx.show", rx_id=draft.id))
 
 
 # --- The prescription's page and PDF ------------------------------------------------------------------
 
 def verify_url(rx: Prescription) -> str:
     """The public address a pharmacist checks the code at (the QR code's content)."""
-    return url_for("prescriptions.verify", clinic_id=rx.clinic_id, rx_id=rx.id, code=rx.code, _external=True)
+    return url_for("clinical_rx.verify", clinic_id=rx.clinic_id, rx_id=rx.id, code=rx.code, _external=True)
 
 
 def qr_svg(text: str) -> Markup:
@@ -322,7 +322,7 @@ def show(rx_id):
     encounter = db.get(Encounter, (rx.clinic_id, rx.encounter_id))
     if not rx.locked:
         rx_panel = rx_pages.panel(db, clinic=g.clinic, patient=patient, access=access, encounter=encounter)
-        context.update(encounter=encounter, next_url=url_for("prescriptions.show", rx_id=rx.id), rx_panel=rx_panel)
+        context.update(encounter=encounter, next_url=url_for("clinical_rx.show", rx_id=rx.id), rx_panel=rx_panel)
     context["can_revise"] = context["can_revise"] and context["doc"].replaced_by is None
     record(db, "prescription.view", patient_id=rx.patient_id, object_type="prescription", object_id=rx.id,
            reason=access.reason, flagged=access.flagged)

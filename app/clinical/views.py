@@ -78,7 +78,7 @@ def open_consultation(appointment_id):
     except (EncounterError, ScheduleError) as exc:
         db.rollback()
         flash(str(exc), "error")
-        return client_redirect(url_for("schedule.appointment", appointment_id=appointment_id))
+        return client_redirect(url_for("scheduling.appointment", appointment_id=appointment_id))
     record(db, "encounter.open", patient_id=encounter.patient_id, object_type="encounter", object_id=encounter.id)
     db.commit()
     return client_redirect(url_for("clinical.encounter", encounter_id=encounter.id))
@@ -220,7 +220,9 @@ def sign(encounter_id):
                object_id=completed.id, reason="consultation signed")
     db.commit()
     flash("The note is signed and the visit is complete." if completed else "The note is signed.", "success")
-    return client_redirect(url_for("queue.mine") if completed else url_for("clinical.encounter", encounter_id=found.id))
+    if completed:
+        return client_redirect(url_for("scheduling_queue.mine"))
+    return client_redirect(url_for("clinical.encounter", encounter_id=found.id))
 
 
 @bp.post("/encounters/<uuid:encounter_id>/addenda")

@@ -17,7 +17,7 @@ from app.messaging import settings as reminder_settings
 from app.messaging.models import Reminder
 from app.messaging.outbox import settings_of
 
-bp = Blueprint("reminders", __name__, url_prefix="/reminders")
+bp = Blueprint("messaging_desk", __name__, url_prefix="/reminders")
 SETTINGS = "messaging/settings.html"
 OUTBOX = "messaging/outbox.html"
 CALLS = "messaging/calls.html"
@@ -58,7 +58,7 @@ def settings_post():
            reason="changed: " + (", ".join(changed) or "nothing"))
     db.commit()
     flash("Reminder settings saved. Messages planned from now on follow them.", "success")
-    return client_redirect(url_for("reminders.settings"))
+    return client_redirect(url_for("messaging_desk.settings"))
 
 
 # --- The outbox ----------------------------------------------------------------------------------
@@ -115,4 +115,4 @@ def call_done(reminder_id):
     db.commit()
     flash("Done: that appointment has left the list." if count else "That appointment was already done.",
           "success")
-    return redirect(url_for("reminders.calls"), code=303)
+    return redirect(url_for("messaging_desk.calls"), code=303)

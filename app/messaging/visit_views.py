@@ -23,7 +23,7 @@ from app.messaging.visit_words import NOTICES, OTHER, STATUS, WORDS
 from app.scheduling import booking, services
 from app.scheduling.models import Appointment, Status
 
-bp = Blueprint("visit", __name__, url_prefix="/p")
+bp = Blueprint("messaging_visit", __name__, url_prefix="/p")
 LANG_COOKIE = "cd_lang"
 DAYS_AHEAD = 60  # how far ahead a patient may move their appointment
 QUICK_DAYS = 7
@@ -36,7 +36,8 @@ def _private(response: Response) -> Response:
     (token-free pages), `same-origin`: with `no-referrer` a browser sends `Origin: null` with the page's forms,
     which the origin check (app/security/csrf.py) refuses."""
     response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer" if request.endpoint == "visit.open_link" else "same-origin"
+    opening = request.endpoint == "messaging_visit.open_link"
+    response.headers["Referrer-Policy"] = "no-referrer" if opening else "same-origin"
     response.headers["X-Robots-Tag"] = "noindex, nofollow"
     return response
 
@@ -74,7 +75,7 @@ def open_link(token):
     record(db, "link.open", clinic_id=visit.clinic_id, patient_id=found.appointment.patient_id,
            object_type="appointment", object_id=found.appointment.id)
     db.commit()
-    response = redirect(url_for("visit.page"), code=303)
+    response = redirect(url_for("messaging_visit.page"), code=303)
     response.set_cookie(visits.COOKIE, cookie, expires=visit.expires_at, path=visits.COOKIE_PATH,
                         secure=current_app.config["HTTPS"], httponly=True, samesite="Lax")
     return response
@@ -110,8 +111,8 @@ def _changeable(appointment: Appointment) -> bool:
     return not appointment.walk_in and appointment.status in actions.OPEN and appointment.starts_at > utcnow()
 
 
-def _show(template: str, here: visits.Visit, status: int = 200, *, switch: str = "visit.page", switch_args=None,
-          **context) -> Response:
+def _show(template: str, here: visits.Visit, status: int = 200, *, switch: str = "messaging_visit.page",
+          switch_args=None, **context) -> Response:
     """Render one of the patient's pages in their language (remembering a language they chose); the
     language link goes to the page `switch` (a refused POST's answer links to its page, not to itself)."""
     lang = _language(here)
@@ -201,7 +202,7 @@ def _change(change, refused=None) -> Response:
            object_id=done.appointment.id, reason="by the patient's link")
     db.commit()
     flash(WORDS[_language(here)][done.message], "success")
-    return redirect(url_for("visit.page"), code=303)
+    return redirect(url_for("messaging_visit.page"), code=303)
 
 
 @bp.post("/visit/confirm")
@@ -282,7 +283,8 @@ def _picker(here: visits.Visit, status: int = 200, *, problem: str | None = None
     quick = [(d, texts.format_date(d, lang)) for d in (today + timedelta(days=i) for i in range(QUICK_DAYS))]
     _audit_view(here, "reschedule")
     db.commit()
-    return _show("visit/reschedule.html", here, status, switch="visit.pick", switch_args={"day": day.isoformat()},
+    return _show("visit/reschedule.html", here, status, switch="messaging_visit.pick",
+                 switch_args={"day": day.isoformat()},
                  day=day, day_label=texts.format_date(day, lang), quick=quick,
                  last_day=today + timedelta(days=DAYS_AHEAD), problem=problem,
                  free=[(slot.starts.isoformat(), _when(clinic, slot.starts, lang).time) for slot in free])

@@ -25,7 +25,7 @@ from app.scheduling.forms import BookForm, RescheduleForm, StatusForm, parse_loc
 from app.scheduling.models import Appointment
 from app.scheduling.services import Doctor
 
-bp = Blueprint("schedule", __name__, url_prefix="/schedule")
+bp = Blueprint("scheduling", __name__, url_prefix="/schedule")
 MAX_DAYS_AWAY = 5 * 366  # the schedule pages show days within about five years of today
 # The reason typed for an overbooking may be clinical ("chest pain"): it is sealed in the appointment's
 # history; the audit trail, which auditors read, says only that one was given.
@@ -133,7 +133,7 @@ def week():
     return render("scheduling/week.html", "main", doctor=doctor, doctors=doctors, days=days, columns=columns,
                   statuses=statuses, day=the_day, today=services.today(g.clinic), timedelta=timedelta,
                   can_book=can(g.role, Permission.SCHEDULE_BOOK),
-                  back=url_for("schedule.week", doctor_id=doctor.id, day=the_day.isoformat()))
+                  back=url_for("scheduling.week", doctor_id=doctor.id, day=the_day.isoformat()))
 
 
 @bp.get("/sheet/<uuid:doctor_id>")
@@ -276,7 +276,7 @@ def _save_booking(form: BookForm, new_form, types) -> Response:
         return response
     db.commit()
     flash("The appointment is booked.", "success")
-    return redirect(url_for("schedule.appointment", appointment_id=appointment.id), code=303)
+    return redirect(url_for("scheduling.appointment", appointment_id=appointment.id), code=303)
 
 
 # --- One appointment --------------------------------------------------------------------------------------
@@ -344,7 +344,7 @@ def change_status(appointment_id):
         return board_changed(_show(appointment, audit=False))
     db.commit()
     flash(_done_message(appointment, action), "success")
-    return redirect(safe_next(form.next.data) or url_for("schedule.appointment", appointment_id=appointment.id),
+    return redirect(safe_next(form.next.data) or url_for("scheduling.appointment", appointment_id=appointment.id),
                     code=303)
 
 
@@ -419,4 +419,4 @@ def reschedule(appointment_id):
                reason=OVERBOOK_AUDIT, flagged=True)
     db.commit()
     flash("The appointment is moved; the old one is kept as rescheduled.", "success")
-    return client_redirect(url_for("schedule.appointment", appointment_id=new.id))
+    return client_redirect(url_for("scheduling.appointment", appointment_id=new.id))

@@ -147,7 +147,7 @@ class Describer:
             phrase = APPOINTMENT_PHRASES.get(e.action, e.action.replace("_", " ").capitalize())
             item.title = f"{phrase}: appointment with {doctor} for {when}"
         if can(self.role, Permission.SCHEDULE_VIEW):
-            item.link = url_for("schedule.appointment", appointment_id=appointment_id)
+            item.link = url_for("scheduling.appointment", appointment_id=appointment_id)
 
     def _when(self, starts_at: datetime | None, day: date, at: datetime) -> str:
         if starts_at is None:
@@ -337,7 +337,7 @@ class Describer:
         item.amount = _rupees(amount)
         item.lines = [f"Receipt {receipt} {'for' if refund else 'against'} {bill_number}"]
         if can(self.role, Permission.INVOICE_VIEW):
-            item.link = url_for("payments.receipt", payment_id=payment_id)
+            item.link = url_for("billing_payment.receipt", payment_id=payment_id)
 
     # Reminders and replies: which message, on which channel, and what became of it; what a reply asked
     # for and what was done. Never the number or the words (the words carry the patient's link).
@@ -378,4 +378,4 @@ class Describer:
         if starts_at is not None:
             item.lines.append(f"For the appointment on {self._when(starts_at, day, e.at)}")
         if appointment_id is not None and can(self.role, Permission.SCHEDULE_VIEW):
-            item.link = url_for("schedule.appointment", appointment_id=appointment_id)
+            item.link = url_for("scheduling.appointment", appointment_id=appointment_id)

@@ -206,7 +206,7 @@ def test_the_session_names_one_appointment_and_no_address_names_another(app, pat
     html = patient.get("/p/visit").get_data(as_text=True)
     assert "10:00 am" in html and "12:00 pm" not in html
     # No patient route takes an appointment, patient or clinic id: there is nothing to change in a URL.
-    arguments = {a for r in app.url_map.iter_rules() if r.endpoint.startswith("visit.") for a in r.arguments}
+    arguments = {a for r in app.url_map.iter_rules() if r.endpoint.startswith("messaging_visit.") for a in r.arguments}
     assert arguments == {"token", "offer_id"}
     # A cookie with another clinic, or another secret, is no session; a staff cookie is not a patient's.
     value = patient.client.get_cookie(visits.COOKIE, path="/p").value

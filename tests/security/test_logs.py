@@ -109,8 +109,8 @@ def test_werkzeug_dev_server_log_masks_link_tokens(app, caplog):
 def test_the_apps_own_log_escapes_what_it_is_given(app, capsys):
     from flask.logging import default_handler
 
-    record = logging.getLogger("app.messaging.webhooks").makeRecord(
-        "app.messaging.webhooks", logging.WARNING, __file__, 1, "refused %s for %s", (FORGING_PATH.replace(
+    record = logging.getLogger("app.messaging.webhook_views").makeRecord(
+        "app.messaging.webhook_views", logging.WARNING, __file__, 1, "refused %s for %s", (FORGING_PATH.replace(
             "%0d%0a", "\r\n"), f"/p/{TOKEN}"), None)
     default_handler.handle(record)
     lines = capsys.readouterr().err.splitlines()

@@ -5,9 +5,10 @@ import pytest
 from app.auth.policy import PUBLIC, ROLE_PERMISSIONS, SIGN_IN_STEP, Permission, Role
 
 PUBLIC_ROUTES = {"static", "auth.login", "auth.login_post", "auth.logout", "auth.session_status",
-                 "health.healthz", "health.readyz", "prescriptions.verify", "twilio.status", "twilio.inbound",
-                 "visit.open_link", "visit.page", "visit.pick", "visit.confirm", "visit.cancel", "visit.reschedule",
-                 "visit.waitlist_change", "visit.take_offer"}
+                 "health.healthz", "health.readyz", "clinical_rx.verify", "messaging_webhook.status",
+                 "messaging_webhook.inbound", "messaging_visit.open_link", "messaging_visit.page",
+                 "messaging_visit.pick", "messaging_visit.confirm", "messaging_visit.cancel",
+                 "messaging_visit.reschedule", "messaging_visit.waitlist_change", "messaging_visit.take_offer"}
 SIGN_IN_ROUTES = {"auth.mfa", "auth.mfa_post", "auth.recovery", "auth.recovery_post", "auth.enrol",
                   "auth.enrol_post"}
 

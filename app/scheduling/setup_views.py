@@ -41,7 +41,7 @@ from app.scheduling.setup_forms import (
 from app.scheduling.setup_services import Conflict, change_availability, set_day, set_hours, upcoming_holidays
 from app.scheduling.slots import public_holidays
 
-bp = Blueprint("schedule_setup", __name__, url_prefix="/schedule/setup")
+bp = Blueprint("scheduling_setup", __name__, url_prefix="/schedule/setup")
 
 
 def _saved(db: Session, object_type: str, object_id: uuid.UUID, reason: str, newly: list[Appointment],
@@ -107,7 +107,7 @@ def hours_post():
     summary = ", ".join(f"{name[:3]} " + (f"{hours[i][0]:%H:%M}-{hours[i][1]:%H:%M}" if i in hours else "closed")
                         for i, name in enumerate(WEEKDAYS))
     return _saved(db, "clinic_hours", g.clinic.id, f"opening hours: {summary}", newly, "Opening hours saved.",
-                  url_for("schedule_setup.index"))
+                  url_for("scheduling_setup.index"))
 
 
 @bp.post("/days")
@@ -132,7 +132,7 @@ def days_post():
         return _overview(409, closure_form=form, conflict=Conflict("closure", newly))
     what = f"open on {day:%d %b %Y} ({holiday})" if form.opening else f"closed on {day:%d %b %Y}"
     return _saved(db, "clinic_day", g.clinic.id, what, newly, f"The clinic is {what}.",
-                  url_for("schedule_setup.index"))
+                  url_for("scheduling_setup.index"))
 
 
 @bp.post("/days/<day>/delete")
@@ -153,7 +153,7 @@ def day_delete(day):
         return _overview(409, conflict=Conflict(f"day-{when.isoformat()}-delete", newly))
     return _saved(db, "clinic_day", g.clinic.id, f"decision for {when:%d %b %Y} removed", newly,
                   f"{when:%d %b %Y} follows the weekly hours and public holidays again.",
-                  url_for("schedule_setup.index"))
+                  url_for("scheduling_setup.index"))
 
 
 # --- Appointment types ---------------------------------------------------------------------------
@@ -197,7 +197,7 @@ def _save_type(db: Session, type_: AppointmentType, form: TypeForm, verb: str):
            reason=f"appointment type {verb}: {type_.name}, {type_.duration_minutes} min{state}")
     db.commit()
     flash(f"Appointment type “{type_.name}” {verb}{state}.", "success")
-    return client_redirect(url_for("schedule_setup.index"))
+    return client_redirect(url_for("scheduling_setup.index"))
 
 
 @bp.get("/types/new")
@@ -300,7 +300,7 @@ def session_create(doctor_id):
     db.add(session)
     db.flush()
     return _saved(db, "doctor_session", session.id, f"session added for a doctor: {_session_text(session)}", [],
-                  f"Session added for {doctor_.name}.", url_for("schedule_setup.doctor", doctor_id=doctor_.id))
+                  f"Session added for {doctor_.name}.", url_for("scheduling_setup.doctor", doctor_id=doctor_.id))
 
 
 @bp.post("/doctors/<uuid:doctor_id>/sessions/<uuid:session_id>")
@@ -321,7 +321,7 @@ def session_update(doctor_id, session_id):
     if not applied:
         return _doctor_page(doctor_, 409, editing=(session_id, form), conflict=Conflict(f"session-{session_id}", newly))
     return _saved(db, "doctor_session", session.id, f"session changed: {_session_text(session)}", newly,
-                  f"Session saved for {doctor_.name}.", url_for("schedule_setup.doctor", doctor_id=doctor_.id))
+                  f"Session saved for {doctor_.name}.", url_for("scheduling_setup.doctor", doctor_id=doctor_.id))
 
 
 @bp.post("/doctors/<uuid:doctor_id>/sessions/<uuid:session_id>/delete")
@@ -343,7 +343,7 @@ def _delete(doctor_id: uuid.UUID, model, row_id: uuid.UUID, form_prefix: str, de
     if not applied:
         return _doctor_page(doctor_, 409, conflict=Conflict(f"{form_prefix}-{row_id}-delete", newly))
     return _saved(db, model.__tablename__, row_id, reason, newly, f"{message} for {doctor_.name}.",
-                  url_for("schedule_setup.doctor", doctor_id=doctor_.id))
+                  url_for("scheduling_setup.doctor", doctor_id=doctor_.id))
 
 
 def _exception(form: LeaveForm | ExtraForm, doctor_id: uuid.UUID) -> SessionException:
@@ -380,7 +380,7 @@ def exception_create(doctor_id):
     text = _exception_text(exception)
     return _saved(db, "doctor_exception", exception.id, f"{text} added for a doctor", newly,
                   f"{text[0].upper()}{text[1:]} added for {doctor_.name}.",
-                  url_for("schedule_setup.doctor", doctor_id=doctor_.id))
+                  url_for("scheduling_setup.doctor", doctor_id=doctor_.id))
 
 
 @bp.post("/doctors/<uuid:doctor_id>/exceptions/<uuid:exception_id>/delete")

@@ -16,7 +16,7 @@ from app.scheduling import booking, picker, services
 from app.scheduling.forms import WalkInForm, parse_uuid
 from app.scheduling.views import board_changed, contact_only, doctor_or_404
 
-bp = Blueprint("queue", __name__, url_prefix="/queue")
+bp = Blueprint("scheduling_queue", __name__, url_prefix="/queue")
 
 
 def _queues_context(doctor_ids=None, *, mine: bool = False, also_shown=()) -> dict:
@@ -83,7 +83,7 @@ def call_next(doctor_id):
             return render("scheduling/queue.html", "queues", status=409, problem=str(exc),
                           **_queues_context([current_user.id] if mine else None, mine=mine))
         flash(str(exc), "error")
-        return redirect(url_for("queue.mine" if mine else "queue.board"), code=303)
+        return redirect(url_for("scheduling_queue.mine" if mine else "scheduling_queue.board"), code=303)
     for appointment in finished:  # each status change is on the trail, like any other
         record(db, "appointment.complete", patient_id=appointment.patient_id, object_type="appointment",
                object_id=appointment.id, reason="call next")
@@ -104,7 +104,7 @@ def call_next(doctor_id):
         flash(f"Token {called.token} called in to {doctor.name}.", "success")
     else:
         flash(f"Nobody is waiting for {doctor.name}.", "info")
-    return redirect(url_for("queue.mine" if mine else "queue.board"), code=303)
+    return redirect(url_for("scheduling_queue.mine" if mine else "scheduling_queue.board"), code=303)
 
 
 # --- Walk-ins -------------------------------------------------------------------------------------------
@@ -173,4 +173,4 @@ def walk_in():
         return board_changed(render("scheduling/walk_in.html", "walk_in_form",
                                     **_walk_in_context(form, new_form, pick, added=added)))
     flash(f"Walk-in added: token {added.token}.", "success")
-    return redirect(url_for("queue.board"), code=303)
+    return redirect(url_for("scheduling_queue.board"), code=303)

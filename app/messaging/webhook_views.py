@@ -30,7 +30,7 @@ from app.messaging.models import ReminderSettings
 from app.messaging.twilio_client import signature_valid
 from app.security.fields import keyring
 
-bp = Blueprint("twilio", __name__)
+bp = Blueprint("messaging_webhook", __name__)
 log = logging.getLogger(__name__)
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 

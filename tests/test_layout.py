@@ -1,5 +1,6 @@
 """The code's shape: a route's file follows from its endpoint name, and imports flow one way down."""
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,3 +27,32 @@ def test_every_views_module_is_a_blueprint_of_its_own_name(app):
     on_disk = {".".join(path.relative_to(ROOT).with_suffix("").parts)
                for path in (ROOT / "app").glob("*/*views.py")}
     assert on_disk == modules
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess:
+    """The layer contract of pyproject.toml, checked on the tree at `root`."""
+    lint = Path(sys.executable).with_name("lint-imports")
+    return subprocess.run([str(lint), "--no-cache"], cwd=root, capture_output=True, text=True, timeout=120,
+                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(root)})
+
+
+def test_imports_flow_one_way_down():
+    result = lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Contracts: 2 kept, 0 broken." in result.stdout
+
+
+def test_an_upward_import_breaks_the_contract(tmp_path):
+    for name in ("app", "jobs"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    kernel = tmp_path / "app" / "htmx.py"
+    kernel.write_text(kernel.read_text() + "\nfrom app.billing.views import bp  # noqa\n")
+    result = lint_imports(tmp_path)
+    assert result.returncode == 1
+    assert "app.htmx is not allowed to import app.billing.views" in result.stdout
+
+    kernel.write_text(kernel.read_text().replace("from app.billing.views import bp", "import jobs.worker"))
+    result = lint_imports(tmp_path)
+    assert result.returncode == 1
+    assert "app.htmx -> jobs.worker" in result.stdout.split("app is not allowed to import jobs:")[1]

@@ -55,6 +55,22 @@ def doctor_or_404(doctor_id) -> Doctor:
     return doctor
 
 
+def _overbook_reason(form: BookForm | RescheduleForm) -> str | None:
+    """The form's overbooking reason, through the one rule (booking.overbook_reason); a missing reason is also
+    marked on its field."""
+    try:
+        return booking.overbook_reason(form.overbook.data, form.overbook_reason.data,
+                                       can_overbook=can(g.role, Permission.SCHEDULE_OVERBOOK))
+    except booking.OverbookNeedsReason as exc:
+        form.overbook_reason.errors.append(str(exc))
+        raise
+
+
+def _overbook_status(exc: booking.ScheduleError) -> int:
+    """The status of a refused overbooking: forbidden to the role, or incomplete."""
+    return 403 if isinstance(exc, booking.MayNotOverbook) else 422
+
+
 def board_changed(response: Response) -> Response:
     """Tell every board on this page to refresh now."""
     response.headers["HX-Trigger"] = "board-changed"
@@ -229,34 +245,32 @@ def _save_booking(form: BookForm, new_form, types) -> Response:
         return _unbookable(form, new_form)
     if not form.validate():
         return _refuse(form, new_form, picker.Pick(), 422, "Check the highlighted fields.")
-    overbook_reason = form.overbook_reason.data if form.overbook.data else None
-    if form.overbook.data and not can(g.role, Permission.SCHEDULE_OVERBOOK):
-        return _refuse(form, new_form, picker.Pick(), 403, "Your role may not overbook.")
-    if form.overbook.data and not overbook_reason:
-        form.overbook_reason.errors.append("Say why this patient must be overbooked.")
-        return _refuse(form, new_form, picker.Pick(), 422, "Say why this patient must be overbooked.")
+    try:
+        overbooking = _overbook_reason(form)
+    except booking.ScheduleError as exc:
+        return _refuse(form, new_form, picker.Pick(), _overbook_status(exc), str(exc))
     patient, pick = picker.resolve(db, form, new_form, current_user.id)
     if patient is None:
         db.commit()  # only the duplicate check's audit record
         return render("scheduling/book.html", "book_form", status=422, **_book_context(form, new_form, pick))
     type_ = next(t for t in types if str(t.id) == form.type_id.data)
     ends = starts + timedelta(minutes=type_.duration_minutes)
-    overlaps = booking.overlapping(db, g.clinic.id, starts, ends, patient_id=patient.id)
-    if overlaps and not form.confirm_overlap.data:
+    try:
+        booking.check_patient_free(db, g.clinic.id, patient.id, starts, ends, confirmed=form.confirm_overlap.data)
+    except booking.PatientBusy as exc:
         db.rollback()
-        return _refuse(form, new_form, pick, 409, "This patient already has an appointment at this time.",
-                       overlaps=overlaps)
+        return _refuse(form, new_form, pick, 409, str(exc), overlaps=exc.overlaps)
     try:
         appointment = booking.book(db, clinic=g.clinic, patient=patient, doctor_id=doctor_id, starts=starts,
                                    type_=type_, reason=form.reason.data, by=current_user.id,
-                                   overbook_reason=overbook_reason)
+                                   overbook_reason=overbooking)
     except booking.ScheduleError as exc:
         db.rollback()
         status = 409 if isinstance(exc, booking.SlotTaken) else 422
         return _refuse(form, new_form, pick, status, exc.for_role(can(g.role, Permission.SCHEDULE_OVERBOOK)),
                        conflict=True)
     record(db, "appointment.book", patient_id=patient.id, object_type="appointment", object_id=appointment.id)
-    if overbook_reason:
+    if overbooking:
         record(db, "appointment.overbook", patient_id=patient.id, object_type="appointment",
                object_id=appointment.id, reason=OVERBOOK_AUDIT, flagged=True)
     if is_htmx():
@@ -382,29 +396,30 @@ def reschedule(appointment_id):
     db = get_session()
     starts = parse_local(form.start.data, g.clinic.timezone)
     doctor_id = parse_uuid(form.doctor_id.data)
-    overbook_reason = form.overbook_reason.data if form.overbook.data else None
     if not form.validate() or starts is None or doctor_id not in {d.id for d in services.doctors(db, g.clinic.id)}:
         return _reschedule_page(appointment, form, 422, "Choose one of the free slots.")
-    if form.overbook.data and (not can(g.role, Permission.SCHEDULE_OVERBOOK) or not overbook_reason):
-        return _reschedule_page(appointment, form, 422, "An overbooking needs a reason (and a role allowed to).")
+    try:
+        overbooking = _overbook_reason(form)
+    except booking.ScheduleError as exc:
+        return _reschedule_page(appointment, form, _overbook_status(exc), str(exc))
     patient = load_or_404(Patient, appointment.patient_id, "appointment.reschedule")
     type_ = services.type_of(db, appointment)
     ends = starts + timedelta(minutes=type_.duration_minutes)
-    overlaps = booking.overlapping(db, g.clinic.id, starts, ends, patient_id=patient.id,
+    try:
+        booking.check_patient_free(db, g.clinic.id, patient.id, starts, ends, confirmed=form.confirm_overlap.data,
                                    exclude=appointment.id)
-    if overlaps and not form.confirm_overlap.data:
-        return _reschedule_page(appointment, form, 409, "The patient already has an appointment at that time.",
-                                overlaps=overlaps)
+    except booking.PatientBusy as exc:
+        return _reschedule_page(appointment, form, 409, str(exc), overlaps=exc.overlaps)
     try:
         new = booking.reschedule(db, clinic=g.clinic, appointment=appointment, patient=patient, doctor_id=doctor_id,
-                                 starts=starts, type_=type_, by=current_user.id, overbook_reason=overbook_reason)
+                                 starts=starts, type_=type_, by=current_user.id, overbook_reason=overbooking)
     except booking.ScheduleError as exc:
         db.rollback()
         appointment = load_or_404(Appointment, appointment_id, "appointment.reschedule")
         return _reschedule_page(appointment, form, 409, exc.for_role(can(g.role, Permission.SCHEDULE_OVERBOOK)))
     record(db, "appointment.reschedule", patient_id=patient.id, object_type="appointment", object_id=new.id,
            reason=f"from {appointment.id}")
-    if overbook_reason:
+    if overbooking:
         record(db, "appointment.overbook", patient_id=patient.id, object_type="appointment", object_id=new.id,
                reason=OVERBOOK_AUDIT, flagged=True)
     db.commit()

@@ -292,7 +292,8 @@ def test_booking_and_moving_refuse_an_overbooking_in_the_same_words(desk, sign_i
                           "overbook_time": "09:00", "overbook": "y", "overbook_reason": reason},
                          page=f"/schedule/appointments/{moving}/reschedule")
     assert (booked.status_code, moved.status_code) == (status, status)
-    assert message in booked.get_data(as_text=True) and message in moved.get_data(as_text=True)
+    alert = f'<p class="notice notice-error" role="alert">{message}</p>'
+    assert alert in booked.get_data(as_text=True) and alert in moved.get_data(as_text=True)
     assert appointments(sql) == before
 
 

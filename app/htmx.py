@@ -1,4 +1,6 @@
-"""The one place that reads and writes HX-* headers."""
+"""The one place that reads and writes HX-* headers, and decides where a request may send the browser next."""
+
+from urllib.parse import urlsplit
 
 from flask import Response, redirect, render_template, request
 from jinja2_fragments.flask import render_block
@@ -50,3 +52,13 @@ def client_redirect(location: str) -> Response:
         response = redirect(location, code=303)
     response.vary.add("HX-Request")
     return response
+
+
+def safe_next(value: str | None) -> str | None:
+    """A same-site path to return to (after sign-in, a form), or None (no scheme, host, backslash or control chars)."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return None
+    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        return None
+    parts = urlsplit(value)
+    return value if not parts.scheme and not parts.netloc else None

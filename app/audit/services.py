@@ -17,7 +17,7 @@ from flask_login import current_user
 from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEvent
-from app.db import new_id, utcnow
+from app.db import get_session, new_id, utcnow
 from app.security.crypto import master_key
 from app.security.text import printable
 
@@ -79,3 +79,16 @@ def deny_not_found(db: Session, action: str, *, object_type: str, object_id) -> 
            reason="not found in this clinic")
     db.commit()
     abort(404)
+
+
+def load_or_404(model, object_id: uuid.UUID, action: str, *, object_type: str | None = None,
+                for_update: bool = False, where: dict | None = None):
+    """The current clinic's row of `model` with this id (locked if `for_update`), else a denied record and 404.
+
+    `where` names columns the row must also match (a doctor's session under that doctor's address); the
+    record names the table unless `object_type` says otherwise. No hint whether the id exists elsewhere."""
+    db = get_session()
+    row = db.get(model, (g.clinic.id, object_id), with_for_update=for_update)
+    if row is None or any(getattr(row, column) != value for column, value in (where or {}).items()):
+        deny_not_found(db, action, object_type=object_type or model.__tablename__, object_id=object_id)
+    return row

@@ -16,9 +16,8 @@ from app.auth import services
 from app.auth.forms import REAUTH_ERRORS, ReauthForm, reauth_status
 from app.auth.models import AuthEventKind
 from app.auth.policy import Permission, requires
-from app.auth.views import safe_next
 from app.db import get_session
-from app.htmx import client_redirect, render
+from app.htmx import client_redirect, render, safe_next
 from app.security.sessions import note_password
 
 bp = Blueprint("auth_reauth", __name__)

@@ -2,7 +2,6 @@
 
 import base64
 import uuid
-from urllib.parse import urlsplit
 
 import pyotp
 import segno
@@ -23,21 +22,11 @@ from app.auth.models import AuthEventKind, StaffUser
 from app.auth.passwords import password_problem
 from app.auth.policy import PUBLIC, SIGN_IN_STEP, Permission, requires
 from app.db import get_session, set_tenant
-from app.htmx import client_redirect, render
+from app.htmx import client_redirect, render, safe_next
 from app.security.crypto import master_key
 from app.security.sessions import end_sessions_of, note_password, seconds_left
 
 bp = Blueprint("auth", __name__)
-
-
-def safe_next(value: str | None) -> str | None:
-    """A same-site path to return to after sign-in, or None (no scheme, host, backslash or control chars)."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
-        return None
-    if any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        return None
-    parts = urlsplit(value)
-    return value if not parts.scheme and not parts.netloc else None
 
 
 def _pending_user() -> StaffUser:

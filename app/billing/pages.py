@@ -1,5 +1,5 @@
 """What the billing desk's pages show: the billing home's lists, the draft editor and the credit-note form,
-and the one way every billing view loads a document (`bill_or_404`).
+(every billing view loads a document with `load_or_404(Bill, ...)`).
 
 Reads only (no writes; only a refused lookup commits its denial record): the views audit what these return.
 """
@@ -10,18 +10,15 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from flask import g
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
-from app.audit.services import deny_not_found
 from app.billing import credit_notes, services
 from app.billing.documents import TITLES
 from app.billing.gstin import STATES, state_label
 from app.billing.models import Bill, BillingEvent, BillLine, BillStatus, CreditReason, PriceItem
 from app.clinics.models import Clinic
-from app.db import get_session
 from app.patients.services import labels_of, staff_names
 from app.scheduling.models import Appointment, Status
 
@@ -40,15 +37,6 @@ ACTIONS = {"created": "Draft started", "line_added": "Line added", "line_removed
            "payment": "Payment received", "refund": "Refund paid", "pdf_ready": "PDF made",
            "pdf_retry": "PDF tried again"}
 HIDDEN_DETAILS = ("appointment", "split_from", "sha256")
-
-
-def bill_or_404(bill_id: uuid.UUID, action: str, *, for_update: bool = False) -> Bill:
-    """The current clinic's document, or a denied audit record and 404 (no hint whether it exists elsewhere)."""
-    db = get_session()
-    bill = db.get(Bill, (g.clinic.id, bill_id), with_for_update=for_update)
-    if bill is None:
-        deny_not_found(db, action, object_type="bill", object_id=bill_id)
-    return bill
 
 
 def title_of(bill: Bill) -> str:

@@ -14,10 +14,10 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.audit.services import deny_not_found, record
+from app.audit.services import load_or_404, record
 from app.auth.models import StaffUser
 from app.auth.policy import Permission, can, requires
-from app.billing import credit_notes, pages, services
+from app.billing import credit_notes, services
 from app.billing import payments as pay_service
 from app.billing.models import Bill, Payment, PaymentKind, PaymentMode
 from app.billing.services import ZERO, Account, BillingError, Invalid
@@ -106,7 +106,7 @@ def _panel_response(bill: Bill, status: int = 200, **state) -> Response:
 
 def _money(bill_id: uuid.UUID, action: str, service, prefix: str) -> Response:
     """Take a payment or make a refund against the document with the service; answer the panel or go back."""
-    bill = pages.bill_or_404(bill_id, action)
+    bill = load_or_404(Bill, bill_id, action)
     db = get_session()
     try:
         mode, amount, reference = pay_service.clean_payment(request.form)
@@ -161,9 +161,7 @@ def balance_after(db: Session, bill: Bill, payment: Payment) -> Decimal:
 def receipt(payment_id):
     """A payment receipt or refund voucher, ready to print."""
     db = get_session()
-    payment = db.get(Payment, (g.clinic.id, payment_id))
-    if payment is None:
-        deny_not_found(db, "payment.receipt", object_type="payment", object_id=payment_id)
+    payment = load_or_404(Payment, payment_id, "payment.receipt")
     bill = db.get(Bill, (g.clinic.id, payment.bill_id))
     context = {"payment": payment, "bill": bill, "supplier": json.loads(bill.supplier or "{}"),
                "recipient": services.recipient_of(db, bill), "balance": balance_after(db, bill, payment),

@@ -11,9 +11,9 @@ import base64
 from flask import Blueprint, Response, render_template, url_for
 from flask_login import current_user
 
-from app.audit.services import record
+from app.audit.services import load_or_404, record
 from app.auth.policy import Permission, requires
-from app.billing import documents, pages, services, words
+from app.billing import documents, services, words
 from app.billing.models import Bill, PdfStatus
 from app.billing.pdf import render_after_commit
 from app.db import get_session, utcnow
@@ -43,7 +43,7 @@ def _status_response(bill: Bill, status: int = 200) -> Response:
 def download(bill_id):
     """The stored PDF (ready), or 409 with the status while it is being made."""
     db = get_session()
-    bill = pages.bill_or_404(bill_id, "bill.download")
+    bill = load_or_404(Bill, bill_id, "bill.download")
     row = documents.pdf_row(db, bill) if bill.issued else None
     if row is None or row.status is not PdfStatus.READY or row.pdf_enc is None:
         db.rollback()
@@ -68,7 +68,7 @@ def download(bill_id):
 @requires(Permission.INVOICE_VIEW, background=True)
 def status(bill_id):
     """The PDF's progress: the fragment for htmx (polled while pending), else a small page."""
-    bill = pages.bill_or_404(bill_id, "bill.pdf_status")
+    bill = load_or_404(Bill, bill_id, "bill.pdf_status")
     response = _status_response(bill)
     get_session().rollback()  # nothing written on GET; end the read transaction
     return response
@@ -79,7 +79,7 @@ def status(bill_id):
 def retry(bill_id):
     """Try a failed (or stuck) PDF again: back to pending, queued once the change has committed."""
     db = get_session()
-    bill = pages.bill_or_404(bill_id, "bill.pdf_retry")
+    bill = load_or_404(Bill, bill_id, "bill.pdf_retry")
     row = documents.pdf_row(db, bill, for_update=True) if bill.issued else None
     if row is None:
         db.rollback()

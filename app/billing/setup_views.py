@@ -3,12 +3,11 @@
 Not PHI: pages are not read-audited; every write is (one record, committed with the change).
 """
 
-import uuid
 
 from flask import Blueprint, flash, g, request, url_for
 from flask_login import current_user
 
-from app.audit.services import deny_not_found, record
+from app.audit.services import load_or_404, record
 from app.auth.policy import Permission, requires
 from app.billing import setup_services
 from app.billing.gstin import STATES, state_label
@@ -22,14 +21,6 @@ bp = Blueprint("billing_setup", __name__)
 PROFILE = "billing/setup/profile.html"
 PRICES = "billing/setup/prices.html"
 ITEM = "billing/setup/item.html"
-
-
-def _item_or_404(price_item_id: uuid.UUID, action: str, *, for_update: bool = False) -> PriceItem:
-    db = get_session()
-    item = db.get(PriceItem, (g.clinic.id, price_item_id), with_for_update=for_update)
-    if item is None:
-        deny_not_found(db, action, object_type="price_item", object_id=price_item_id)
-    return item
 
 
 # --- The GST profile --------------------------------------------------------------------------------
@@ -122,7 +113,7 @@ def item_create():
 @requires(Permission.BILLING_SETUP)
 def item(price_item_id):
     """An item's form and its GST rate history."""
-    found = _item_or_404(price_item_id, "billing.price_item_view")
+    found = load_or_404(PriceItem, price_item_id, "billing.price_item_view")
     return _item_page(found, setup_services.item_values(found, today(g.clinic)))
 
 
@@ -131,7 +122,8 @@ def item(price_item_id):
 def item_update(price_item_id):
     """Save changes to an item; documents already issued keep the values they copied."""
     db = get_session()
-    found = _item_or_404(price_item_id, "billing.price_item_update", for_update=True)  # the version check holds
+    # Locked: the version check holds until the commit.
+    found = load_or_404(PriceItem, price_item_id, "billing.price_item_update", for_update=True)
     try:
         setup_services.check_version(found, request.form.get("version"))
         values = setup_services.clean_item(request.form, item=found, needs_rate=not setup_services.has_rates(db, found))
@@ -152,7 +144,7 @@ def item_update(price_item_id):
 def rate_add(price_item_id):
     """Append a GST rate from a date (never replacing one)."""
     db = get_session()
-    found = _item_or_404(price_item_id, "billing.price_rate_add")
+    found = load_or_404(PriceItem, price_item_id, "billing.price_rate_add")
     try:
         since, rate = setup_services.clean_rate(request.form)
         setup_services.add_rate(db, found, since, rate, by=current_user.id)

@@ -11,7 +11,7 @@ from flask import Blueprint, abort, flash, g, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
-from app.audit.services import deny_not_found, record
+from app.audit.services import load_or_404, record
 from app.auth.policy import Permission, can, requires
 from app.billing import credit_notes, issuing, pages, services
 from app.billing.documents import TITLES, paper, pdf_state
@@ -20,8 +20,8 @@ from app.billing.payment_views import payment_panel
 from app.billing.pdf import render_after_commit
 from app.db import get_session
 from app.htmx import client_redirect, is_htmx, render
+from app.patients.models import Patient
 from app.patients.services import search as search_patients
-from app.patients.views import get_patient_or_404
 from app.scheduling import services as schedule
 from app.scheduling.models import Appointment
 
@@ -91,7 +91,7 @@ def create():
     patient = None
     patient_id = appointment.patient_id if appointment else _uuid(request.form.get("patient_id"))
     if patient_id is not None:
-        patient = get_patient_or_404(patient_id, "bill.create")
+        patient = load_or_404(Patient, patient_id, "bill.create")
     try:
         bill = services.new_draft(db, clinic=g.clinic, patient=patient, appointment=appointment,
                                   by=current_user.id, day=today())
@@ -127,11 +127,7 @@ def _appointment() -> Appointment | None:
     appointment_id = _uuid(request.form.get("appointment_id"))
     if appointment_id is None:
         return None
-    db = get_session()
-    appointment = db.get(Appointment, (g.clinic.id, appointment_id), with_for_update=True)
-    if appointment is None:
-        deny_not_found(db, "bill.create", object_type="appointment", object_id=appointment_id)
-    return appointment
+    return load_or_404(Appointment, appointment_id, "bill.create", for_update=True)
 
 
 def _existing(appointment: Appointment):
@@ -183,14 +179,14 @@ def _page(bill: Bill, status: int = 200, *, action: str = "bill.view", reason: s
 @requires(Permission.INVOICE_VIEW)
 def show(bill_id):
     """A draft with its editor and live preview, or the issued document with its PDF, payments and history."""
-    return _page(pages.bill_or_404(bill_id, "bill.view"))
+    return _page(load_or_404(Bill, bill_id, "bill.view"))
 
 
 def _refused(bill_id: uuid.UUID, action: str, exc: services.BillingError, **state):
     """A change refused: nothing saved; the editor again with the message (and the input as typed)."""
     db = get_session()
     db.rollback()
-    bill = pages.bill_or_404(bill_id, action)
+    bill = load_or_404(Bill, bill_id, action)
     status = 422 if isinstance(exc, services.Invalid) else 409
     if isinstance(exc, services.Invalid):
         state["errors"] = exc.errors
@@ -218,7 +214,7 @@ def _draft_only(bill: Bill) -> None:
 def add_line(bill_id):
     """Add a price-list item (chosen or typed by code) with a quantity and a discount."""
     db = get_session()
-    bill = pages.bill_or_404(bill_id, "bill.line_add", for_update=True)
+    bill = load_or_404(Bill, bill_id, "bill.line_add", for_update=True)
     form = pages.typed(request.form, pages.LINE_FIELDS)
     try:
         _draft_only(bill)
@@ -234,7 +230,7 @@ def add_line(bill_id):
 def remove_line(bill_id, line_id):
     """Take a line off a draft."""
     db = get_session()
-    bill = pages.bill_or_404(bill_id, "bill.line_remove", for_update=True)
+    bill = load_or_404(Bill, bill_id, "bill.line_remove", for_update=True)
     try:
         services.remove_line(db, bill, line_id, by=current_user.id, day=today())
     except services.BillingError as exc:
@@ -247,7 +243,7 @@ def remove_line(bill_id, line_id):
 def recipient(bill_id):
     """Set who the document is issued to (a GSTIN makes it a B2B document)."""
     db = get_session()
-    bill = pages.bill_or_404(bill_id, "bill.recipient", for_update=True)
+    bill = load_or_404(Bill, bill_id, "bill.recipient", for_update=True)
     form = pages.typed(request.form, pages.RECIPIENT_FIELDS)
     try:
         services.set_recipient(db, bill, services.clean_recipient(form), by=current_user.id)
@@ -261,7 +257,7 @@ def recipient(bill_id):
 def issue(bill_id):
     """Issue the draft as the user last saw it: numbered and frozen (two documents for a B2B mixed supply)."""
     db = get_session()
-    bill = pages.bill_or_404(bill_id, "bill.issue", for_update=True)
+    bill = load_or_404(Bill, bill_id, "bill.issue", for_update=True)
     raw = request.form.get("version", "")
     version = int(raw) if raw.isdecimal() and len(raw) < 9 else -1
     if bill.issued:  # the same form sent again (a double click, a retry, another tab): show what was issued
@@ -286,7 +282,7 @@ def issue(bill_id):
 def discard(bill_id):
     """Delete a draft (an issued document is never deleted)."""
     db = get_session()
-    bill = pages.bill_or_404(bill_id, "bill.discard", for_update=True)
+    bill = load_or_404(Bill, bill_id, "bill.discard", for_update=True)
     patient_id = bill.patient_id
     try:
         services.discard(db, bill, by=current_user.id)
@@ -322,7 +318,7 @@ def _creditable(original: Bill) -> str | None:
 @requires(Permission.CREDIT_NOTE_CREATE)
 def credit_note_form(bill_id):
     """The credit-note form: each line with what is left to credit, and the reason."""
-    original = pages.bill_or_404(bill_id, "bill.credit_note_form")
+    original = load_or_404(Bill, bill_id, "bill.credit_note_form")
     problem = _creditable(original)
     return _credit_page(original, 409 if problem else 200, problem=problem)
 
@@ -332,7 +328,7 @@ def credit_note_form(bill_id):
 def credit_note(bill_id):
     """Issue a credit note against the document (a cancellation credits it all and marks it cancelled)."""
     db = get_session()
-    original = pages.bill_or_404(bill_id, "bill.credit_note", for_update=True)
+    original = load_or_404(Bill, bill_id, "bill.credit_note", for_update=True)
     form = {key: value[:20] for key, value in request.form.items() if key == "reason" or key.startswith("qty-")}
     try:
         quantities, reason = pages.credit_input(pages.credit_lines(db, original), form)
@@ -340,7 +336,7 @@ def credit_note(bill_id):
                                           reason=reason, by=current_user.id, day=today())
     except services.BillingError as exc:
         db.rollback()
-        original = pages.bill_or_404(bill_id, "bill.credit_note")
+        original = load_or_404(Bill, bill_id, "bill.credit_note")
         errors = exc.errors if isinstance(exc, services.Invalid) else {}
         return _credit_page(original, 422 if isinstance(exc, services.Invalid) else 409, form=form, errors=errors,
                             problem=str(exc))

@@ -14,17 +14,15 @@ from dataclasses import dataclass
 from flask import Blueprint, Response, abort, flash, g, redirect, request, url_for
 from flask_login import current_user
 
-from app.audit.services import deny_not_found, record
+from app.audit.services import load_or_404, record
 from app.auth.policy import Permission, Role, can, requires
-from app.auth.views import safe_next
 from app.clinical import chart, pages, vitals
 from app.clinical.access import Access, access_for
 from app.clinical.models import ChartItem, ChartKind, Encounter, Vitals
 from app.db import get_session
-from app.htmx import is_htmx, render
+from app.htmx import is_htmx, render, safe_next
 from app.patients.models import Patient
 from app.patients.services import labels_of
-from app.patients.views import get_patient_or_404
 from app.scheduling.forms import parse_uuid
 from app.scheduling.models import Appointment
 
@@ -41,7 +39,7 @@ def refuse(action: str, patient_id: uuid.UUID, reason: str = "no clinical access
 
 def patient_with_access(patient_id: uuid.UUID, action: str, *, for_update: bool = False) -> tuple[Patient, Access]:
     """The clinic's patient and this user's access to its record; 403 without triage access."""
-    patient = get_patient_or_404(patient_id, action, for_update=for_update)
+    patient = load_or_404(Patient, patient_id, action, for_update=for_update)
     access = access_for(get_session(), clinic_id=g.clinic.id, user_id=current_user.id, role=g.role,
                         patient_id=patient.id)
     if not access.triage:
@@ -162,9 +160,7 @@ def record_vitals(patient_id):
 def void_vitals(vitals_id):
     """Mark a set entered in error (its recorder or a doctor): kept, struck through, out of the trends."""
     db = get_session()
-    row = db.get(Vitals, (g.clinic.id, vitals_id), with_for_update=True)
-    if row is None:
-        deny_not_found(db, "vitals.void", object_type="vitals", object_id=vitals_id)
+    row = load_or_404(Vitals, vitals_id, "vitals.void", for_update=True)
     patient, access = patient_with_access(row.patient_id, "vitals.void")
     links, full = links_from(request.form, patient), request.form.get("full") == "1"
     if row.voided_at is not None:
@@ -254,9 +250,7 @@ def record_problem(patient_id):
 def end_item(item_id):
     """End an allergy or problem: resolved, or entered in error (it moves to the past entries)."""
     db = get_session()
-    item = db.get(ChartItem, (g.clinic.id, item_id), with_for_update=True)
-    if item is None:
-        deny_not_found(db, "chart.end", object_type="chart_item", object_id=item_id)
+    item = load_or_404(ChartItem, item_id, "chart.end", for_update=True)
     patient, access = patient_with_access(item.patient_id, "chart.end")
     links = links_from(request.form, patient)
     if item.kind is ChartKind.PROBLEM and not (access.write and can(g.role, Permission.CLINICAL_WRITE)):

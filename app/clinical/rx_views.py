@@ -16,9 +16,8 @@ from markupsafe import Markup
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.audit.services import deny_not_found, record
+from app.audit.services import load_or_404, record
 from app.auth.policy import PUBLIC, Permission, can, requires
-from app.auth.views import safe_next
 from app.clinical import prescriptions as rx_service
 from app.clinical import rx_code, rx_pages, rx_text
 from app.clinical.access import Access, access_for
@@ -27,9 +26,8 @@ from app.clinical.pages import refuse
 from app.clinical.prescriptions import RxError
 from app.clinics.models import Clinic, ClinicRegistry
 from app.db import get_session, set_tenant
-from app.htmx import client_redirect, is_htmx, render, render_partial
+from app.htmx import client_redirect, is_htmx, render, render_partial, safe_next
 from app.patients.models import Patient
-from app.patients.views import get_patient_or_404
 from app.pdf import write_pdf
 from app.scheduling import services as schedule
 
@@ -44,23 +42,6 @@ PANEL = "clinical/_prescription.html"
 def _access(patient_id: uuid.UUID) -> Access:
     return access_for(get_session(), clinic_id=g.clinic.id, user_id=current_user.id, role=g.role,
                       patient_id=patient_id)
-
-
-def rx_or_404(rx_id: uuid.UUID, action: str, *, for_update: bool = False) -> Prescription:
-    """The clinic's prescription, or a denied record and 404."""
-    db = get_session()
-    rx = db.get(Prescription, (g.clinic.id, rx_id), with_for_update=for_update)
-    if rx is None:
-        deny_not_found(db, action, object_type="prescription", object_id=rx_id)
-    return rx
-
-
-def _encounter_or_404(encounter_id: uuid.UUID, action: str, *, for_update: bool = True) -> Encounter:
-    db = get_session()
-    encounter = db.get(Encounter, (g.clinic.id, encounter_id), with_for_update=for_update)
-    if encounter is None:
-        deny_not_found(db, action, object_type="encounter", object_id=encounter_id)
-    return encounter
 
 
 def _refuse(action: str, patient_id: uuid.UUID, object_id: uuid.UUID, message: str, reason: str):
@@ -146,9 +127,9 @@ def _refused(exc: RxError, action: str, encounter: Encounter, patient: Patient, 
 @requires(Permission.CLINICAL_WRITE)
 def add_item(encounter_id):
     """Add a medicine to the consultation's draft prescription (started with its first medicine)."""
-    encounter = _encounter_or_404(encounter_id, "prescription.item_add")
+    encounter = load_or_404(Encounter, encounter_id, "prescription.item_add", for_update=True)
     access = writable(encounter, "prescription.item_add", encounter.id)
-    patient = get_patient_or_404(encounter.patient_id, "prescription.item_add")
+    patient = load_or_404(Patient, encounter.patient_id, "prescription.item_add")
     db = get_session()
     typed = {name: request.form.get(name, "") for name in rx_service.FIELDS}
     try:
@@ -167,11 +148,11 @@ def add_item(encounter_id):
 def check_item(encounter_id):
     """While the doctor types a medicine (htmx): its allergy and duplicate alerts before it is added.
     Without JavaScript the alerts show on the panel once it is added: back to the consultation."""
-    encounter = _encounter_or_404(encounter_id, "prescription.check", for_update=False)
+    encounter = load_or_404(Encounter, encounter_id, "prescription.check")
     writable(encounter, "prescription.check", encounter.id)
     if not is_htmx():
         return client_redirect(url_for("clinical.encounter", encounter_id=encounter.id))
-    patient = get_patient_or_404(encounter.patient_id, "prescription.check")
+    patient = load_or_404(Patient, encounter.patient_id, "prescription.check")
     db = get_session()
     drug = " ".join(request.args.get("drug", "").split())[:rx_service.LIMITS["drug"]]
     check = rx_pages.check_one(db, patient=patient, encounter=encounter, drug=drug) if drug else None
@@ -184,10 +165,10 @@ def check_item(encounter_id):
 def _draft_change(rx_id: uuid.UUID, action: str, change, **typed) -> Response:
     """Load the prescription and its encounter for a writer, apply `change`, answer (a refusal shows the
     panel with `typed`, what the form held)."""
-    rx = rx_or_404(rx_id, action, for_update=True)
-    encounter = _encounter_or_404(rx.encounter_id, action)
+    rx = load_or_404(Prescription, rx_id, action, for_update=True)
+    encounter = load_or_404(Encounter, rx.encounter_id, action, for_update=True)
     access = writable(encounter, action, rx.id)
-    patient = get_patient_or_404(rx.patient_id, action)
+    patient = load_or_404(Patient, rx.patient_id, action)
     db = get_session()
     try:
         change(db, rx, patient)
@@ -244,10 +225,10 @@ def sign(rx_id):
 @requires(Permission.CLINICAL_WRITE)
 def discard(rx_id):
     """Delete a draft (a signed prescription is never deleted)."""
-    rx = rx_or_404(rx_id, "prescription.discard", for_update=True)
-    encounter = _encounter_or_404(rx.encounter_id, "prescription.discard")
+    rx = load_or_404(Prescription, rx_id, "prescription.discard", for_update=True)
+    encounter = load_or_404(Encounter, rx.encounter_id, "prescription.discard", for_update=True)
     access = writable(encounter, "prescription.discard", rx.id)
-    patient = get_patient_or_404(rx.patient_id, "prescription.discard")
+    patient = load_or_404(Patient, rx.patient_id, "prescription.discard")
     db = get_session()
     replaces = rx.replaces_id
     try:
@@ -268,10 +249,10 @@ def discard(rx_id):
 @requires(Permission.CLINICAL_WRITE)
 def revise(rx_id):
     """Change a signed prescription: a draft of its next version, with its items (same number)."""
-    rx = rx_or_404(rx_id, "prescription.revise", for_update=True)
-    encounter = _encounter_or_404(rx.encounter_id, "prescription.revise")
+    rx = load_or_404(Prescription, rx_id, "prescription.revise", for_update=True)
+    encounter = load_or_404(Encounter, rx.encounter_id, "prescription.revise", for_update=True)
     access = writable(encounter, "prescription.revise", rx.id)
-    patient = get_patient_or_404(rx.patient_id, "prescription.revise")
+    patient = load_or_404(Patient, rx.patient_id, "prescription.revise")
     db = get_session()
     try:
         draft = rx_service.new_version(db, rx, language=patient.language, by=current_user.id)
@@ -314,9 +295,9 @@ def _page_flags(rx: Prescription | None, access: Access) -> dict:
 @requires(READ)
 def show(rx_id):
     """The prescription as printed, with Print / Download PDF / New version; a draft with its editor."""
-    rx = rx_or_404(rx_id, "prescription.view")
+    rx = load_or_404(Prescription, rx_id, "prescription.view")
     access = readable(rx, "prescription.view")
-    patient = get_patient_or_404(rx.patient_id, "prescription.view")
+    patient = load_or_404(Patient, rx.patient_id, "prescription.view")
     db = get_session()
     context = {**_document_context(rx), **_page_flags(rx, access), "patient": patient, "access": access}
     encounter = db.get(Encounter, (rx.clinic_id, rx.encounter_id))
@@ -334,7 +315,7 @@ def show(rx_id):
 @requires(READ)
 def pdf(rx_id):
     """The signed prescription as a PDF, made from the page's own `document` block."""
-    rx = rx_or_404(rx_id, "prescription.download")
+    rx = load_or_404(Prescription, rx_id, "prescription.download")
     access = readable(rx, "prescription.download")
     if not rx.locked:
         abort(409, description="A draft cannot be printed: sign it first.")

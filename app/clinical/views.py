@@ -12,7 +12,7 @@ from datetime import date
 from flask import Blueprint, flash, g, redirect, request, url_for
 from flask_login import current_user
 
-from app.audit.services import deny_not_found, record
+from app.audit.services import load_or_404, record
 from app.auth.policy import Permission, requires
 from app.clinical import encounters, pages
 from app.clinical.access import Access, access_for
@@ -21,7 +21,7 @@ from app.clinical.models import SOAP, Encounter
 from app.db import get_session
 from app.htmx import client_redirect, is_htmx, render
 from app.patients import break_glass
-from app.patients.views import get_patient_or_404
+from app.patients.models import Patient
 from app.scheduling import services as schedule
 from app.scheduling.booking import ScheduleError
 from app.scheduling.models import Appointment
@@ -34,20 +34,9 @@ def _access(patient_id: uuid.UUID) -> Access:
                       patient_id=patient_id)
 
 
-def encounter_or_404(encounter_id: uuid.UUID, action: str) -> Encounter:
-    """The clinic's encounter, or a denied record and 404."""
-    db = get_session()
-    encounter = db.get(Encounter, (g.clinic.id, encounter_id))
-    if encounter is None:
-        deny_not_found(db, action, object_type="encounter", object_id=encounter_id)
-    return encounter
-
-
 def locked_for_writing(encounter_id: uuid.UUID, action: str) -> tuple[Encounter, Access]:
     """The clinic's encounter, locked for this transaction, and the access to write in it (else 404/403)."""
-    found = get_session().get(Encounter, (g.clinic.id, encounter_id), with_for_update=True)
-    if found is None:
-        encounter_or_404(encounter_id, action)
+    found = load_or_404(Encounter, encounter_id, action, for_update=True)
     return found, writable(found, action)
 
 
@@ -66,9 +55,7 @@ def writable(encounter: Encounter, action: str) -> Access:
 def open_consultation(appointment_id):
     """Open (or resume) the consultation of an appointment: the patient goes in to the doctor."""
     db = get_session()
-    appointment = db.get(Appointment, (g.clinic.id, appointment_id), with_for_update=True)
-    if appointment is None:
-        deny_not_found(db, "encounter.open", object_type="appointment", object_id=appointment_id)
+    appointment = load_or_404(Appointment, appointment_id, "encounter.open", for_update=True)
     if appointment.doctor_id != current_user.id:
         pages.refuse("encounter.open", appointment.patient_id, object_type="appointment", object_id=appointment.id,
                      reason="another doctor's appointment",
@@ -88,7 +75,7 @@ def open_consultation(appointment_id):
 @requires(Permission.CLINICAL_READ)
 def encounter(encounter_id):
     """The consultation screen: the note, diagnoses, prescriptions, vitals, allergies and the history."""
-    found = encounter_or_404(encounter_id, "encounter.view")
+    found = load_or_404(Encounter, encounter_id, "encounter.view")
     access = _access(found.patient_id)
     if not access.notes:
         return pages.no_access(found.patient_id, access, action="encounter.view", object_id=found.id)
@@ -230,7 +217,7 @@ def sign(encounter_id):
 def add_addendum(encounter_id):
     """Append an addendum to a signed note (the note itself never changes)."""
     db = get_session()
-    found = encounter_or_404(encounter_id, "encounter.addendum")
+    found = load_or_404(Encounter, encounter_id, "encounter.addendum")
     access = _access(found.patient_id)
     if not access.write:
         pages.refuse("encounter.addendum", found.patient_id, object_type="encounter", object_id=found.id,
@@ -253,7 +240,7 @@ def add_addendum(encounter_id):
 @requires(Permission.CLINICAL_READ)
 def revisions(encounter_id):
     """Every saved revision of the note: who, when, each section before and after."""
-    found = encounter_or_404(encounter_id, "encounter.revisions")
+    found = load_or_404(Encounter, encounter_id, "encounter.revisions")
     access = _access(found.patient_id)
     if not access.notes:
         return pages.no_access(found.patient_id, access, action="encounter.revisions", object_id=found.id)
@@ -269,7 +256,7 @@ def revisions(encounter_id):
 @requires(Permission.BREAK_GLASS)
 def break_the_glass(patient_id):
     """Open time-boxed emergency access to a patient's clinical record, with a stated reason."""
-    patient = get_patient_or_404(patient_id, "break_glass.open")
+    patient = load_or_404(Patient, patient_id, "break_glass.open")
     db = get_session()
     try:
         break_glass.open_grant(db, clinic_id=g.clinic.id, user_id=current_user.id, patient_id=patient.id,

@@ -3,7 +3,7 @@
 from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 from flask_login import current_user
 
-from app.audit.services import deny_not_found, record
+from app.audit.services import load_or_404, record
 from app.auth.policy import Permission, can, requires
 from app.auth.services import recent_events
 from app.clinics.states import BY_CODE
@@ -41,9 +41,7 @@ def home():
 def review_break_glass(grant_id):
     """An admin marks a break-the-glass access as reviewed."""
     db = get_session()
-    grant = db.get(BreakGlass, (g.clinic.id, grant_id))
-    if grant is None:
-        deny_not_found(db, "break_glass.review", object_type="break_glass", object_id=grant_id)
+    grant = load_or_404(BreakGlass, grant_id, "break_glass.review")
     if grant.user_id == current_user.id:
         abort(403, "Another admin must review your own break-the-glass access.")
     if grant.reviewed_at is not None:

@@ -8,7 +8,7 @@ writes one audit record listing the patients shown.
 from flask import Blueprint, flash, g, redirect, request, url_for
 from flask_login import current_user
 
-from app.audit.services import deny_not_found, record
+from app.audit.services import load_or_404, record
 from app.auth.policy import Permission, requires
 from app.db import get_session
 from app.htmx import client_redirect, is_htmx, render
@@ -104,9 +104,7 @@ def calls():
 def call_done(reminder_id):
     """Someone phoned the patient: the appointment leaves the list."""
     db = get_session()
-    reminder = db.get(Reminder, (g.clinic.id, reminder_id), with_for_update=True)
-    if reminder is None:
-        deny_not_found(db, "reminders.call_done", object_type="reminder", object_id=reminder_id)
+    reminder = load_or_404(Reminder, reminder_id, "reminders.call_done", for_update=True)
     count = desk.acknowledge(db, reminder, by=current_user.id)
     record(db, "reminders.call_done", patient_id=reminder.patient_id, object_type="reminder", object_id=reminder.id,
            reason=f"{count} message(s) acknowledged")

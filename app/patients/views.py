@@ -4,12 +4,11 @@ Every page or fragment that shows PHI writes exactly one audit record; a patient
 (or none) is a 404 with a denied audit record.
 """
 
-import uuid
 
 from flask import Blueprint, flash, g, redirect, request, url_for
 from flask_login import current_user
 
-from app.audit.services import deny_not_found, record
+from app.audit.services import load_or_404, record
 from app.auth.policy import Permission, can, requires
 from app.clinical.access import access_for
 from app.clinical.pages import panels
@@ -20,15 +19,6 @@ from app.patients.forms import ConsentForm, PatientForm, RegisterForm
 from app.patients.models import Patient
 
 bp = Blueprint("patients", __name__, url_prefix="/patients")
-
-
-def get_patient_or_404(patient_id: uuid.UUID, action: str, *, for_update: bool = False) -> Patient:
-    """The clinic's patient, or a denied audit record and 404 (no hint whether it exists elsewhere)."""
-    db = get_session()
-    patient = db.get(Patient, (g.clinic.id, patient_id), with_for_update=for_update)
-    if patient is None:
-        deny_not_found(db, action, object_type="patient", object_id=patient_id)
-    return patient
 
 
 @bp.get("/")
@@ -90,7 +80,7 @@ def create():
 @requires(Permission.PATIENT_VIEW_CONTACT)
 def show(patient_id):
     """The patient's page: demographics, consents and the record's history."""
-    patient = get_patient_or_404(patient_id, "patient.view")
+    patient = load_or_404(Patient, patient_id, "patient.view")
     db = get_session()
     full = can(g.role, Permission.PATIENT_VIEW)
     data = services.open_patient(db, patient, contact_only=not full)
@@ -128,7 +118,7 @@ def appointment_list(db, patient: Patient) -> list:
 @requires(Permission.PATIENT_EDIT)
 def edit(patient_id):
     """The edit form, filled with the current record."""
-    patient = get_patient_or_404(patient_id, "patient.edit_form")
+    patient = load_or_404(Patient, patient_id, "patient.edit_form")
     db = get_session()
     form = PatientForm()
     form.fill_from(services.open_patient(db, patient), patient.version)
@@ -142,7 +132,7 @@ def edit(patient_id):
 def update(patient_id):
     """Save changes; a record changed meanwhile by someone else is not overwritten."""
     # Locked for the edit: a concurrent edit or key-rotation batch waits or skips this row.
-    patient = get_patient_or_404(patient_id, "patient.update", for_update=True)
+    patient = load_or_404(Patient, patient_id, "patient.update", for_update=True)
     form = PatientForm()
     if not form.validate():
         return render("patients/edit.html", "patient_form", status=422, form=form, patient=patient)
@@ -163,7 +153,7 @@ def update(patient_id):
 @requires(Permission.PATIENT_EDIT)
 def consent(patient_id):
     """Record a consent given or withdrawn (effective at once; the ledger keeps every entry)."""
-    patient = get_patient_or_404(patient_id, "consent.change")
+    patient = load_or_404(Patient, patient_id, "consent.change")
     form = ConsentForm()
     if not form.validate():
         flash("Choose a purpose, a decision and how it was given.", "error")

@@ -72,6 +72,24 @@ class DoesNotFit(SlotTaken):
                                f"starts at {next_at}. Choose another slot or a shorter visit type.")
 
 
+class MayNotOverbook(ScheduleError):
+    def __init__(self):
+        super().__init__("Your role may not overbook.")
+
+
+class OverbookNeedsReason(ScheduleError):
+    def __init__(self):
+        super().__init__("Say why this patient must be overbooked.")
+
+
+class PatientBusy(ScheduleError):
+    """The patient already has an appointment at that time (`overlaps`): the desk may go ahead once it says so."""
+
+    def __init__(self, overlaps: list):
+        super().__init__("The patient already has an appointment at that time.")
+        self.overlaps = overlaps
+
+
 # status -> the statuses it may change to, with the action's name.
 TRANSITIONS: dict[Status, dict[str, Status]] = {
     Status.BOOKED: {"confirm": Status.CONFIRMED, "check_in": Status.ARRIVED, "cancel": Status.CANCELLED,
@@ -140,6 +158,27 @@ def overlapping(db: Session, clinic_id: uuid.UUID, starts: datetime, ends: datet
     if exclude is not None:
         query = query.where(Appointment.id != exclude)
     return list(db.scalars(query.order_by(Appointment.starts_at).limit(limit)))
+
+
+def overbook_reason(asked: bool, reason: str | None, *, can_overbook: bool) -> str | None:
+    """The stated reason of an overbooking asked for (None when none was); refuses one the role may not make,
+    or one without a reason. The desk's booking and moving both ask here."""
+    if not asked:
+        return None
+    if not can_overbook:
+        raise MayNotOverbook()
+    if not reason:
+        raise OverbookNeedsReason()
+    return reason
+
+
+def check_patient_free(db: Session, clinic_id: uuid.UUID, patient_id: uuid.UUID, starts: datetime, ends: datetime,
+                       *, confirmed: bool, exclude: uuid.UUID | None = None) -> None:
+    """Refuse a time at which the patient already has an appointment (with any doctor; `exclude` the one being
+    moved), unless the desk confirmed it is meant."""
+    overlaps = overlapping(db, clinic_id, starts, ends, patient_id=patient_id, exclude=exclude)
+    if overlaps and not confirmed:
+        raise PatientBusy(overlaps)
 
 
 def check_slot(db: Session, clinic: Clinic, doctor_id: uuid.UUID, starts: datetime, ends: datetime, *,

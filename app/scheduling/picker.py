@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from flask import Response, g, request
 from sqlalchemy.orm import Session
 
-from app.audit.services import deny_not_found, record
+from app.audit.services import load_or_404, record
 from app.auth.policy import Permission, can
 from app.htmx import render_partial, target
 from app.patients import services as patients
@@ -72,9 +72,7 @@ def chosen(db: Session, patient_id: uuid.UUID | None) -> tuple | None:
     this clinic's is refused like any other look at another clinic's patient: a denied record and 404."""
     if patient_id is None:
         return None
-    patient = db.get(Patient, (g.clinic.id, patient_id))
-    if patient is None:
-        deny_not_found(db, "patient.view", object_type="patient", object_id=patient_id)
+    patient = load_or_404(Patient, patient_id, "patient.view")
     return patient, patients.open_patient(db, patient, contact_only=True)
 
 

@@ -14,7 +14,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.audit.services import deny_not_found, record
+from app.audit.services import deny_not_found, load_or_404, record
 from app.auth.policy import Permission, requires
 from app.db import get_session, new_id, utcnow
 from app.htmx import client_redirect, render
@@ -180,14 +180,6 @@ def _type_page(form: TypeForm, type_=None, status: int = 200):
     return render("scheduling/setup/type.html", "type_form", status=status, form=form, type_=type_, colours=COLOURS)
 
 
-def _get_type(type_id: uuid.UUID) -> AppointmentType:
-    db = get_session()
-    type_ = db.get(AppointmentType, (g.clinic.id, type_id))
-    if type_ is None:
-        deny_not_found(db, "schedule.setup", object_type="appointment_type", object_id=type_id)
-    return type_
-
-
 def _save_type(db: Session, type_: AppointmentType, form: TypeForm, verb: str):
     form.apply(type_)
     db.add(type_)
@@ -221,7 +213,7 @@ def type_create():
 @requires(Permission.SETTINGS_MANAGE)
 def type_edit(type_id):
     """Edit an appointment type (deactivate it rather than delete: appointments keep pointing at it)."""
-    type_ = _get_type(type_id)
+    type_ = load_or_404(AppointmentType, type_id, "schedule.setup")
     return _type_page(TypeForm(obj=type_), type_)
 
 
@@ -229,7 +221,7 @@ def type_edit(type_id):
 @requires(Permission.SETTINGS_MANAGE)
 def type_update(type_id):
     """Save an appointment type."""
-    type_, form, db = _get_type(type_id), TypeForm(), get_session()
+    type_, form, db = load_or_404(AppointmentType, type_id, "schedule.setup"), TypeForm(), get_session()
     if not _type_form_valid(db, form, type_.id):
         return _type_page(form, type_, status=422)
     return _save_type(db, type_, form, "saved")
@@ -249,14 +241,6 @@ def _sessions(db: Session, doctor_id: uuid.UUID) -> list[DoctorSession]:
     return list(db.scalars(select(DoctorSession).where(DoctorSession.clinic_id == g.clinic.id,
                                                        DoctorSession.doctor_id == doctor_id)
                            .order_by(DoctorSession.weekday, DoctorSession.starts)))
-
-
-def _get_row(model, row_id: uuid.UUID, doctor_id: uuid.UUID):
-    db = get_session()
-    row = db.get(model, (g.clinic.id, row_id))
-    if row is None or row.doctor_id != doctor_id:
-        deny_not_found(db, "schedule.setup", object_type=model.__tablename__, object_id=row_id)
-    return row
 
 
 def _doctor_page(doctor: services.Doctor, status: int = 200, *, editing=None, new_session=None, leave_form=None,
@@ -308,7 +292,8 @@ def session_create(doctor_id):
 def session_update(doctor_id, session_id):
     """Change a weekly session."""
     doctor_, db = _get_doctor(doctor_id), get_session()
-    session, form = _get_row(DoctorSession, session_id, doctor_.id), SessionForm()
+    session = load_or_404(DoctorSession, session_id, "schedule.setup", where={"doctor_id": doctor_.id})
+    form = SessionForm()
     others = [s for s in _sessions(db, doctor_.id) if s.id != session.id]
     if not form.validate() or not form.check_overlap(others):
         return _doctor_page(doctor_, 422, editing=(session.id, form))
@@ -336,7 +321,7 @@ def _delete(doctor_id: uuid.UUID, model, row_id: uuid.UUID, form_prefix: str, de
     """Remove one of a doctor's sessions or exceptions, through the orphaned-appointment guard.
     `describe(row)` gives the audit reason and the start of the message to the admin."""
     doctor_, db = _get_doctor(doctor_id), get_session()
-    row, form = _get_row(model, row_id, doctor_.id), ConfirmForm()
+    row, form = load_or_404(model, row_id, "schedule.setup", where={"doctor_id": doctor_.id}), ConfirmForm()
     reason, message = describe(row)
     applied, newly = change_availability(db, lambda: db.delete(row), confirmed=form.confirm.data,
                                          doctor_ids=[doctor_.id])

@@ -4,7 +4,6 @@ Every page or fragment that shows patients writes one audit record listing them.
 in the background (not user activity) and gets 204 while nothing changed.
 """
 
-import uuid
 from datetime import date, timedelta
 
 from flask import Blueprint, Response, flash, g, redirect, request, url_for
@@ -13,13 +12,12 @@ from flask_wtf.csrf import generate_csrf
 from jinja2_fragments.flask import render_block
 from markupsafe import Markup
 
-from app.audit.services import deny_not_found, record
+from app.audit.services import deny_not_found, load_or_404, record
 from app.auth.policy import Permission, can, requires
-from app.auth.views import safe_next
 from app.db import get_session, utcnow
-from app.htmx import client_redirect, is_htmx, render
+from app.htmx import client_redirect, is_htmx, render, safe_next
 from app.messaging.desk import reminder_rows
-from app.patients.views import get_patient_or_404
+from app.patients.models import Patient
 from app.scheduling import board_cache, booking, picker, services
 from app.scheduling.forms import BookForm, RescheduleForm, StatusForm, parse_local, parse_uuid
 from app.scheduling.models import Appointment
@@ -57,12 +55,20 @@ def doctor_or_404(doctor_id) -> Doctor:
     return doctor
 
 
-def get_appointment_or_404(appointment_id: uuid.UUID, action: str, *, for_update: bool = False) -> Appointment:
-    db = get_session()
-    appointment = db.get(Appointment, (g.clinic.id, appointment_id), with_for_update=for_update)
-    if appointment is None:
-        deny_not_found(db, action, object_type="appointment", object_id=appointment_id)
-    return appointment
+def _overbook_reason(form: BookForm | RescheduleForm) -> str | None:
+    """The form's overbooking reason, through the one rule (booking.overbook_reason); a missing reason is also
+    marked on its field."""
+    try:
+        return booking.overbook_reason(form.overbook.data, form.overbook_reason.data,
+                                       can_overbook=can(g.role, Permission.SCHEDULE_OVERBOOK))
+    except booking.OverbookNeedsReason as exc:
+        form.overbook_reason.errors.append(str(exc))
+        raise
+
+
+def _overbook_status(exc: booking.ScheduleError) -> int:
+    """The status of a refused overbooking: forbidden to the role, or incomplete."""
+    return 403 if isinstance(exc, booking.MayNotOverbook) else 422
 
 
 def board_changed(response: Response) -> Response:
@@ -239,34 +245,32 @@ def _save_booking(form: BookForm, new_form, types) -> Response:
         return _unbookable(form, new_form)
     if not form.validate():
         return _refuse(form, new_form, picker.Pick(), 422, "Check the highlighted fields.")
-    overbook_reason = form.overbook_reason.data if form.overbook.data else None
-    if form.overbook.data and not can(g.role, Permission.SCHEDULE_OVERBOOK):
-        return _refuse(form, new_form, picker.Pick(), 403, "Your role may not overbook.")
-    if form.overbook.data and not overbook_reason:
-        form.overbook_reason.errors.append("Say why this patient must be overbooked.")
-        return _refuse(form, new_form, picker.Pick(), 422, "Say why this patient must be overbooked.")
+    try:
+        overbooking = _overbook_reason(form)
+    except booking.ScheduleError as exc:
+        return _refuse(form, new_form, picker.Pick(), _overbook_status(exc), str(exc))
     patient, pick = picker.resolve(db, form, new_form, current_user.id)
     if patient is None:
         db.commit()  # only the duplicate check's audit record
         return render("scheduling/book.html", "book_form", status=422, **_book_context(form, new_form, pick))
     type_ = next(t for t in types if str(t.id) == form.type_id.data)
     ends = starts + timedelta(minutes=type_.duration_minutes)
-    overlaps = booking.overlapping(db, g.clinic.id, starts, ends, patient_id=patient.id)
-    if overlaps and not form.confirm_overlap.data:
+    try:
+        booking.check_patient_free(db, g.clinic.id, patient.id, starts, ends, confirmed=form.confirm_overlap.data)
+    except booking.PatientBusy as exc:
         db.rollback()
-        return _refuse(form, new_form, pick, 409, "This patient already has an appointment at this time.",
-                       overlaps=overlaps)
+        return _refuse(form, new_form, pick, 409, str(exc), overlaps=exc.overlaps)
     try:
         appointment = booking.book(db, clinic=g.clinic, patient=patient, doctor_id=doctor_id, starts=starts,
                                    type_=type_, reason=form.reason.data, by=current_user.id,
-                                   overbook_reason=overbook_reason)
+                                   overbook_reason=overbooking)
     except booking.ScheduleError as exc:
         db.rollback()
         status = 409 if isinstance(exc, booking.SlotTaken) else 422
         return _refuse(form, new_form, pick, status, exc.for_role(can(g.role, Permission.SCHEDULE_OVERBOOK)),
                        conflict=True)
     record(db, "appointment.book", patient_id=patient.id, object_type="appointment", object_id=appointment.id)
-    if overbook_reason:
+    if overbooking:
         record(db, "appointment.overbook", patient_id=patient.id, object_type="appointment",
                object_id=appointment.id, reason=OVERBOOK_AUDIT, flagged=True)
     if is_htmx():
@@ -317,14 +321,14 @@ def _show(appointment: Appointment, status: int = 200, *, audit: bool = True, **
 @requires(Permission.SCHEDULE_VIEW)
 def appointment(appointment_id):
     """One appointment: patient, time, status and its history; the actions its status allows."""
-    return _show(get_appointment_or_404(appointment_id, "appointment.view"))
+    return _show(load_or_404(Appointment, appointment_id, "appointment.view"))
 
 
 @bp.post("/appointments/<uuid:appointment_id>/status")
 @requires(Permission.SCHEDULE_BOOK)
 def change_status(appointment_id):
     """Confirm, check in, start, complete, cancel, mark no-show, or undo a no-show."""
-    appointment = get_appointment_or_404(appointment_id, "appointment.status", for_update=True)
+    appointment = load_or_404(Appointment, appointment_id, "appointment.status", for_update=True)
     form = StatusForm()
     db = get_session()
     action = form.action.data or ""
@@ -335,7 +339,7 @@ def change_status(appointment_id):
                               reason=form.reason.data)
     except booking.ScheduleError as exc:
         db.rollback()
-        appointment = get_appointment_or_404(appointment_id, "appointment.status")
+        appointment = load_or_404(Appointment, appointment_id, "appointment.status")
         return _show(appointment, 409, problem=str(exc), status_form=form)  # with the typed reason
     # The stated reason is PHI: it is sealed in the appointment's history, never copied into the trail.
     record(db, f"appointment.{action}", patient_id=appointment.patient_id, object_type="appointment",
@@ -358,7 +362,7 @@ def _done_message(appointment: Appointment, action: str) -> str:
 @requires(Permission.SCHEDULE_BOOK)
 def reschedule_form(appointment_id):
     """Free slots to move the appointment to (same doctor by default; any day)."""
-    appointment = get_appointment_or_404(appointment_id, "appointment.reschedule_form")
+    appointment = load_or_404(Appointment, appointment_id, "appointment.reschedule_form")
     return _reschedule_page(appointment, RescheduleForm(formdata=None))
 
 
@@ -385,36 +389,37 @@ def _reschedule_page(appointment: Appointment, form: RescheduleForm, status: int
 @requires(Permission.SCHEDULE_BOOK)
 def reschedule(appointment_id):
     """Move the appointment: the old one is kept as 'rescheduled' and linked to the new one."""
-    appointment = get_appointment_or_404(appointment_id, "appointment.reschedule", for_update=True)
+    appointment = load_or_404(Appointment, appointment_id, "appointment.reschedule", for_update=True)
     form = RescheduleForm()
     if not form.start.data and request.form.get("overbook_time"):  # "overbook at this time"
         form.start.data = f"{request.form.get('day', '')}T{request.form['overbook_time']}"
     db = get_session()
     starts = parse_local(form.start.data, g.clinic.timezone)
     doctor_id = parse_uuid(form.doctor_id.data)
-    overbook_reason = form.overbook_reason.data if form.overbook.data else None
     if not form.validate() or starts is None or doctor_id not in {d.id for d in services.doctors(db, g.clinic.id)}:
         return _reschedule_page(appointment, form, 422, "Choose one of the free slots.")
-    if form.overbook.data and (not can(g.role, Permission.SCHEDULE_OVERBOOK) or not overbook_reason):
-        return _reschedule_page(appointment, form, 422, "An overbooking needs a reason (and a role allowed to).")
-    patient = get_patient_or_404(appointment.patient_id, "appointment.reschedule")
+    try:
+        overbooking = _overbook_reason(form)
+    except booking.ScheduleError as exc:
+        return _reschedule_page(appointment, form, _overbook_status(exc), str(exc))
+    patient = load_or_404(Patient, appointment.patient_id, "appointment.reschedule")
     type_ = services.type_of(db, appointment)
     ends = starts + timedelta(minutes=type_.duration_minutes)
-    overlaps = booking.overlapping(db, g.clinic.id, starts, ends, patient_id=patient.id,
+    try:
+        booking.check_patient_free(db, g.clinic.id, patient.id, starts, ends, confirmed=form.confirm_overlap.data,
                                    exclude=appointment.id)
-    if overlaps and not form.confirm_overlap.data:
-        return _reschedule_page(appointment, form, 409, "The patient already has an appointment at that time.",
-                                overlaps=overlaps)
+    except booking.PatientBusy as exc:
+        return _reschedule_page(appointment, form, 409, str(exc), overlaps=exc.overlaps)
     try:
         new = booking.reschedule(db, clinic=g.clinic, appointment=appointment, patient=patient, doctor_id=doctor_id,
-                                 starts=starts, type_=type_, by=current_user.id, overbook_reason=overbook_reason)
+                                 starts=starts, type_=type_, by=current_user.id, overbook_reason=overbooking)
     except booking.ScheduleError as exc:
         db.rollback()
-        appointment = get_appointment_or_404(appointment_id, "appointment.reschedule")
+        appointment = load_or_404(Appointment, appointment_id, "appointment.reschedule")
         return _reschedule_page(appointment, form, 409, exc.for_role(can(g.role, Permission.SCHEDULE_OVERBOOK)))
     record(db, "appointment.reschedule", patient_id=patient.id, object_type="appointment", object_id=new.id,
            reason=f"from {appointment.id}")
-    if overbook_reason:
+    if overbooking:
         record(db, "appointment.overbook", patient_id=patient.id, object_type="appointment", object_id=new.id,
                reason=OVERBOOK_AUDIT, flagged=True)
     db.commit()

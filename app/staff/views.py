@@ -5,6 +5,7 @@ import uuid
 from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 from flask_login import current_user
 
+from app.audit.services import load_or_404
 from app.auth.forms import REAUTH_ERRORS, ReauthForm, reauth_status
 from app.auth.models import StaffUser
 from app.auth.policy import Permission, Role, requires
@@ -18,11 +19,9 @@ bp = Blueprint("staff", __name__, url_prefix="/staff")
 
 
 def _member_or_404(user_id: uuid.UUID) -> tuple[Membership, StaffUser]:
-    db = get_session()
-    membership = db.get(Membership, (g.clinic.id, user_id))
-    if membership is None:
-        abort(404)
-    return membership, db.get(StaffUser, user_id)
+    """The clinic's staff member and their account, or a denied audit record and 404."""
+    membership = load_or_404(Membership, user_id, "staff.view", object_type="staff")
+    return membership, get_session().get(StaffUser, user_id)
 
 
 @bp.get("/")

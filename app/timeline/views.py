@@ -6,12 +6,12 @@ from flask import Blueprint, Response, abort, g, render_template, request
 from flask_login import current_user
 from jinja2_fragments.flask import render_block
 
-from app.audit.services import record
+from app.audit.services import load_or_404, record
 from app.auth.policy import Permission, requires
 from app.clinical.access import access_for
 from app.db import get_session
 from app.htmx import is_htmx
-from app.patients.views import get_patient_or_404
+from app.patients.models import Patient
 from app.timeline import services
 
 bp = Blueprint("timeline", __name__)
@@ -21,7 +21,7 @@ bp = Blueprint("timeline", __name__)
 @requires(Permission.PATIENT_VIEW_CONTACT)
 def index(patient_id):
     """A page of the patient's timeline (the next page's items alone for htmx's infinite scroll)."""
-    patient = get_patient_or_404(patient_id, "timeline.view")
+    patient = load_or_404(Patient, patient_id, "timeline.view")
     try:
         filters = services.parse_filters(request.args)
         before = services.decode_cursor(request.args.get("before"))

@@ -278,6 +278,25 @@ def test_a_nurse_may_book_but_not_overbook(sign_in, setup, taken, patient, sql):
     assert len(appointments(sql)) == 1
 
 
+@pytest.mark.parametrize(("role", "reason", "status", "message"), [
+    (Role.NURSE, "Urgent", 403, "Your role may not overbook."),
+    (Role.RECEPTION, " ", 422, "Say why this patient must be overbooked.")])
+def test_booking_and_moving_refuse_an_overbooking_in_the_same_words(desk, sign_in, setup, taken, patient, sql, role,
+                                                                    reason, status, message):
+    """One rule (booking.overbook_reason) for the booking form and the move: the same refusal, the same words."""
+    moving = appointment_id(book(desk, setup, slot(working_day(), "11:00"), patient).headers["Location"])
+    browser, before = sign_in(role), appointments(sql)
+    booked = book(browser, setup, taken, patient, overbook="y", overbook_reason=reason)
+    moved = browser.post(f"/schedule/appointments/{moving}/reschedule",
+                         {"doctor_id": str(setup.doctor_id), "day": working_day().isoformat(), "start": "",
+                          "overbook_time": "09:00", "overbook": "y", "overbook_reason": reason},
+                         page=f"/schedule/appointments/{moving}/reschedule")
+    assert (booked.status_code, moved.status_code) == (status, status)
+    alert = f'<p class="notice notice-error" role="alert">{message}</p>'
+    assert alert in booked.get_data(as_text=True) and alert in moved.get_data(as_text=True)
+    assert appointments(sql) == before
+
+
 # --- The same patient twice ---------------------------------------------------------------------------
 
 def test_the_same_patient_at_an_overlapping_time_is_warned_about(desk, setup, patient, factory, clinic, sql):
@@ -289,7 +308,7 @@ def test_the_same_patient_at_an_overlapping_time_is_warned_about(desk, setup, pa
     response = desk.post("/schedule/book", data, page=f"/schedule/book?doctor_id={second.id}")
     assert response.status_code == 409
     html = response.get_data(as_text=True)
-    assert "This patient already has an appointment at this time." in html
+    assert "The patient already has an appointment at that time." in html  # the words the move uses too
     assert f"{day.strftime('%d %b %Y')}, 09:00\u201309:30 (Booked)" in html and 'value="follow-up"' in html
     assert 'name="confirm_overlap"' in html
     assert len(appointments(sql)) == 1

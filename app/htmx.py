@@ -62,3 +62,9 @@ def safe_next(value: str | None) -> str | None:
         return None
     parts = urlsplit(value)
     return value if not parts.scheme and not parts.netloc else None
+
+
+def trigger(response: Response, event: str) -> Response:
+    """Have htmx fire `event` on the page when this response arrives (HX-Trigger)."""
+    response.headers["HX-Trigger"] = event
+    return response

@@ -14,7 +14,7 @@ from app.htmx import client_redirect, is_htmx, render
 from app.patients.services import labels_of
 from app.scheduling import booking, picker, services
 from app.scheduling.forms import WalkInForm, parse_uuid
-from app.scheduling.views import board_changed, contact_only, doctor_or_404
+from app.scheduling.pages import board_changed, contact_only, doctor_or_404
 
 bp = Blueprint("scheduling_queue", __name__, url_prefix="/queue")
 

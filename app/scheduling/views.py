@@ -12,7 +12,7 @@ from flask_wtf.csrf import generate_csrf
 from jinja2_fragments.flask import render_block
 from markupsafe import Markup
 
-from app.audit.services import deny_not_found, load_or_404, record
+from app.audit.services import load_or_404, record
 from app.auth.policy import Permission, can, requires
 from app.db import get_session, utcnow
 from app.htmx import client_redirect, is_htmx, render, safe_next
@@ -21,18 +21,13 @@ from app.patients.models import Patient
 from app.scheduling import board_cache, booking, picker, services
 from app.scheduling.forms import BookForm, RescheduleForm, StatusForm, parse_local, parse_uuid
 from app.scheduling.models import Appointment
-from app.scheduling.services import Doctor
+from app.scheduling.pages import board_changed, contact_only, doctor_or_404
 
 bp = Blueprint("scheduling", __name__, url_prefix="/schedule")
 MAX_DAYS_AWAY = 5 * 366  # the schedule pages show days within about five years of today
 # The reason typed for an overbooking may be clinical ("chest pain"): it is sealed in the appointment's
 # history; the audit trail, which auditors read, says only that one was given.
 OVERBOOK_AUDIT = "overbooked; reason in the appointment's history"
-
-
-def contact_only() -> bool:
-    """Whether the role sees patients' names and contact details only (not sex, age or visit reasons)."""
-    return not can(g.role, Permission.PATIENT_VIEW)
 
 
 def day_param(source=None) -> date:
@@ -44,15 +39,6 @@ def day_param(source=None) -> date:
     except ValueError:
         return today
     return day if abs((day - today).days) <= MAX_DAYS_AWAY else today
-
-
-def doctor_or_404(doctor_id) -> Doctor:
-    """The clinic's doctor (or former doctor with appointments here), or a denied audit record and 404."""
-    db = get_session()
-    doctor = services.find_doctor(db, g.clinic.id, doctor_id)
-    if doctor is None:
-        deny_not_found(db, "doctor.view", object_type="staff", object_id=doctor_id)
-    return doctor
 
 
 def _overbook_reason(form: BookForm | RescheduleForm) -> str | None:
@@ -69,12 +55,6 @@ def _overbook_reason(form: BookForm | RescheduleForm) -> str | None:
 def _overbook_status(exc: booking.ScheduleError) -> int:
     """The status of a refused overbooking: forbidden to the role, or incomplete."""
     return 403 if isinstance(exc, booking.MayNotOverbook) else 422
-
-
-def board_changed(response: Response) -> Response:
-    """Tell every board on this page to refresh now."""
-    response.headers["HX-Trigger"] = "board-changed"
-    return response
 
 
 # --- Day board, week, sheet ---------------------------------------------------------------------------

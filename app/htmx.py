@@ -28,17 +28,22 @@ def is_htmx_any() -> bool:
 def render(template: str, block: str, status: int = 200, **context) -> Response:
     """Render the whole page, or only `block` for an htmx request; always `Vary: HX-Request`."""
     if is_htmx():
-        body = render_block(template, block, **context)
-    else:
-        body = render_template(template, **context)
-    response = Response(body, status=status, mimetype="text/html")
-    response.vary.add("HX-Request")
-    return response
+        return html(render_block(template, block, **context), status)
+    return html(render_template(template, **context), status)
 
 
 def render_partial(template: str, status: int = 200, **context) -> Response:
     """A partial template alone (a piece several pages share, swapped in by htmx)."""
-    response = Response(render_template(template, **context), status=status, mimetype="text/html")
+    return html(render_template(template, **context), status)
+
+
+def html(body: str, status: int = 200) -> Response:
+    """An HTML answer whose body depends on HX-Request (so caches keep the page and the fragment apart)."""
+    return varies(Response(body, status=status, mimetype="text/html"))
+
+
+def varies(response: Response) -> Response:
+    """Mark a response as depending on HX-Request (`Vary`)."""
     response.vary.add("HX-Request")
     return response
 
@@ -50,8 +55,7 @@ def client_redirect(location: str) -> Response:
         response.headers["HX-Redirect"] = location
     else:
         response = redirect(location, code=303)
-    response.vary.add("HX-Request")
-    return response
+    return varies(response)
 
 
 def safe_next(value: str | None) -> str | None:

@@ -17,7 +17,7 @@ from app.billing import documents, services, words
 from app.billing.models import Bill, PdfStatus
 from app.billing.pdf import render_after_commit
 from app.db import get_session, utcnow
-from app.htmx import client_redirect, is_htmx, render_partial
+from app.htmx import client_redirect, html, is_htmx, render_partial
 from app.security.fields import keyring
 
 bp = Blueprint("billing_pdf", __name__)
@@ -33,9 +33,7 @@ def _status_response(bill: Bill, status: int = 200) -> Response:
     if is_htmx():
         return render_partial(STATUS, status=status, pdf_state=state)
     body = render_template(PAGE, pdf_state=state, number=bill.number or "the draft")
-    response = Response(body, status=status, mimetype="text/html")
-    response.vary.add("HX-Request")
-    return response
+    return html(body, status)
 
 
 @bp.get("/bills/<uuid:bill_id>.pdf")

@@ -6,7 +6,7 @@ their own modules' `panel` functions; the page writes the one audit record for a
 
 import uuid
 
-from flask import Response, abort, g, render_template, request
+from flask import abort, g, render_template, request
 from flask_login import current_user
 
 from app.audit.services import record
@@ -14,7 +14,7 @@ from app.clinical import chart, encounters, rx_pages, vitals
 from app.clinical.access import Access, access_for
 from app.clinical.models import SOAP, Encounter
 from app.db import get_session
-from app.htmx import is_htmx, render
+from app.htmx import html, is_htmx, render
 from app.patients import services as patients
 from app.patients.models import Patient
 from app.scheduling import services as schedule
@@ -180,6 +180,4 @@ def no_access(patient_id: uuid.UUID, access: Access, *, action: str = "clinical.
         db.commit()
     body = render_template("clinical/no_access.html", patient_id=patient_id, access=access, problem=problem,
                            reason=reason, next_url=request.form.get("next") or request.path)
-    response = Response(body, status=status, mimetype="text/html")
-    response.vary.add("HX-Request")
-    return response
+    return html(body, status)

@@ -14,7 +14,7 @@ from flask_wtf.csrf import CSRFError, generate_csrf
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from app.db import DATABASE_ERRORS, commit_outcome_unknown, unavailable
-from app.htmx import is_htmx_any
+from app.htmx import is_htmx_any, varies
 from app.security.crypto import DecryptionError
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,7 @@ def error_response(status: int, message: str | None = None, *, template: str = "
     else:
         response = Response(render_template(template, status=status, title=title, message=text, **page),
                             status=status, mimetype="text/html")
-    response.vary.add("HX-Request")
-    return response
+    return varies(response)
 
 
 def _csrf(exc: CSRFError) -> Response:

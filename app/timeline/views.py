@@ -2,7 +2,7 @@
 speciality; htmx asks for the next page's items as the list scrolls, a plain "Older" link does the
 same without JavaScript. Every page or fragment writes one audit record."""
 
-from flask import Blueprint, Response, abort, g, render_template, request
+from flask import Blueprint, abort, g, render_template, request
 from flask_login import current_user
 from jinja2_fragments.flask import render_block
 
@@ -10,7 +10,7 @@ from app.audit.services import load_or_404, record
 from app.auth.policy import Permission, requires
 from app.clinical.access import access_for
 from app.db import get_session
-from app.htmx import is_htmx
+from app.htmx import html, is_htmx
 from app.patients.models import Patient
 from app.timeline import services
 
@@ -39,6 +39,4 @@ def index(patient_id):
         body = render_block("timeline/_timeline.html", "timeline_items", timeline_panel=timeline_panel)
     else:
         body = render_template("timeline/index.html", patient=patient, label=label, timeline_panel=timeline_panel)
-    response = Response(body, mimetype="text/html")
-    response.vary.add("HX-Request")
-    return response
+    return html(body)

@@ -11,9 +11,9 @@ from flask_login import current_user
 from app.audit.services import deny_not_found, record
 from app.auth.policy import Permission, requires
 from app.billing import setup
-from app.billing.gstin import STATES, state_label
 from app.billing.models import PriceItem
 from app.billing.services import BillingError, Invalid, not_ready, profile_of
+from app.clinics.states import STATES, state_label
 from app.db import get_session
 from app.htmx import client_redirect, render
 from app.scheduling.services import today
@@ -37,7 +37,7 @@ def _item_or_404(price_item_id: uuid.UUID, action: str, *, for_update: bool = Fa
 def _profile_page(values: dict, status: int = 200, errors: dict | None = None, problem: str | None = None):
     db = get_session()
     return render(PROFILE, "profile_form", status=status, values=values, errors=errors or {}, problem=problem,
-                  states=[(code, state_label(code)) for code in STATES], series=setup.SERIES,
+                  states=[(s.code, state_label(s.code)) for s in STATES], series=setup.SERIES,
                   examples=setup.number_examples(values, today(g.clinic)),
                   readiness=not_ready(g.clinic, profile_of(db, g.clinic.id)))
 

@@ -25,6 +25,7 @@ from werkzeug.datastructures import CallbackDict
 
 from app.auth.models import UserSession
 from app.db import DATABASE_ERRORS, committed, unavailable, utcnow
+from app.security.client import client_address
 from app.security.text import printable
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,7 @@ class PostgresSessionInterface(SessionInterface):
                 session.token = secrets.token_urlsafe(32)
                 conn.execute(insert(UserSession).values({
                     **values, "id": token_hash(session.token), "created_at": values["last_activity_at"],
-                    "ip": request.remote_addr, "user_agent": printable(request.user_agent.string, 200)}))
+                    "ip": client_address(), "user_agent": printable(request.user_agent.string, 200)}))
             else:
                 conn.execute(update(UserSession).where(UserSession.id == session.row["id"]).values(**values))
         if fresh:  # only once its row is committed

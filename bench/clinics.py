@@ -23,7 +23,7 @@ from app.auth.services import hash_password, seal_totp_secret
 from app.billing.issuing import supplier_particulars
 from app.billing.models import BillingProfile, PriceRate
 from app.clinics.models import Clinic, Membership
-from app.clinics.states import BY_CODE, gstin_check_char
+from app.clinics.states import BY_CODE, gstin_check_character
 from app.db import set_tenant
 from app.demo.billing import price_list
 from app.scheduling import slots as sl
@@ -243,7 +243,7 @@ def _gstin(rng: random.Random, state_code: str) -> str:
     letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
     pan = "".join(rng.choice(letters) for _ in range(5)) + f"{rng.randrange(10000):04d}" + rng.choice(letters)
     first14 = f"{state_code}{pan}1Z"
-    return first14 + gstin_check_char(first14)
+    return first14 + gstin_check_character(first14)
 
 
 def _sessions(rng: random.Random, spec: Spec, big: bool) -> list[sl.WeeklySession]:

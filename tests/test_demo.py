@@ -85,7 +85,7 @@ def test_demo_bills_its_completed_visits_through_the_billing_services(app, new_b
     import re
     from collections import defaultdict
 
-    from app.billing.gstin import is_valid_gstin
+    from app.clinics.states import is_valid_gstin
 
     runner = app.test_cli_runner()
     assert "seeded 2 clinics" in runner.invoke(seed_demo).output

@@ -56,3 +56,15 @@ def test_an_upward_import_breaks_the_contract(tmp_path):
     result = lint_imports(tmp_path)
     assert result.returncode == 1
     assert "app.htmx -> jobs.worker" in result.stdout.split("app is not allowed to import jobs:")[1]
+
+
+def test_every_module_of_app_has_a_layer():
+    """A new module joins a layer of the contract (one left out would be checked by nobody)."""
+    import tomllib
+
+    contract = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"][0]
+    named = {name.strip() for layer in contract["layers"] for name in layer.replace("|", ":").split(":")}
+    modules = {".".join(path.relative_to(ROOT).with_suffix("").parts)
+               for path in (ROOT / "app").rglob("*.py") if path.name != "__init__.py"}
+    left_out = {m for m in modules if not any(m == n or m.startswith(n + ".") for n in named)}
+    assert left_out == set()

@@ -7,7 +7,6 @@ derived from the master key (outside the database); the chain job links rows aft
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import uuid
 from datetime import UTC
@@ -18,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEvent
 from app.db import get_session, new_id, utcnow
+from app.security.client import client_address
 from app.security.crypto import master_key
 from app.security.text import printable
 
@@ -42,16 +42,6 @@ def event_mac(event: AuditEvent) -> str:
     return hmac.new(audit_key(event.clinic_id), canonical(event), hashlib.sha256).hexdigest()
 
 
-def _address() -> str | None:
-    """The client address as PostgreSQL will store it (so the MAC survives the round trip)."""
-    if not has_request_context() or not request.remote_addr:
-        return None
-    try:
-        return str(ipaddress.ip_address(request.remote_addr))
-    except ValueError:
-        return None
-
-
 def record(db: Session, action: str, *, patient_id=None, patient_ids=None, object_type=None, object_id=None,
            outcome: str = "allowed", reason: str | None = None, flagged: bool = False,
            clinic_id: uuid.UUID | None = None) -> AuditEvent:
@@ -64,7 +54,7 @@ def record(db: Session, action: str, *, patient_id=None, patient_ids=None, objec
         action=action, object_type=object_type, object_id=object_id, patient_id=patient_id,
         patient_ids=list(patient_ids) if patient_ids is not None else None, outcome=outcome,
         reason=printable(reason, 300) or None, flagged=flagged,
-        ip=_address(),
+        ip=client_address(),  # as PostgreSQL will store it, so the MAC survives the round trip
         user_agent=printable(request.user_agent.string, 200) if has_request_context() else None,
     )
     event.mac = event_mac(event)

@@ -1,27 +1,28 @@
 """Sign-in, MFA, recovery codes, rate limits and staff account changes.
 
-Rate limits are counted from the sign-in event log itself (PostgreSQL), so they hold across app
-processes and fail closed: if the count cannot be read, the sign-in fails with it.
+Rate limits are the one throttle (app/security/throttle.py) over the sign-in event log itself, so they
+hold across app processes and fail closed; an IPv6 client counts as its /64.
 """
 
 import base64
 import secrets
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from flask import request
+from flask import has_request_context, request
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from app.auth.models import AuthEvent, AuthEventKind, RecoveryCode, StaffUser
 from app.clinics.models import Membership
 from app.db import utcnow
+from app.security.client import client_address
 from app.security.crypto import master_key
 from app.security.text import printable
+from app.security.throttle import Limit, from_client, reached, serialise
 
 _hasher = PasswordHasher()
 # Verified for unknown e-mails so both paths cost the same (no enumeration by timing).
@@ -29,12 +30,6 @@ _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
 
 RECOVERY_CODE_COUNT = 10
 ISSUER = "ClinicDesk"
-
-
-@dataclass(frozen=True)
-class Limit:
-    failures: int
-    window: timedelta
 
 
 # Password guesses are limited per (account, address), so a stranger elsewhere cannot lock a
@@ -72,51 +67,37 @@ def record_event(db: Session, kind: AuthEventKind, *, user_id=None, actor_user_i
     event = AuthEvent(
         kind=kind, user_id=user_id, actor_user_id=actor_user_id, clinic_id=clinic_id,
         email_hmac=email_hmac(email) if email else None, detail=detail,
-        ip=request.remote_addr if request else None,
-        user_agent=printable(request.user_agent.string, 200) if request else None,
+        ip=client_address(),
+        user_agent=printable(request.user_agent.string, 200) if has_request_context() else None,
     )
     db.add(event)
     db.flush()
     return event
 
 
-def _over_limit(db: Session, where: list, kinds, limits) -> bool:
-    for limit in limits:
-        count = db.scalar(
-            select(func.count()).select_from(AuthEvent)
-            .where(*where, AuthEvent.kind.in_(kinds), AuthEvent.at > utcnow() - limit.window)
-        )
-        if count >= limit.failures:
-            return True
-    return False
-
-
-def _serialise_attempts(db: Session, key: str) -> None:
-    """Hold the account's attempt lock until commit: concurrent guesses are counted one by one."""
-    db.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(key, 0))))
-
-
 def password_locked(db: Session, email: str) -> bool:
     """Too many failed passwords for this e-mail from this address, for it in a day, or from this address."""
-    account, ip = email_hmac(email), request.remote_addr
-    _serialise_attempts(db, "password:" + account)
-    kinds = (AuthEventKind.PASSWORD_FAILED,)
-    return (_over_limit(db, [AuthEvent.email_hmac == account, AuthEvent.ip == ip], kinds, PASSWORD_LIMITS_ACCOUNT_IP)
-            or _over_limit(db, [AuthEvent.email_hmac == account], kinds, PASSWORD_LIMITS_ACCOUNT)
-            or _over_limit(db, [AuthEvent.ip == ip], kinds, PASSWORD_LIMITS_IP))
+    account = email_hmac(email)
+    serialise(db, "password:" + account)
+    failed, address = AuthEvent.kind == AuthEventKind.PASSWORD_FAILED, from_client(AuthEvent.ip)
+    return (reached(db, AuthEvent.at, [failed, AuthEvent.email_hmac == account, address], PASSWORD_LIMITS_ACCOUNT_IP)
+            or reached(db, AuthEvent.at, [failed, AuthEvent.email_hmac == account], PASSWORD_LIMITS_ACCOUNT)
+            or reached(db, AuthEvent.at, [failed, address], PASSWORD_LIMITS_IP))
 
 
 def mfa_locked(db: Session, user_id: uuid.UUID) -> bool:
     """Too many failed codes for this account, or from this address."""
-    _serialise_attempts(db, f"mfa:{user_id}")
-    return (_over_limit(db, [AuthEvent.user_id == user_id], MFA_KINDS, MFA_LIMITS_ACCOUNT)
-            or _over_limit(db, [AuthEvent.ip == request.remote_addr], MFA_KINDS, MFA_LIMITS_IP))
+    serialise(db, f"mfa:{user_id}")
+    failed = AuthEvent.kind.in_(MFA_KINDS)
+    return (reached(db, AuthEvent.at, [failed, AuthEvent.user_id == user_id], MFA_LIMITS_ACCOUNT)
+            or reached(db, AuthEvent.at, [failed, from_client(AuthEvent.ip)], MFA_LIMITS_IP))
 
 
 def reauth_locked(db: Session, user_id: uuid.UUID) -> bool:
     """Too many wrong passwords re-entered inside this user's sessions."""
-    _serialise_attempts(db, f"reauth:{user_id}")
-    return _over_limit(db, [AuthEvent.user_id == user_id], (AuthEventKind.REAUTH_FAILED,), REAUTH_LIMITS)
+    serialise(db, f"reauth:{user_id}")
+    failed = AuthEvent.kind == AuthEventKind.REAUTH_FAILED
+    return reached(db, AuthEvent.at, [failed, AuthEvent.user_id == user_id], REAUTH_LIMITS)
 
 
 def check_password(db: Session, email: str, password: str) -> tuple[str, StaffUser | None]:

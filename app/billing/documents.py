@@ -20,11 +20,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.billing import credit_notes, services
-from app.billing.gstin import STATES, state_label
 from app.billing.models import Bill, BillPdf, CreditReason, PdfStatus
 from app.billing.tax import DocumentType, Treatment
 from app.billing.words import amount_in_words
 from app.clinics.models import Clinic
+from app.clinics.states import BY_CODE, state_label
 from app.db import utcnow
 
 TITLES = {
@@ -160,7 +160,7 @@ def _supplier(db: Session, bill: Bill) -> dict:
 
 
 def _state(code: str | None) -> str:
-    return state_label(code) if code and code in STATES else ""
+    return state_label(code) if code and code in BY_CODE else ""
 
 
 def _address(line: str | None, city: str | None, pin_code: str | None) -> tuple[str, ...]:

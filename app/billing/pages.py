@@ -16,16 +16,16 @@ from sqlalchemy.orm import Session
 
 from app.billing import credit_notes, services
 from app.billing.documents import TITLES
-from app.billing.gstin import STATES, state_label
 from app.billing.models import Bill, BillingEvent, BillLine, BillStatus, CreditReason, PriceItem
 from app.clinics.models import Clinic
+from app.clinics.states import BY_CODE, state_label
 from app.patients.services import labels_of, staff_names
 from app.scheduling.models import Appointment, Status
 
 LIMIT = 50
 LINE_FIELDS = ("item_id", "code", "quantity", "discount", "discount_kind")
 RECIPIENT_FIELDS = ("name", "address_line", "city", "pin_code", "phone", "state_code", "gstin")
-STATE_CHOICES = [(code, state_label(code)) for code in sorted(STATES)]
+STATE_CHOICES = [(code, state_label(code)) for code in sorted(BY_CODE)]
 REASON_CHOICES = [
     (CreditReason.RETURN, "Return", "Goods returned or a service not given: credit the quantities below."),
     (CreditReason.CORRECTION, "Correction", "Charged too much: credit the quantities below."),

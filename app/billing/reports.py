@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session, aliased
 
 from app.auth.models import StaffUser
 from app.billing import services
-from app.billing.gstin import state_label
 from app.billing.models import Bill, BillLine, BillSeries, BillStatus, CreditReason, Payment, PaymentKind, SeriesKind
 from app.billing.tax import ZERO, DocumentType, Treatment
 from app.clinics.models import Clinic
+from app.clinics.states import state_label
 from app.scheduling.services import zone
 
 B2CL_LIMIT = Decimal("100000")  # an inter-state B2C invoice above this is reported invoice-wise (Rule 59(4))

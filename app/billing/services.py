@@ -17,7 +17,6 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from app.billing import tax
-from app.billing.gstin import InvalidGstin, state_label, validate_gstin
 from app.billing.models import (
     Bill,
     BillingEvent,
@@ -29,6 +28,7 @@ from app.billing.models import (
 )
 from app.billing.words import inr
 from app.clinics.models import Clinic
+from app.clinics.states import BY_CODE, InvalidGstin, state_label, validate_gstin
 from app.db import new_id
 from app.patients.models import Patient
 from app.scheduling.models import Appointment, AppointmentType
@@ -157,8 +157,6 @@ def patient_recipient(db: Session, patient: Patient) -> dict:
 
 def clean_recipient(form) -> dict:
     """The recipient fields of a form, checked: a valid GSTIN if given, a known state, a 6-digit PIN."""
-    from app.billing.gstin import STATES
-
     values = {name: (form.get(name) or "").strip()[:200] for name in (*RECIPIENT_FIELDS, "state_code", "gstin")}
     errors = {}
     if values["gstin"]:
@@ -170,7 +168,7 @@ def clean_recipient(form) -> dict:
             if values["state_code"] and values["state_code"] != values["gstin"][:2]:
                 errors["state_code"] = f"The GSTIN is registered in {state_label(values['gstin'][:2])}."
             values["state_code"] = values["gstin"][:2]
-    if values["state_code"] and values["state_code"] not in STATES:
+    if values["state_code"] and values["state_code"] not in BY_CODE:
         errors["state_code"] = "Choose a state from the list."
     if values["pin_code"] and not (values["pin_code"].isdecimal() and len(values["pin_code"]) == 6):
         errors["pin_code"] = "A PIN code has 6 digits."

@@ -17,14 +17,15 @@ from sqlalchemy.orm import Session
 
 from app.auth.models import StaffUser
 from app.billing import tax
-from app.billing.gstin import STATES, InvalidGstin, validate_gstin
 from app.billing.issuing import format_number
 from app.billing.models import BillingProfile, BillSeries, PriceItem, PriceRate, SeriesKind
 from app.billing.services import BillingError, Invalid, parse_amount, rate_history
 from app.clinics.models import Clinic
+from app.clinics.states import STATES, InvalidGstin, validate_clinic_gstin, validate_gstin
 from app.db import utcnow
 
 GST_START = date(2017, 7, 1)
+STATE_CODES = {s.code for s in STATES}  # a clinic registers in a current state, never a legacy code
 CLINIC_FIELDS = ("legal_name", "address_line", "city", "pin_code", "state_code", "gstin")
 SERIES = (("invoice_prefix", SeriesKind.INVOICE, "Tax invoices", "INV"),
           ("bill_of_supply_prefix", SeriesKind.BILL_OF_SUPPLY, "Bills of supply", "BOS"),
@@ -73,17 +74,10 @@ def clean_profile(form) -> dict:
     errors: dict[str, str] = {}
     if values["pin_code"] and not re.fullmatch(r"[1-9][0-9]{5}", values["pin_code"]):
         errors["pin_code"] = "A PIN code has 6 digits and does not start with 0."
-    if values["state_code"] not in STATES:
+    if values["state_code"] not in STATE_CODES:
         errors["state_code"] = "Choose the state or union territory the clinic is registered in."
     if values["gstin"]:
-        try:
-            values["gstin"] = validate_gstin(values["gstin"])
-        except InvalidGstin as exc:
-            errors["gstin"] = str(exc)
-        else:
-            if "state_code" not in errors and values["gstin"][:2] != values["state_code"]:
-                errors["gstin"] = (f"This GSTIN is registered in state {values['gstin'][:2]}, but the clinic's state "
-                                   f"is {values['state_code']}: a GSTIN starts with its state's code.")
+        _gstin(values, errors)
     _prefixes(values, errors)
     days = values["fee_validity_days"] or "0"
     if not (days.isdecimal() and int(days) <= 90):
@@ -95,6 +89,15 @@ def clean_profile(form) -> dict:
     if errors:
         raise Invalid("Check the highlighted fields; nothing was saved.", errors)
     return values
+
+
+def _gstin(values: dict, errors: dict) -> None:
+    """The clinic's GSTIN checked by the one validator, against its state once that is known."""
+    try:
+        values["gstin"] = (validate_gstin(values["gstin"]) if "state_code" in errors
+                           else validate_clinic_gstin(values["gstin"], values["state_code"]))
+    except InvalidGstin as exc:
+        errors["gstin"] = str(exc)
 
 
 def _prefixes(values: dict, errors: dict) -> None:

@@ -10,9 +10,9 @@ from flask_login import current_user
 from app.audit.services import load_or_404, record
 from app.auth.policy import Permission, requires
 from app.billing import setup_services
-from app.billing.gstin import STATES, state_label
 from app.billing.models import PriceItem
 from app.billing.services import BillingError, Invalid, not_ready, profile_of
+from app.clinics.states import STATES, state_label
 from app.db import get_session
 from app.htmx import client_redirect, render
 from app.scheduling.services import today
@@ -28,7 +28,7 @@ ITEM = "billing/setup/item.html"
 def _profile_page(values: dict, status: int = 200, errors: dict | None = None, problem: str | None = None):
     db = get_session()
     return render(PROFILE, "profile_form", status=status, values=values, errors=errors or {}, problem=problem,
-                  states=[(code, state_label(code)) for code in STATES], series=setup_services.SERIES,
+                  states=[(s.code, state_label(s.code)) for s in STATES], series=setup_services.SERIES,
                   examples=setup_services.number_examples(values, today(g.clinic)),
                   readiness=not_ready(g.clinic, profile_of(db, g.clinic.id)))
 

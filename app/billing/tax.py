@@ -19,7 +19,7 @@ A line
   Recomputing taxable value x rate can differ from the stored component by a paisa; the stored one stands.
 - Intra-state: CGST and SGST each at half the rate, computed from the same value (so always equal);
   UTGST takes SGST's place when the supplier's state is a union territory without a legislature (04,
-  25, 26, 31, 35, 38, 97; see gstin.py). Inter-state: IGST at the full rate.
+  25, 26, 31, 35, 38, 97; see app/clinics/states.py). Inter-state: IGST at the full rate.
 - Exempt and nil-rated lines carry no tax; their value is the exempt or nil value of the supply.
 - The GST rate is an input: the rate in force on the document date (rate_in_force), copied onto the
   line. The engine never looks a rate up, so a rate change never touches an issued document.
@@ -75,7 +75,7 @@ from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from enum import StrEnum
 
-from app.billing.gstin import STATES, is_union_territory, validate_gstin
+from app.clinics.states import BY_CODE, is_union_territory, validate_gstin
 
 ZERO = Decimal("0.00")
 HUNDRED = Decimal(100)
@@ -196,7 +196,7 @@ class Document:
         if not self.lines:
             raise TaxError("A document needs at least one line.")
         for code in (self.supplier_state, self.recipient_state):
-            if code is not None and code not in STATES:
+            if code is not None and code not in BY_CODE:
                 raise TaxError(f"{code!r} is not a GST state code.")
 
     @property

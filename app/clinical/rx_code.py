@@ -13,14 +13,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.audit.models import AuditEvent
 from app.auth.models import StaffUser
 from app.clinical.models import Prescription
-from app.db import utcnow
 from app.patients.services import PatientData
+from app.security import throttle
+from app.security.client import client_network
 from app.security.crypto import master_key
 from app.security.fields import keyring
 
@@ -28,6 +28,7 @@ CODE_CHARS = 12  # 60 bits, shown as three groups of four
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 # Failed checks of printed codes allowed per address and clinic in the window (then 429).
 VERIFY_FAILURES, VERIFY_WINDOW = 20, timedelta(minutes=15)
+VERIFY_LIMITS = (throttle.Limit(VERIFY_FAILURES, VERIFY_WINDOW),)
 
 
 def content(rx: Prescription, items: list[dict], advice: str, doctor: StaffUser, patient: PatientData,
@@ -134,10 +135,9 @@ def age_on(born: date | None, day: date) -> int | None:
     return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
 
 
-def too_many_failures(db: Session, clinic_id: uuid.UUID, ip: str | None) -> bool:
-    """Whether this address failed too many code checks at this clinic lately (counted from the audit trail)."""
-    db.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(f"rx-verify:{clinic_id}:{ip}", 0))))
-    count = db.scalar(select(func.count()).select_from(AuditEvent).where(
-        AuditEvent.clinic_id == clinic_id, AuditEvent.at > utcnow() - VERIFY_WINDOW,
-        AuditEvent.action == "prescription.verify", AuditEvent.outcome == "denied", AuditEvent.ip == ip))
-    return count >= VERIFY_FAILURES
+def too_many_failures(db: Session, clinic_id: uuid.UUID) -> bool:
+    """Whether the client failed too many code checks at this clinic lately (counted from the audit trail)."""
+    throttle.serialise(db, f"rx-verify:{clinic_id}:{client_network()}")
+    return throttle.reached(db, AuditEvent.at, [
+        AuditEvent.clinic_id == clinic_id, AuditEvent.action == "prescription.verify", AuditEvent.outcome == "denied",
+        throttle.from_client(AuditEvent.ip)], VERIFY_LIMITS)

@@ -5,7 +5,6 @@ Only the encounter's own doctor writes; doctors in care and nurses with a break-
 Every response that shows a prescription writes one audit record (flagged under break-the-glass).
 """
 
-import ipaddress
 import uuid
 
 import segno
@@ -64,14 +63,6 @@ def writable(encounter: Encounter, action: str, object_id: uuid.UUID) -> Access:
         _refuse(action, encounter.patient_id, object_id, "Only the consultation's own doctor can write its "
                 "prescription.", "not the consultation's doctor")
     return access
-
-
-def client_address() -> str | None:
-    """The client's address as the audit trail stores it."""
-    try:
-        return str(ipaddress.ip_address(request.remote_addr or ""))
-    except ValueError:
-        return None
 
 
 # --- Responses after a change -----------------------------------------------------------------------
@@ -354,8 +345,7 @@ def verify(clinic_id, rx_id):
     context = {"clinic_id": clinic_id, "rx_id": rx_id, "typed": typed, "found": None, "clinic": clinic}
     if clinic is None:
         return render_template("clinical/rx_verify.html", **context), 404
-    address = client_address()
-    if rx_code.too_many_failures(db, clinic.id, address):
+    if rx_code.too_many_failures(db, clinic.id):
         # Not audited once limited: the failures that led here are, and an anonymous client must not be
         # able to append to the clinic's trail without end.
         db.rollback()

@@ -5,10 +5,11 @@ from zoneinfo import available_timezones
 from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
+from wtforms.validators import DataRequired, Length, Regexp, ValidationError
 
-from app.clinics.states import STATES, gstin_problem
+from app.clinics.states import STATES, InvalidGstin, validate_clinic_gstin, validate_gstin
 
+CODES = {s.code for s in STATES}
 TIMEZONES = sorted(tz for tz in available_timezones() if "/" in tz and not tz.startswith("Etc/"))
 
 
@@ -20,15 +21,16 @@ class ClinicForm(FlaskForm):
     pin_code = StringField("PIN code", validators=[
         DataRequired(), Regexp(r"^[1-9][0-9]{5}$", message="A PIN code is 6 digits, not starting with 0.")])
     state_code = SelectField("State", choices=[SelectChoice(s.code, f"{s.name} ({s.code})") for s in STATES])
-    gstin = StringField("GSTIN", validators=[Optional(), Length(max=15)],
-                        filters=[lambda v: v.strip().upper() if v else v])
+    gstin = StringField("GSTIN", render_kw={"maxlength": 15})
     timezone = SelectField("Time zone", choices=[SelectChoice(tz) for tz in TIMEZONES], default="Asia/Kolkata")
 
     def validate_gstin(self, field):
-        if not field.data:
+        """Empty (not registered for GST), or a GSTIN of the clinic's state, saved upper-cased."""
+        if not (field.data or "").strip():
+            field.data = ""
             return
-        problem = gstin_problem(field.data)
-        if problem:
-            raise ValidationError(problem)
-        if field.data[:2] != self.state_code.data:
-            raise ValidationError("The GSTIN's state code does not match the clinic's state.")
+        try:
+            field.data = (validate_clinic_gstin(field.data, self.state_code.data) if self.state_code.data in CODES
+                          else validate_gstin(field.data))
+        except InvalidGstin as exc:
+            raise ValidationError(str(exc)) from exc

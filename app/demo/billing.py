@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 
 from app.auth.models import StaffUser
 from app.billing import credit_notes, issuing, payments, services
-from app.billing.gstin import gstin_check_character, is_valid_gstin
 from app.billing.models import (
     Bill,
     BillingProfile,
@@ -31,6 +30,7 @@ from app.billing.models import (
 )
 from app.billing.tax import Treatment
 from app.clinics.models import Clinic
+from app.clinics.states import gstin_check_character, is_valid_gstin
 from app.db import new_id, utcnow
 from app.patients.models import Patient
 from app.scheduling.models import Appointment, AppointmentType, Status

@@ -22,6 +22,7 @@ from app.messaging import actions, links, texts, visits, waitlist
 from app.messaging.visit_words import NOTICES, OTHER, STATUS, WORDS
 from app.scheduling import booking, services
 from app.scheduling.models import Appointment, Status
+from app.security.client import client_network
 
 bp = Blueprint("messaging_visit", __name__, url_prefix="/p")
 LANG_COOKIE = "cd_lang"
@@ -62,7 +63,7 @@ def open_link(token):
     """A patient's link: swapped for a narrow session and a token-free address; changes nothing else."""
     db = get_session()
     current_user.is_authenticated  # noqa: B018 (loading a signed-in user resets the tenant: do it first)
-    ip = visits.client_address()
+    ip = client_network() or "unknown"
     if visits.too_many_opens(db, ip):
         db.rollback()  # not counted: an address kept at the limit must not grow the table without end
         return _notice("limited", 429)

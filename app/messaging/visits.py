@@ -7,19 +7,18 @@ link or after two hours, whichever is first. It is not a staff session: the staf
 it, so staff pages still ask for a sign-in, and it names one appointment, so no address can reach
 another.
 
-Each address may open 20 links in 10 minutes (`link_attempt`, good or not): a token is 128 random
-bits, so this only keeps a guesser from using the app as an oracle; the sweep forgets old attempts.
+Each address (an IPv6 one by its /64) may fail to open 20 links in 10 minutes (`link_attempt`): a token
+is 128 random bits, so this only keeps a guesser from using the app as an oracle; the sweep forgets old
+attempts.
 """
 
 import hashlib
-import ipaddress
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from flask import request
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.clinics.models import Clinic
@@ -28,32 +27,21 @@ from app.messaging.links import Found
 from app.messaging.models import LinkAttempt, PatientVisit
 from app.patients.models import Patient
 from app.scheduling.models import Appointment
+from app.security import throttle
 
 COOKIE = "cd_visit"
 COOKIE_PATH = "/p"
 LIFETIME = timedelta(hours=2)
 WINDOW = timedelta(minutes=10)
 OPENS_PER_WINDOW = 20
-
-
-def client_address() -> str:
-    """The client's address as stored with link attempts ("unknown" when there is none)."""
-    try:
-        address = ipaddress.ip_address(request.remote_addr or "")
-    except ValueError:
-        return "unknown"
-    # One IPv6 subscriber holds a whole /64: count it as one address, or the limit means nothing.
-    return str(ipaddress.ip_network(f"{address}/64", strict=False)) if address.version == 6 else str(address)
+LIMITS = (throttle.Limit(OPENS_PER_WINDOW, WINDOW),)
 
 
 def too_many_opens(db: Session, ip: str) -> bool:
-    """Whether this address tried too many unknown, expired or revoked links lately."""
-    # Two opens from one address at once must not both slip under the limit.
-    db.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(f"patient-link:{ip}", 0))))
+    """Whether this address (client_network) tried too many unknown, expired or revoked links lately."""
+    throttle.serialise(db, f"patient-link:{ip}")
     # Only failures count: good opens tell a guesser nothing, and many patients share one carrier address.
-    count = db.scalar(select(func.count()).select_from(LinkAttempt)
-                      .where(LinkAttempt.ip == ip, LinkAttempt.good.is_(False), LinkAttempt.at > utcnow() - WINDOW))
-    return count >= OPENS_PER_WINDOW
+    return throttle.reached(db, LinkAttempt.at, [LinkAttempt.ip == ip, LinkAttempt.good.is_(False)], LIMITS)
 
 
 def note_attempt(db: Session, ip: str, good: bool) -> None:

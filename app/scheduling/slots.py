@@ -14,18 +14,13 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
-# GST state code -> the ISO 3166-2:IN subdivision the `holidays` package uses.
-HOLIDAY_SUBDIVISIONS = {
-    "01": "JK", "02": "HP", "03": "PB", "04": "CH", "05": "UK", "06": "HR", "07": "DL", "08": "RJ", "09": "UP",
-    "10": "BR", "11": "SK", "12": "AR", "13": "NL", "14": "MN", "15": "MZ", "16": "TR", "17": "ML", "18": "AS",
-    "19": "WB", "20": "JH", "21": "OD", "22": "CG", "23": "MP", "24": "GJ", "26": "DH", "27": "MH", "29": "KA",
-    "30": "GA", "31": "LD", "32": "KL", "33": "TN", "34": "PY", "35": "AN", "36": "TS", "37": "AP", "38": "LA",
-}
+from app.clinics.states import BY_CODE
 
 
 @lru_cache(maxsize=256)
 def _holiday_calendar(state_code: str | None, year: int) -> dict[date, str]:
-    calendar = holidays.India(subdiv=HOLIDAY_SUBDIVISIONS.get(state_code or ""), years=year)
+    state = BY_CODE.get(state_code or "")
+    calendar = holidays.India(subdiv=state.holiday_subdivision if state else None, years=year)
     return dict(calendar.items())
 
 

@@ -24,6 +24,7 @@ from sqlalchemy import delete, insert, select, text, update
 from werkzeug.datastructures import CallbackDict
 
 from app.db import DATABASE_ERRORS, committed, unavailable, utcnow
+from app.security.client import client_address
 from app.security.models import UserSession
 from app.security.text import printable
 
@@ -149,7 +150,7 @@ class PostgresSessionInterface(SessionInterface):
                 session.token = secrets.token_urlsafe(32)
                 conn.execute(insert(UserSession).values({
                     **values, "id": token_hash(session.token), "created_at": values["last_activity_at"],
-                    "ip": request.remote_addr, "user_agent": printable(request.user_agent.string, 200)}))
+                    "ip": client_address(), "user_agent": printable(request.user_agent.string, 200)}))
             else:
                 conn.execute(update(UserSession).where(UserSession.id == session.row["id"]).values(**values))
         if fresh:  # only once its row is committed

@@ -9,7 +9,8 @@ from decimal import Decimal
 import pytest
 
 from app.auth.policy import Role
-from app.billing.gstin import financial_year, gstin_check_character
+from app.billing.gstin import financial_year
+from app.clinics.states import gstin_check_character
 from tests.billing.conftest import CLINIC_GSTIN, gst_ready, prices  # noqa: F401
 from tests.scheduling.conftest import HTMX, audit_since, high_water, today
 

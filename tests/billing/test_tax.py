@@ -14,7 +14,6 @@ from decimal import Decimal as D
 
 import pytest
 
-from app.billing.gstin import InvalidGstin
 from app.billing.gstr1 import exempt_rows, hsn_rows, rate_rows
 from app.billing.tax import (
     Discount,
@@ -32,6 +31,7 @@ from app.billing.tax import (
     split_for_issue,
 )
 from app.billing.words import amount_in_words
+from app.clinics.states import InvalidGstin
 
 KA, TN, MH, CH, LA = "29", "33", "27", "04", "38"  # Karnataka, Tamil Nadu, Maharashtra, Chandigarh, Ladakh
 GSTIN_MH = "27AAPFU0939F1ZV"  # a registered recipient in Maharashtra (stdnum's doctest GSTIN)

@@ -492,6 +492,18 @@ def test_a_draft_has_no_valid_code_and_guessing_is_limited(seen, doctor_browser,
     assert limited.status_code == 429 and "Too many attempts" in limited.get_data(as_text=True)
 
 
+def test_code_guesses_from_one_ipv6_64_share_one_bucket(seen, doctor_browser, new_browser, sql):
+    _, encounter = seen
+    add(doctor_browser, encounter)
+    rx_id = rows(sql)[0][0]
+    clinic_id = sql("SELECT clinic_id::text FROM prescription")[0][0]
+    url = f"/rx/{clinic_id}/{rx_id}?code=AAAA-AAAA-ZZZZ"
+    for n in range(rx_code.VERIFY_FAILURES):
+        assert new_browser().get(url, environ_base={"REMOTE_ADDR": f"2001:db8:5:7::{n + 1:x}"}).status_code == 404
+    assert new_browser().get(url, environ_base={"REMOTE_ADDR": "2001:db8:5:7:ab:cd:ef:99"}).status_code == 429
+    assert new_browser().get(url, environ_base={"REMOTE_ADDR": "2001:db8:5:8::1"}).status_code == 404
+
+
 # --- Who may see it ---------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("role", [Role.RECEPTION, Role.BILLING, Role.AUDITOR, Role.ADMIN])

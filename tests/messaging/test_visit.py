@@ -185,6 +185,18 @@ def test_an_address_opening_too_many_links_waits(patient, new_browser, link, sql
     assert patient.get(f"/p/{link}", environ_base=away).status_code == 303
 
 
+def test_failed_opens_from_one_ipv6_64_share_one_bucket(patient, new_browser, link, sql):
+    """One subscriber holds a whole /64: every address in it is one client; another /64 is not held up."""
+    for n in range(visits.OPENS_PER_WINDOW):
+        here = {"REMOTE_ADDR": f"2001:db8:5:7::{n + 1:x}"}
+        assert patient.get(f"/p/{secrets.token_urlsafe(16)}", environ_base=here).status_code == 404
+    assert sql("SELECT DISTINCT ip FROM link_attempt") == [("2001:db8:5:7::/64",)]
+    neighbour = new_browser().get(f"/p/{link}", environ_base={"REMOTE_ADDR": "2001:db8:5:7:ab:cd:ef:99"})
+    assert neighbour.status_code == 429
+    elsewhere = new_browser().get(f"/p/{link}", environ_base={"REMOTE_ADDR": "2001:db8:5:8::1"})
+    assert elsewhere.status_code == 303
+
+
 # --- What the session reaches ----------------------------------------------------------------------
 
 def test_the_patient_session_reaches_no_staff_page(patient, link, booked):

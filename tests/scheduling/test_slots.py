@@ -121,9 +121,9 @@ def test_open_anyway_on_a_holiday_and_a_closure_on_a_working_day():
 
 
 def test_every_gst_state_maps_to_a_subdivision_the_holidays_package_knows():
-    states = {s.code for s in STATES} - {"97"}  # Other Territory: national holidays only
-    assert set(sl.HOLIDAY_SUBDIVISIONS) == states
-    assert set(sl.HOLIDAY_SUBDIVISIONS.values()) <= set(holidays.India.subdivisions)
+    known = {s.code: s.holiday_subdivision for s in STATES if s.holiday_subdivision}
+    assert set(known) == {s.code for s in STATES} - {"97"}  # Other Territory: national holidays only
+    assert set(known.values()) <= set(holidays.India.subdivisions)
     for code in ("29", "27", "07", "97"):
         assert "Republic Day" in sl.public_holidays(code, 2027).values()
 

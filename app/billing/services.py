@@ -27,9 +27,9 @@ from app.billing.models import (
     PriceItem,
     PriceRate,
 )
-from app.billing.words import inr
 from app.clinics.models import Clinic
 from app.db import new_id
+from app.formats import inr
 from app.patients.models import Patient
 from app.scheduling.models import Appointment, AppointmentType
 from app.security.fields import keyring

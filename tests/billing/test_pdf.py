@@ -14,7 +14,7 @@ from flask import render_template
 from pypdf import PdfReader
 
 from app.auth.policy import Role
-from app.billing import documents, services, words
+from app.billing import documents, services
 from app.billing import pdf as bill_pdf
 from app.billing.models import Bill, CreditReason, PriceItem
 from app.clinics.models import Clinic
@@ -155,14 +155,6 @@ def test_draft_paper_says_it_is_not_a_valid_document(app, clinic, patient, price
         assert "Draft — not a valid document" in html and "Document no." not in html
         assert paper.signatory_name == SIGNATORY
         db.rollback()
-
-
-def test_inr_groups_lakhs_and_crores():
-    assert words.inr(Decimal("123456.5")) == "₹1,23,456.50"
-    assert words.inr(Decimal("12345678.00")) == "₹1,23,45,678.00"
-    assert words.inr(Decimal("999")) == "₹999.00"
-    assert words.inr(Decimal("1000")) == "₹1,000.00"
-    assert words.inr(Decimal("-0.40")) == "-₹0.40"
 
 
 def test_regenerating_a_document_gives_the_same_bytes(app, clinic, patient, prices):

@@ -8,6 +8,7 @@ import uuid
 from flask import Blueprint, flash, g, request, url_for
 from flask_login import current_user
 
+from app import formats
 from app.audit.services import deny_not_found, record
 from app.auth.policy import Permission, requires
 from app.billing import setup
@@ -161,5 +162,5 @@ def rate_add(price_item_id):
     record(db, "billing.price_rate_add", object_type="price_item", object_id=found.id,
            reason=f"{found.code}: {rate}% from {since.isoformat()}")
     db.commit()
-    flash(f"GST rate {rate}% from {since:%d %b %Y} added to {found.code}.", "success")
+    flash(f"GST rate {rate}% from {formats.day(since)} added to {found.code}.", "success")
     return client_redirect(url_for("billing_setup.item", price_item_id=found.id))

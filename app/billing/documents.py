@@ -13,7 +13,7 @@ from stored values only (never recomputed), for the document page and its PDF (t
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -46,11 +46,6 @@ ZERO = Decimal("0.00")
 
 
 # --- Formatting ----------------------------------------------------------------------------------------
-
-def day_text(day: date | None) -> str:
-    """"05 Apr 2026" (app/formats.py, as every page writes a date)."""
-    return formats.day(day)
-
 
 def percent(rate: Decimal) -> str:
     """A rate as printed: 2.5%, 9%, 18%."""
@@ -193,7 +188,7 @@ def _cancelled(db: Session, bill: Bill) -> str:
         return ""
     for note in credit_notes.credit_notes_of(db, bill):
         if note.credit_reason is CreditReason.CANCEL:
-            return f"Cancelled by {note.number} on {day_text(note.issued_on)}"
+            return f"Cancelled by {note.number} on {formats.day(note.issued_on)}"
     return "Cancelled"
 
 
@@ -242,7 +237,7 @@ def _original(db: Session, bill: Bill) -> dict[str, str]:
     original = db.get(Bill, (bill.clinic_id, bill.original_id)) if bill.original_id is not None else None
     if original is None:
         return {}
-    return {"original_number": original.number or "", "original_date": day_text(original.issued_on),
+    return {"original_number": original.number or "", "original_date": formats.day(original.issued_on),
             "original_title": TITLES.get(original.kind, "")}
 
 
@@ -251,7 +246,7 @@ def _heading(bill: Bill) -> dict:
     if not bill.issued:
         return {"draft": True, "title": DRAFT_TITLE, "number": "", "issued_on": ""}
     return {"draft": False, "title": TITLES.get(bill.kind, "Invoice"), "number": bill.number or "",
-            "issued_on": day_text(bill.issued_on)}
+            "issued_on": formats.day(bill.issued_on)}
 
 
 def _is_gst(bill: Bill, lines: list[PaperLine]) -> bool:

@@ -13,6 +13,7 @@ import pytest
 from flask import render_template
 from pypdf import PdfReader
 
+from app import formats
 from app.auth.policy import Role
 from app.billing import documents, services
 from app.billing import pdf as bill_pdf
@@ -267,7 +268,7 @@ def test_a_pdf_waiting_too_long_offers_retry_which_is_audited_and_queued(app, sq
 
 @pytest.mark.parametrize("day, text", [(date(2026, 4, 5), "05 Apr 2026"), (date(2027, 12, 31), "31 Dec 2027")])
 def test_dates_print_as_day_month_year(day, text):
-    assert documents.day_text(day) == text
+    assert formats.day(day) == text
 
 
 def test_hindi_names_print_in_devanagari_on_any_server(app, sql, clinic, prices, billing_desk, server_fonts,

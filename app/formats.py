@@ -16,7 +16,7 @@ from decimal import Decimal
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_datetime, get_day_names
 from babel.numbers import format_currency
 
 LOCALES = {"en": "en_IN", "hi": "hi_IN"}
@@ -53,3 +53,9 @@ def moment(value: datetime | None, tz: str | None = None, pattern: str = MOMENT,
 def clock(value: datetime, tz: str) -> str:
     """'10:30' in the time zone; cached because a board shows the same few dozen times hundreds of times."""
     return moment(value, tz, "HH:mm")
+
+
+def weekday_names(width: str = "wide", language: str = "en") -> list[str]:
+    """CLDR's day names, Monday first as `date.weekday()` counts: ["Monday", …] or ["सोमवार", …]."""
+    names = get_day_names(width, locale=LOCALES.get(language, LOCALES["en"]))
+    return [names[weekday] for weekday in range(7)]

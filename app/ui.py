@@ -1,12 +1,11 @@
-"""Template globals shared by every page: the role's navigation and local time display."""
+"""Template globals shared by every page: the role's navigation, and the filters for time, dates and money."""
 
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
-from zoneinfo import ZoneInfo
 
 from flask import Flask, g, url_for
 
+from app import formats
 from app.auth.policy import Permission, can
 
 
@@ -51,20 +50,12 @@ def clock(value: datetime | None) -> str:
     """'10:30' in the current clinic's time zone."""
     if value is None:
         return ""
-    return _clock(value, g.clinic.timezone)
-
-
-@lru_cache(maxsize=8192)
-def _clock(value: datetime, tz: str) -> str:
-    """A board shows the same few dozen times hundreds of times over."""
-    return value.astimezone(ZoneInfo(tz)).strftime("%H:%M")
+    return formats.clock(value, g.clinic.timezone)
 
 
 def localtime(value: datetime | None, tz: str = "Asia/Kolkata") -> str:
     """'21 Nov 2026, 10:42' in the clinic's time zone."""
-    if value is None:
-        return "—"
-    return value.astimezone(ZoneInfo(tz)).strftime("%d %b %Y, %H:%M")
+    return formats.moment(value, tz) or "—"
 
 
 FIELD_LABELS = {
@@ -93,5 +84,7 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals.update(nav_items=nav_items, can_search=can_search, state_name=state_name,
                                  language_name=language_name, field_label=lambda name: FIELD_LABELS.get(name, name))
     app.jinja_env.filters["localtime"] = localtime
+    app.jinja_env.filters["inr"] = formats.inr
+    app.jinja_env.filters["day"] = formats.day
     app.jinja_env.filters["clock"] = clock
     app.jinja_env.filters["phone"] = display_phone

@@ -13,12 +13,13 @@ from stored values only (never recomputed), for the document page and its PDF (t
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app import formats
 from app.billing import credit_notes, services
 from app.billing.models import Bill, BillPdf, CreditReason, PdfStatus
 from app.billing.tax import DocumentType, Treatment
@@ -41,16 +42,10 @@ REASONS = {
     CreditReason.RETURN: "Goods returned or service not provided",
     CreditReason.CORRECTION: "Correction of the amount charged",
 }
-MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 ZERO = Decimal("0.00")
 
 
 # --- Formatting ----------------------------------------------------------------------------------------
-
-def day_text(day: date | None) -> str:
-    """"05 Apr 2026" (locale-independent)."""
-    return f"{day.day:02d} {MONTHS[day.month - 1]} {day.year}" if day else ""
-
 
 def percent(rate: Decimal) -> str:
     """A rate as printed: 2.5%, 9%, 18%."""
@@ -193,8 +188,75 @@ def _cancelled(db: Session, bill: Bill) -> str:
         return ""
     for note in credit_notes.credit_notes_of(db, bill):
         if note.credit_reason is CreditReason.CANCEL:
-            return f"Cancelled by {note.number} on {day_text(note.issued_on)}"
+            return f"Cancelled by {note.number} on {formats.day(note.issued_on)}"
     return "Cancelled"
+
+
+def _supplier_party(values: dict) -> Party:
+    legal_name, trade_name = values.get("legal_name") or "", values.get("trade_name") or ""
+    return Party(name=legal_name, trade_name=trade_name if trade_name != legal_name else "",
+                 address=_address(values.get("address_line"), values.get("city"), values.get("pin_code")),
+                 gstin=values.get("gstin") or "", state=_state(values.get("state_code")))
+
+
+def _recipient_party(db: Session, bill: Bill) -> Party:
+    values = services.recipient_of(db, bill)
+    return Party(name=values.get("name") or "",
+                 address=_address(values.get("address_line"), values.get("city"), values.get("pin_code")),
+                 phone=values.get("phone") or "", gstin=values.get("gstin") or "",
+                 state=_state(values.get("state_code")))
+
+
+def _place(lines: list[PaperLine], default: str) -> tuple[str, bool]:
+    """The document's place of supply, or "" and True when its lines differ (printed per line)."""
+    places = sorted({line.place_of_supply for line in lines if line.place_of_supply})
+    if len(places) > 1:
+        return "", True
+    return (places[0] if places else default), False
+
+
+def _tax_totals(bill: Bill, lines: list[PaperLine], sign: int, state_tax: str) -> list[tuple[str, Decimal]]:
+    """The value and tax rows of the totals: each only when a line or the bill has it."""
+    rows = [("Taxable value", bill.taxable_value, any(line.taxable for line in lines) or bill.taxable_value),
+            ("Exempt value", bill.exempt_value, bill.exempt_value),
+            ("Nil-rated value", bill.nil_rated_value, bill.nil_rated_value)]
+    intra = any(line.cgst is not None for line in lines) or bill.cgst
+    rows += [("CGST", bill.cgst, intra), (state_tax, bill.sgst, intra),
+             ("IGST", bill.igst, any(line.igst is not None for line in lines) or bill.igst)]
+    return [(label, sign * amount) for label, amount, shown in rows if shown]
+
+
+def _totals(bill: Bill, lines: list[PaperLine], sign: int, state_tax: str) -> list[tuple[str, Decimal]]:
+    """(label, amount) rows ending with Total and Round off (the grand total prints after them)."""
+    ending = [("Total", sign * bill.total), ("Round off", sign * bill.round_off)]
+    return [*_tax_totals(bill, lines, sign, state_tax), *ending]
+
+
+def _original(db: Session, bill: Bill) -> dict[str, str]:
+    """A credit note's original document: its number, date and title."""
+    original = db.get(Bill, (bill.clinic_id, bill.original_id)) if bill.original_id is not None else None
+    if original is None:
+        return {}
+    return {"original_number": original.number or "", "original_date": formats.day(original.issued_on),
+            "original_title": TITLES.get(original.kind, "")}
+
+
+def _heading(bill: Bill) -> dict:
+    """Title, number and date: a draft has neither number nor date."""
+    if not bill.issued:
+        return {"draft": True, "title": DRAFT_TITLE, "number": "", "issued_on": ""}
+    return {"draft": False, "title": TITLES.get(bill.kind, "Invoice"), "number": bill.number or "",
+            "issued_on": formats.day(bill.issued_on)}
+
+
+def _is_gst(bill: Bill, lines: list[PaperLine]) -> bool:
+    """Whether GST particulars print: not a plain bill, nor one whose every line is outside GST."""
+    return bill.kind is not DocumentType.BILL and not (lines and all(line.non_gst for line in lines))
+
+
+def _signatory(values: dict) -> dict[str, str]:
+    return {"signatory_name": values.get("signatory_name") or "",
+            "signatory_designation": values.get("signatory_designation") or ""}
 
 
 def paper(db: Session, bill: Bill, *, as_issued: bool = False) -> Paper:
@@ -202,68 +264,21 @@ def paper(db: Session, bill: Bill, *, as_issued: bool = False) -> Paper:
 
     `as_issued`: the document as it was at issue (the PDF): no cancellation mark added later.
     """
-    draft = not bill.issued
     sign = -1 if bill.kind is DocumentType.CREDIT_NOTE else 1
     state_tax = bill.state_tax or "SGST"
     lines = [_line(line, sign, state_tax) for line in services.lines_of(db, bill)]
-
     supplier_values = _supplier(db, bill)
-    legal_name = supplier_values.get("legal_name") or ""
-    trade_name = supplier_values.get("trade_name") or ""
-    supplier = Party(
-        name=legal_name, trade_name=trade_name if trade_name and trade_name != legal_name else "",
-        address=_address(supplier_values.get("address_line"), supplier_values.get("city"),
-                         supplier_values.get("pin_code")),
-        gstin=supplier_values.get("gstin") or "", state=_state(supplier_values.get("state_code")))
-
-    values = services.recipient_of(db, bill)
-    recipient = Party(name=values.get("name") or "", address=_address(values.get("address_line"),
-                                                                       values.get("city"), values.get("pin_code")),
-                      phone=values.get("phone") or "", gstin=values.get("gstin") or "",
-                      state=_state(values.get("state_code")))
-
-    places = sorted({line.place_of_supply for line in lines if line.place_of_supply})
-    default_place = _state(bill.supplier_state or supplier_values.get("state_code"))
-    per_line = len(places) > 1
-    place = "" if per_line else (places[0] if places else default_place)
-
-    gst = bill.kind is not DocumentType.BILL and not (lines and all(line.non_gst for line in lines))
-    has_tax = any(line.taxable for line in lines)
-    has_intra = any(line.cgst is not None for line in lines)
-    has_inter = any(line.igst is not None for line in lines)
-    totals: list[tuple[str, Decimal]] = []
-    if has_tax or bill.taxable_value:
-        totals.append(("Taxable value", sign * bill.taxable_value))
-    if bill.exempt_value:
-        totals.append(("Exempt value", sign * bill.exempt_value))
-    if bill.nil_rated_value:
-        totals.append(("Nil-rated value", sign * bill.nil_rated_value))
-    if has_intra or bill.cgst:
-        totals.append(("CGST", sign * bill.cgst))
-        totals.append((state_tax, sign * bill.sgst))
-    if has_inter or bill.igst:
-        totals.append(("IGST", sign * bill.igst))
-    totals += [("Total", sign * bill.total), ("Round off", sign * bill.round_off)]
-    grand = sign * bill.rounded_total
-
-    original = None
-    if bill.original_id is not None:
-        original = db.get(Bill, (bill.clinic_id, bill.original_id))
-    title = DRAFT_TITLE if draft else TITLES.get(bill.kind, "Invoice")
+    recipient = _recipient_party(db, bill)
+    place, per_line = _place(lines, _state(bill.supplier_state or supplier_values.get("state_code")))
     return Paper(
-        bill_id=bill.id, draft=draft, title=title, kind=bill.kind, number="" if draft else (bill.number or ""),
-        issued_on="" if draft else day_text(bill.issued_on), supplier=supplier, recipient=recipient,
-        recipient_registered=bool(recipient.gstin), place_of_supply=place, per_line_place=per_line, lines=lines,
-        state_tax=state_tax, has_tax=has_tax, has_intra=has_intra, has_inter=has_inter, totals=totals, gst=gst,
-        grand_total=grand, amount_in_words=amount_in_words(abs(bill.rounded_total)),
-        credit_note=bill.kind is DocumentType.CREDIT_NOTE,
-        credit_reason=REASONS.get(bill.credit_reason, "") if bill.credit_reason else "",
-        original_number=(original.number or "") if original else "",
-        original_date=day_text(original.issued_on) if original else "",
-        original_title=TITLES.get(original.kind, "") if original else "",
-        cancelled="" if as_issued else _cancelled(db, bill),
-        signatory_name=supplier_values.get("signatory_name") or "",
-        signatory_designation=supplier_values.get("signatory_designation") or "",
+        bill_id=bill.id, kind=bill.kind, **_heading(bill), supplier=_supplier_party(supplier_values),
+        recipient=recipient, recipient_registered=bool(recipient.gstin), place_of_supply=place,
+        per_line_place=per_line, lines=lines, state_tax=state_tax, has_tax=any(line.taxable for line in lines),
+        has_intra=any(line.cgst is not None for line in lines), has_inter=any(line.igst is not None for line in lines),
+        totals=_totals(bill, lines, sign, state_tax), gst=_is_gst(bill, lines), grand_total=sign * bill.rounded_total,
+        amount_in_words=amount_in_words(abs(bill.rounded_total)), credit_note=bill.kind is DocumentType.CREDIT_NOTE,
+        credit_reason=REASONS.get(bill.credit_reason, "") if bill.credit_reason else "", **_original(db, bill),
+        cancelled="" if as_issued else _cancelled(db, bill), **_signatory(supplier_values),
         mrp=any(line.mrp for line in lines))
 
 

@@ -23,6 +23,7 @@ from app.billing.models import Bill, Payment, PaymentKind, PaymentMode
 from app.billing.services import ZERO, Account, BillingError, Invalid
 from app.billing.words import amount_in_words
 from app.db import get_session
+from app.formats import inr
 from app.htmx import client_redirect, is_htmx, render_partial
 from app.scheduling import services as schedule
 
@@ -123,7 +124,7 @@ def _money(bill_id: uuid.UUID, action: str, service, prefix: str) -> Response:
     if is_htmx():
         return _panel_response(bill)
     verb = "Refunded" if payment.kind is PaymentKind.REFUND else "Received"
-    flash(f"{verb} ₹{payment.amount:,.2f} by {payment.mode.label} — receipt {payment.receipt_number}.", "success")
+    flash(f"{verb} {inr(payment.amount)} by {payment.mode.label} — receipt {payment.receipt_number}.", "success")
     db.commit()
     return client_redirect(url_for("billing.show", bill_id=bill.id))
 

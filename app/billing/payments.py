@@ -23,6 +23,7 @@ from app.billing.services import (
     write_history,
 )
 from app.db import new_id, utcnow
+from app.formats import inr
 from app.timeline import events
 from app.timeline.models import Kind
 
@@ -105,7 +106,7 @@ def take_payment(db: Session, bill: Bill, *, mode: PaymentMode, amount: Decimal,
     if account.due <= 0:
         raise BillingError(f"Nothing is due on {bill.number}.")
     if amount > account.due:
-        raise Invalid(f"Only ₹{account.due:,} is due on {bill.number}.", {"amount": f"At most ₹{account.due:,}."})
+        raise Invalid(f"Only {inr(account.due)} is due on {bill.number}.", {"amount": f"At most {inr(account.due)}."})
     return _record(db, bill, PaymentKind.PAYMENT, mode, amount, reference, by=by, day=day, now=now)
 
 
@@ -116,6 +117,6 @@ def refund(db: Session, bill: Bill, *, mode: PaymentMode, amount: Decimal, refer
     if account.refundable <= 0:
         raise BillingError(f"Nothing is owed back on {bill.number}: issue a credit note first.")
     if amount > account.refundable:
-        most = f"At most ₹{account.refundable:,}"
+        most = f"At most {inr(account.refundable)}"
         raise Invalid(f"{most} can be refunded.", {"amount": f"{most}."})
     return _record(db, bill, PaymentKind.REFUND, mode, amount, reference, by=by, day=day, now=now)

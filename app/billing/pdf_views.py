@@ -2,8 +2,7 @@
 
 The PDF is made by a worker (jobs/invoices.py) after issue and kept sealed; these routes show its
 progress (templates/billing/_pdf_status.html, polled by htmx while pending), hand out the stored bytes
-(audited: the PDF shows the recipient) and let a failed one be tried again. The `inr` Jinja filter
-(₹1,23,456.50, Indian grouping) used by templates/billing/_paper.html is registered here.
+(audited: the PDF shows the recipient) and let a failed one be tried again.
 """
 
 import base64
@@ -13,7 +12,7 @@ from flask_login import current_user
 
 from app.audit.services import load_or_404, record
 from app.auth.policy import Permission, requires
-from app.billing import documents, services, words
+from app.billing import documents, services
 from app.billing.models import Bill, PdfStatus
 from app.billing.pdf import render_after_commit
 from app.db import get_session, utcnow
@@ -21,7 +20,6 @@ from app.htmx import client_redirect, html, is_htmx, render_partial
 from app.security.fields import keyring
 
 bp = Blueprint("billing_pdf", __name__)
-bp.app_template_filter("inr")(words.inr)
 
 STATUS = "billing/_pdf_status.html"
 PAGE = "billing/pdf_status_page.html"

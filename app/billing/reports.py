@@ -24,6 +24,7 @@ from app.billing.models import Bill, BillLine, BillSeries, BillStatus, CreditRea
 from app.billing.tax import ZERO, DocumentType, Treatment
 from app.clinics.models import Clinic
 from app.clinics.states import state_label
+from app.formats import inr
 from app.scheduling.services import zone
 
 B2CL_LIMIT = Decimal("100000")  # an inter-state B2C invoice above this is reported invoice-wise (Rule 59(4))
@@ -202,25 +203,28 @@ def day_close(db: Session, clinic: Clinic, day: date) -> DayClose:
 
 
 def day_close_csv(report: DayClose) -> str:
-    """The day close as one CSV, a titled table per section."""
+    """The day close as one CSV, a titled table per section: plain numbers for the spreadsheet, and each
+    section's main amount once more as every page prints it (₹1,23,456.50), in a last "as shown" column."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow([f"Day close {report.day.isoformat()}"])
     for title, rows in (("Collections by mode", report.by_mode), ("Collections by staff", report.by_staff),
                         ("Collections by mode and staff", report.by_mode_staff)):
-        writer.writerows([[], [title], ["", "Count", "Received", "Refunded", "Net"]])
-        writer.writerows([safe_cell(r.label), r.count, r.received, r.refunded, r.net] for r in rows)
-    writer.writerows([[], ["Documents issued"],
-                      ["Type", "Series", "Count", "From", "To", "Taxable", "Exempt/nil", "Tax", "Total"]])
-    writer.writerows([s.kind.value, s.prefix, s.count, s.first, s.last, s.taxable, s.exempt, s.tax, s.total]
-                     for s in report.documents)
-    writer.writerows([[], ["Credit notes"], ["Number", "Against", "Reason", "Total"]])
+        writer.writerows([[], [title], ["", "Count", "Received", "Refunded", "Net", "Net as shown"]])
+        writer.writerows([safe_cell(r.label), r.count, r.received, r.refunded, r.net, inr(r.net)] for r in rows)
+    writer.writerows([[], ["Documents issued"], ["Type", "Series", "Count", "From", "To", "Taxable", "Exempt/nil",
+                                                 "Tax", "Total", "Total as shown"]])
+    writer.writerows([s.kind.value, s.prefix, s.count, s.first, s.last, s.taxable, s.exempt, s.tax, s.total,
+                      inr(s.total)] for s in report.documents)
+    writer.writerows([[], ["Credit notes"], ["Number", "Against", "Reason", "Total", "Total as shown"]])
     writer.writerows([note.number, original or "", note.credit_reason.value if note.credit_reason else "",
-                      note.rounded_total] for note, original in report.credit_notes)
-    writer.writerows([[], ["Cancelled"], ["Number", "Credit note", "Total"]])
-    writer.writerows([bill.number, note or "", bill.rounded_total] for bill, note in report.cancelled)
-    writer.writerows([[], ["Open balances"], ["Number", "Issued on", "Recipient", "Billed", "Due"]])
-    writer.writerows([o.number, o.issued_on.isoformat(), safe_cell(o.name), o.billed, o.due] for o in report.owed)
+                      note.rounded_total, inr(note.rounded_total)] for note, original in report.credit_notes)
+    writer.writerows([[], ["Cancelled"], ["Number", "Credit note", "Total", "Total as shown"]])
+    writer.writerows([bill.number, note or "", bill.rounded_total, inr(bill.rounded_total)]
+                     for bill, note in report.cancelled)
+    writer.writerows([[], ["Open balances"], ["Number", "Issued on", "Recipient", "Billed", "Due", "Due as shown"]])
+    writer.writerows([o.number, o.issued_on.isoformat(), safe_cell(o.name), o.billed, o.due, inr(o.due)]
+                     for o in report.owed)
     return out.getvalue()
 
 
@@ -423,6 +427,7 @@ def _money(value: Decimal) -> float:
 
 
 def _idt(day: date) -> str:
+    """The portal's date: a machine format, not display text (so not app/formats.py)."""
     return day.strftime("%d-%m-%Y")
 
 
@@ -453,35 +458,55 @@ def _note_entry(d: Document) -> dict:
             "pos": d.place_of_supply, "rchrg": "N", "inv_typ": "R", "itms": _itms(d)}
 
 
-def portal_json(report: Gstr1, gstin: str) -> dict:
-    """The GST portal's GSTR-1 JSON for the month (sections with nothing in them left out)."""
-    data: dict = {"gstin": gstin, "fp": report.fp}
-    data["b2b"] = [{"ctin": p["ctin"], "inv": p["key"]} for p in _by_ctin(report.b2b, _invoice_entry)]
+def _b2cl(report: Gstr1) -> list[dict]:
     places: dict[str, list] = {}
     for d in report.b2cl:
         places.setdefault(d.place_of_supply, []).append(
             {"inum": d.bill.number, "idt": _idt(d.bill.issued_on), "val": _money(d.value),
              "itms": _itms(d, inter=True)})
-    data["b2cl"] = [{"pos": pos, "inv": invoices} for pos, invoices in sorted(places.items())]
-    data["b2cs"] = [_b2cs_entry(key, a) for key, a in report.b2cs.items()]
-    data["cdnr"] = [{"ctin": p["ctin"], "nt": p["key"]} for p in _by_ctin(report.cdnr, _note_entry)]
-    data["cdnur"] = [{"typ": "B2CL", "ntty": "C", "nt_num": d.bill.number, "nt_dt": _idt(d.bill.issued_on),
-                      "val": _money(d.value), "pos": d.place_of_supply, "itms": _itms(d, inter=True)}
-                     for d in report.cdnur]
+    return [{"pos": pos, "inv": invoices} for pos, invoices in sorted(places.items())]
+
+
+def _cdnur(report: Gstr1) -> list[dict]:
+    return [{"typ": "B2CL", "ntty": "C", "nt_num": d.bill.number, "nt_dt": _idt(d.bill.issued_on),
+             "val": _money(d.value), "pos": d.place_of_supply, "itms": _itms(d, inter=True)} for d in report.cdnur]
+
+
+def _nil(report: Gstr1) -> dict | None:
     nil = []
     for (inter, registered), (code, _) in SUPPLY_TYPES.items():
         if (inter, registered) in report.exempt:
             nil_rated, exempt = report.exempt_row(inter, registered)
             nil.append({"sply_ty": code, "expt_amt": _money(exempt), "nil_amt": _money(nil_rated), "ngsup_amt": 0})
-    data["nil"] = {"inv": nil} if nil else None
+    return {"inv": nil} if nil else None
+
+
+def _hsn(report: Gstr1) -> dict | None:
     hsn = {f"hsn_{tab}": _hsn_entries(report, registered) for tab, registered in (("b2b", True), ("b2c", False))}
-    data["hsn"] = {k: v for k, v in hsn.items() if v} or None
+    return {k: v for k, v in hsn.items() if v} or None
+
+
+def _doc_issue(report: Gstr1) -> dict | None:
     natures = sorted({s.nature for s in report.docs})
-    data["doc_issue"] = {"doc_det": [
+    if not natures:
+        return None
+    return {"doc_det": [
         {"doc_num": nature, "docs": [
             {"num": n, "from": s.first, "to": s.last, "totnum": s.total, "cancel": s.cancelled, "net_issue": s.net}
             for n, s in enumerate((s for s in report.docs if s.nature == nature), start=1)]}
-        for nature in natures]} if natures else None
+        for nature in natures]}
+
+
+def portal_json(report: Gstr1, gstin: str) -> dict:
+    """The GST portal's GSTR-1 JSON for the month (sections with nothing in them left out)."""
+    data = {
+        "gstin": gstin, "fp": report.fp,
+        "b2b": [{"ctin": p["ctin"], "inv": p["key"]} for p in _by_ctin(report.b2b, _invoice_entry)],
+        "b2cl": _b2cl(report),
+        "b2cs": [_b2cs_entry(key, a) for key, a in report.b2cs.items()],
+        "cdnr": [{"ctin": p["ctin"], "nt": p["key"]} for p in _by_ctin(report.cdnr, _note_entry)],
+        "cdnur": _cdnur(report), "nil": _nil(report), "hsn": _hsn(report), "doc_issue": _doc_issue(report),
+    }
     return {key: value for key, value in data.items() if value}
 
 
@@ -517,6 +542,7 @@ def _csv(header: str, rows: Iterable[list]) -> str:
 
 
 def _offline_date(day: date) -> str:
+    """The offline tool's "05-Apr-2026": its own English abbreviations, not CLDR's ("Sept")."""
     return day.strftime("%d-%b-%Y")
 
 

@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
+from app import formats
 from app.billing import tax
 from app.billing.models import (
     Bill,
@@ -26,7 +27,6 @@ from app.billing.models import (
     PriceItem,
     PriceRate,
 )
-from app.billing.words import inr
 from app.clinics.models import Clinic
 from app.clinics.states import BY_CODE, InvalidGstin, state_label, validate_gstin
 from app.db import new_id
@@ -83,7 +83,7 @@ def rate_on(history: list[tuple[date, Decimal]], item: PriceItem, day: date) -> 
     try:
         return tax.rate_in_force(history, day)
     except tax.TaxError as exc:
-        raise BillingError(f"{item.name} has no GST rate in force on {day:%d %b %Y}: set one in the price "
+        raise BillingError(f"{item.name} has no GST rate in force on {formats.day(day)}: set one in the price "
                            "list.") from exc
 
 
@@ -227,7 +227,7 @@ def _default_line(db: Session, clinic: Clinic, bill: Bill, appointment: Appointm
         return
     free_after = fee_validity_source(db, clinic.id, bill.patient_id, appointment, item) if item.fee_validity else None
     discount = tax.Discount(Decimal(100), percent=True) if free_after else None
-    note = (f"Free follow-up: fee paid on {free_after.number} of {free_after.issued_on:%d %b %Y}"
+    note = (f"Free follow-up: fee paid on {free_after.number} of {formats.day(free_after.issued_on)}"
             if free_after else None)
     add_line(db, bill, item=item, quantity=Decimal(1), discount=discount, note=note, by=by, day=day)
 
@@ -291,8 +291,8 @@ def _check_discount(bill: Bill, line: BillLine) -> None:
     so on the discount; any other refusal keeps the engine's own message, on the quantity or the item."""
     gross = tax.paise(line.quantity * line.unit_price)
     if line.discount_value is not None and not line.discount_percent and line.discount_value > gross:
-        raise Invalid(f"Discount: {inr(line.discount_value)} is more than the line's {inr(gross)}.",
-                      {"discount": f"At most {inr(gross)}, the line's amount."})
+        raise Invalid(f"Discount: {formats.inr(line.discount_value)} is more than the line's {formats.inr(gross)}.",
+                      {"discount": f"At most {formats.inr(gross)}, the line's amount."})
     try:
         tax.price_line(engine_document(bill, [line]), _engine_line(line))
     except tax.TaxError as exc:

@@ -15,6 +15,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app import formats
 from app.auth.models import StaffUser
 from app.billing import tax
 from app.billing.issuing import format_number
@@ -298,7 +299,7 @@ def add_rate(db: Session, item: PriceItem, since: date, rate: Decimal, *, by: uu
     """Append a dated rate; one already starting on that date is never replaced."""
     if item.treatment is not tax.Treatment.TAXABLE:
         raise Invalid("Exempt and nil-rated items carry no GST rate.", {"rate": "This item is not taxable."})
-    refused = Invalid(f"A rate from {since:%d %b %Y} is already recorded; rates are never changed or replaced.",
+    refused = Invalid(f"A rate from {formats.day(since)} is already recorded; rates are never changed or replaced.",
                       {"effective_from": "A rate already starts on this date: choose another date."})
     exists = db.scalar(select(PriceRate.id).where(PriceRate.clinic_id == item.clinic_id,
                                                  PriceRate.item_id == item.id, PriceRate.effective_from == since))

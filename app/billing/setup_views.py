@@ -7,6 +7,7 @@ Not PHI: pages are not read-audited; every write is (one record, committed with 
 from flask import Blueprint, flash, g, request, url_for
 from flask_login import current_user
 
+from app import formats
 from app.audit.services import load_or_404, record
 from app.auth.policy import Permission, requires
 from app.billing import setup_services
@@ -156,5 +157,5 @@ def rate_add(price_item_id):
     record(db, "billing.price_rate_add", object_type="price_item", object_id=found.id,
            reason=f"{found.code}: {rate}% from {since.isoformat()}")
     db.commit()
-    flash(f"GST rate {rate}% from {since:%d %b %Y} added to {found.code}.", "success")
+    flash(f"GST rate {rate}% from {formats.day(since)} added to {found.code}.", "success")
     return client_redirect(url_for("billing_setup.item", price_item_id=found.id))

@@ -1,4 +1,4 @@
-"""Amounts in words, Indian numbering, for the "amount in words" line of a document; and in figures (`inr`).
+"""Amounts in words, Indian numbering, for the "amount in words" line of a document (in figures: app/formats.inr).
 
 "Rupees One Lakh Twenty-Three Thousand Four Hundred Fifty-Six and Seventy Paise Only".
 
@@ -54,19 +54,3 @@ def amount_in_words(amount: Decimal) -> str:
         return f"{paise_words} Only"
     return f"Rupees {number_in_words(rupees)} and {paise_words} Only"
 
-
-def inr(amount: Decimal | int | None) -> str:
-    """₹ with Indian digit grouping (lakh, crore) and two decimals: ₹1,23,456.50; negative: -₹0.40."""
-    if amount is None:
-        return ""
-    value = Decimal(amount).quantize(Decimal("0.01"))
-    sign = "-" if value < 0 else ""
-    rupees, paise = f"{abs(value):.2f}".split(".")
-    if len(rupees) > 3:
-        head, tail = rupees[:-3], rupees[-3:]
-        groups = []
-        while len(head) > 2:
-            groups.insert(0, head[-2:])
-            head = head[:-2]
-        rupees = ",".join([head, *groups, tail]) if head else ",".join([*groups, tail])
-    return f"{sign}₹{rupees}.{paise}"

@@ -8,6 +8,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from app import formats
+
 if TYPE_CHECKING:
     from app.clinical.vitals import Reading, VitalsSet
 
@@ -118,12 +120,12 @@ def _dot_flagged(key: str, taken: VitalsSet, reading: Reading) -> bool:
 
 def _dot_title(when: datetime, reading: Reading, zone: ZoneInfo) -> str:
     badge = f" ({reading.badge})" if reading.badge else ""
-    return f"{when.astimezone(zone):%d %b %Y, %H:%M}: {reading.text}{badge}"
+    return f"{formats.moment(when, zone.key)}: {reading.text}{badge}"
 
 
 def _summary(spec: TrendSpec, rows: list[tuple[datetime, Reading]], zone: ZoneInfo) -> str:
     first, last = rows[0][0].astimezone(zone), rows[-1][0].astimezone(zone)
     flagged = sum(1 for _, r in rows if r.flag)
     outside = f" {flagged} outside the normal range." if flagged else ""
-    return (f"{spec.label}: {len(rows)} readings from {first:%d %b %Y} to {last:%d %b %Y}, evenly spaced; "
+    return (f"{spec.label}: {len(rows)} readings from {formats.day(first)} to {formats.day(last)}, evenly spaced; "
             f"latest {rows[-1][1].text}.{outside}")

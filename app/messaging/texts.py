@@ -15,8 +15,9 @@ approved (WhatsApp) or registered (DLT) per language, and these two are. Digits 
 as in Indian SMS and in the numbers a patient types back.
 - English: "Tue 24 Nov", "10:30 am" (noon is "12:00 pm", midnight "12:00 am").
 - Hindi: "मंगलवार, 24 नवंबर" and the part of the day before a 12-hour time: सुबह 4:00-11:59,
-  दोपहर 12:00-15:59, शाम 16:00-19:59, रात 20:00-3:59; "सुबह 10:30", "शाम 6:15". No babel (not
-  installed): twelve months and seven days are a table.
+  दोपहर 12:00-15:59, शाम 16:00-19:59, रात 20:00-3:59; "सुबह 10:30", "शाम 6:15". Both through
+  app/formats.py (Babel's en_IN and hi_IN: CLDR's names and its Hindi day periods, pattern "B").
+  CLDR's Indian English writes September "Sept".
 
 SMS (SMS_TEXTS): links only. Twilio's SMS to India is one-way (§0.3), so it never says "reply".
 Registered with DLT as these texts with {#var#} for each value (each ≤ 30 characters), the link's
@@ -46,6 +47,8 @@ from datetime import datetime
 from enum import StrEnum
 from urllib.parse import urlsplit
 
+from app import formats
+
 SMS_TEXTS = {
     "en": "{clinic}: your appointment is on {date} at {time}. To confirm, cancel or reschedule: {link}",
     "hi": "{clinic}: आपका अपॉइंटमेंट {date} को {time} बजे है। पुष्टि, रद्द या समय बदलने के लिए: {link}",
@@ -69,11 +72,8 @@ RELINK_TEXTS = {
 TEXT_FIELDS = ("clinic", "date", "time", "link")
 LANGUAGES = tuple(SMS_TEXTS)
 
-_EN_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_EN_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_HI_DAYS = ("सोमवार", "मंगलवार", "बुधवार", "गुरुवार", "शुक्रवार", "शनिवार", "रविवार")
-_HI_MONTHS = ("जनवरी", "फ़रवरी", "मार्च", "अप्रैल", "मई", "जून", "जुलाई", "अगस्त", "सितंबर", "अक्टूबर", "नवंबर", "दिसंबर")
-_HI_DAY_PARTS = ((4, "रात"), (12, "सुबह"), (16, "दोपहर"), (20, "शाम"), (24, "रात"))  # (up to hour, name)
+DATE_PATTERNS = {"en": "EEE d MMM", "hi": "EEEE, d MMMM"}  # CLDR patterns for app/formats.py
+TIME_PATTERNS = {"en": "h:mm a", "hi": "B h:mm"}  # B: the day period (सुबह, दोपहर, शाम, रात)
 
 # GSM 03.38: the basic table (ESC left out: it only introduces the extension table), and the extension
 # table, whose characters take two septets (ESC + the character).
@@ -108,17 +108,14 @@ class Reminder:
 
 def format_date(when: datetime, language: str = "en") -> str:
     """The day as a reminder says it: "Tue 24 Nov" or "मंगलवार, 24 नवंबर"."""
-    if language_of(language) == "hi":
-        return f"{_HI_DAYS[when.weekday()]}, {when.day} {_HI_MONTHS[when.month - 1]}"
-    return f"{_EN_DAYS[when.weekday()]} {when.day} {_EN_MONTHS[when.month - 1]}"
+    language = language_of(language)
+    return formats.day(when, DATE_PATTERNS[language], language)
 
 
 def format_time(when: datetime, language: str = "en") -> str:
-    """The time as a reminder says it: "10:30 am" or "सुबह 10:30"."""
-    clock = f"{when.hour % 12 or 12}:{when.minute:02d}"
-    if language_of(language) == "hi":
-        return f"{next(name for until, name in _HI_DAY_PARTS if when.hour < until)} {clock}"
-    return f"{clock} {'am' if when.hour < 12 else 'pm'}"
+    """The time as a reminder says it: "10:30 am" or "सुबह 10:30" (the wall time `when` carries)."""
+    language = language_of(language)
+    return formats.moment(when, pattern=TIME_PATTERNS[language], language=language)
 
 
 def _values(reminder: Reminder) -> dict[str, str]:

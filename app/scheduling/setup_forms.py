@@ -11,9 +11,10 @@ from wtforms import BooleanField, DateField, HiddenField, IntegerField, SelectFi
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
+from app.formats import weekday_names
 from app.scheduling.models import COLOURS
 
-WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+WEEKDAYS = weekday_names()
 TIME_FORMATS = ["%H:%M", "%H:%M:%S"]  # browsers send seconds when the input's step asks for them
 
 

@@ -14,6 +14,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app import formats
 from app.audit.services import deny_not_found, load_or_404, record
 from app.auth.policy import Permission, requires
 from app.db import get_session, new_id, utcnow
@@ -130,7 +131,7 @@ def days_post():
         db, lambda: set_day(db, g.clinic.id, day, form.opening, note, current_user.id), confirmed=form.confirm.data)
     if not applied:
         return _overview(409, closure_form=form, conflict=Conflict("closure", newly))
-    what = f"open on {day:%d %b %Y} ({holiday})" if form.opening else f"closed on {day:%d %b %Y}"
+    what = f"open on {formats.day(day)} ({holiday})" if form.opening else f"closed on {formats.day(day)}"
     return _saved(db, "clinic_day", g.clinic.id, what, newly, f"The clinic is {what}.",
                   url_for("scheduling_setup.index"))
 
@@ -151,8 +152,8 @@ def day_delete(day):
     applied, newly = change_availability(db, lambda: db.delete(row), confirmed=form.confirm.data)
     if not applied:
         return _overview(409, conflict=Conflict(f"day-{when.isoformat()}-delete", newly))
-    return _saved(db, "clinic_day", g.clinic.id, f"decision for {when:%d %b %Y} removed", newly,
-                  f"{when:%d %b %Y} follows the weekly hours and public holidays again.",
+    return _saved(db, "clinic_day", g.clinic.id, f"decision for {formats.day(when)} removed", newly,
+                  f"{formats.day(when)} follows the weekly hours and public holidays again.",
                   url_for("scheduling_setup.index"))
 
 
@@ -342,7 +343,7 @@ def _exception(form: LeaveForm | ExtraForm, doctor_id: uuid.UUID) -> SessionExce
 
 
 def _exception_text(e: SessionException) -> str:
-    days = f"{e.first_day:%d %b %Y}" + (f" to {e.last_day:%d %b %Y}" if e.last_day != e.first_day else "")
+    days = f"{formats.day(e.first_day)}" + (f" to {formats.day(e.last_day)}" if e.last_day != e.first_day else "")
     hours = f" {e.starts:%H:%M}-{e.ends:%H:%M}" if e.starts else ""
     return f"{'leave' if e.kind == ExceptionKind.LEAVE else 'extra session'} {days}{hours}"
 

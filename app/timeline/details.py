@@ -15,6 +15,7 @@ from flask import url_for
 from sqlalchemy import String, and_, literal, select, union_all
 from sqlalchemy.orm import Session, aliased
 
+from app import formats
 from app.auth.policy import Permission, Role, can
 from app.billing.models import Bill, Payment, PaymentKind
 from app.billing.tax import DocumentType
@@ -68,10 +69,6 @@ DOCUMENT_LABELS = {
     DocumentType.INVOICE_CUM_BILL_OF_SUPPLY: "Invoice-cum-bill of supply", DocumentType.CREDIT_NOTE: "Credit note",
     DocumentType.BILL: "Bill",
 }
-
-
-def _rupees(value) -> str:
-    return f"₹{value:,.2f}"
 
 
 def _excerpt(text: str | None) -> str | None:
@@ -151,9 +148,9 @@ class Describer:
 
     def _when(self, starts_at: datetime | None, day: date, at: datetime) -> str:
         if starts_at is None:
-            return f"{day:%-d %b %Y} (walk-in)"
-        local = starts_at.astimezone(self.zone)
-        return local.strftime("%-d %b, %H:%M" if local.year == at.astimezone(self.zone).year else "%-d %b %Y, %H:%M")
+            return f"{formats.day(day, 'd MMM y')} (walk-in)"
+        this_year = starts_at.astimezone(self.zone).year == at.astimezone(self.zone).year
+        return formats.moment(starts_at, self.clinic.timezone, "d MMM, HH:mm" if this_year else "d MMM y, HH:mm")
 
     # Consultations: with whom for everyone; diagnoses with the summary; the assessment with the notes.
     def _load_encounter(self, ids):
@@ -309,8 +306,8 @@ class Describer:
             return
         bill_id, kind, number, issued_on, total, cancelled_at, original_number = row
         item.title = f"{DOCUMENT_LABELS.get(kind, 'Bill')} {number}"
-        item.amount = _rupees(-total if kind is DocumentType.CREDIT_NOTE else total)
-        item.lines = [f"Dated {issued_on:%-d %b %Y}"]
+        item.amount = formats.inr(-total if kind is DocumentType.CREDIT_NOTE else total)
+        item.lines = [f"Dated {formats.day(issued_on, 'd MMM y')}"]
         if original_number:
             item.lines.append(f"Against {original_number}")
         if cancelled_at is not None:
@@ -334,7 +331,7 @@ class Describer:
         payment_id, kind, mode, amount, receipt, bill_number = row
         refund = kind is PaymentKind.REFUND
         item.title = f"{'Refund paid' if refund else 'Payment received'} by {mode.label}"
-        item.amount = _rupees(amount)
+        item.amount = formats.inr(amount)
         item.lines = [f"Receipt {receipt} {'for' if refund else 'against'} {bill_number}"]
         if can(self.role, Permission.INVOICE_VIEW):
             item.link = url_for("billing_payment.receipt", payment_id=payment_id)

@@ -13,8 +13,9 @@ import pytest
 from flask import render_template
 from pypdf import PdfReader
 
+from app import formats
 from app.auth.policy import Role
-from app.billing import documents, services, words
+from app.billing import documents, services
 from app.billing import pdf as bill_pdf
 from app.billing.models import Bill, CreditReason, PriceItem
 from app.clinics.models import Clinic
@@ -157,14 +158,6 @@ def test_draft_paper_says_it_is_not_a_valid_document(app, clinic, patient, price
         db.rollback()
 
 
-def test_inr_groups_lakhs_and_crores():
-    assert words.inr(Decimal("123456.5")) == "₹1,23,456.50"
-    assert words.inr(Decimal("12345678.00")) == "₹1,23,45,678.00"
-    assert words.inr(Decimal("999")) == "₹999.00"
-    assert words.inr(Decimal("1000")) == "₹1,000.00"
-    assert words.inr(Decimal("-0.40")) == "-₹0.40"
-
-
 def test_regenerating_a_document_gives_the_same_bytes(app, clinic, patient, prices):
     [bill_id] = issue_document(app, clinic, patient, (prices.consultation, 1), (prices.medicine, 2))
     first, second = _render(app, clinic, bill_id), _render(app, clinic, bill_id)
@@ -275,7 +268,7 @@ def test_a_pdf_waiting_too_long_offers_retry_which_is_audited_and_queued(app, sq
 
 @pytest.mark.parametrize("day, text", [(date(2026, 4, 5), "05 Apr 2026"), (date(2027, 12, 31), "31 Dec 2027")])
 def test_dates_print_as_day_month_year(day, text):
-    assert documents.day_text(day) == text
+    assert formats.day(day) == text
 
 
 def test_hindi_names_print_in_devanagari_on_any_server(app, sql, clinic, prices, billing_desk, server_fonts,

@@ -22,7 +22,7 @@ from tests.scheduling.conftest import audit_since, high_water
 
 DAY = date(2026, 11, 20)
 NOON = datetime(2026, 11, 20, 12, 0, tzinfo=ZoneInfo("Asia/Kolkata"))
-MINUS = "\u2212"  # as the page prints a negative amount
+MINUS = "-"  # as every amount prints a negative one (app/formats.inr, Babel's en_IN: -₹435.00)
 ROUTES = ["/billing/day-close", "/billing/day-close.csv", "/billing/gstr1", "/billing/gstr1.json?month=2026-11",
           "/billing/gstr1.zip?month=2026-11"]
 

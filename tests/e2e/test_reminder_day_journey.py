@@ -21,6 +21,7 @@ from redis import Redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
+from app import formats
 from app.auth.policy import Role
 from app.db import get_session, set_tenant
 from app.messaging import texts
@@ -127,7 +128,7 @@ def book_on_the_board(page: Page, doctor_id, starts: datetime) -> None:
     """The desk clicks the free slot, finds the patient, and books."""
     page.locator(f"#slot-{doctor_id}-{starts.strftime('%H%M')}").click()
     form = page.locator("#panel #book-form")
-    expect(form.locator(".slot-summary")).to_contain_text(f"{DOCTOR} · {starts.strftime('%A %d %b %Y')} · "
+    expect(form.locator(".slot-summary")).to_contain_text(f"{DOCTOR} · {formats.day(starts, 'EEEE dd MMM y')} · "
                                                           f"{starts.strftime('%H:%M')}")
     form.get_by_label("Find the patient").press_sequentially("laksh", delay=40)
     expect(form.get_by_role("radio", name=re.compile(PATIENT))).to_have_count(1)

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
+from app import formats
 from app.auth.policy import Role
 from app.clinics.forms import TIMEZONES
 from app.db import get_session, set_tenant
@@ -220,7 +221,8 @@ def test_desk_books_a_new_patient_registered_in_the_panel(page: Page, schedule):
     mark_page(page)
     page.keyboard.press("n")
     form = page.locator("#panel #book-form")
-    expect(form.locator(".slot-summary")).to_contain_text(f"Dr Meera Rao · {tomorrow.strftime('%A %d %b %Y')} · 09:00")
+    expect(form.locator(".slot-summary")).to_contain_text(
+        f"Dr Meera Rao · {formats.day(tomorrow, 'EEEE dd MMM y')} · 09:00")
 
     form.get_by_text("New patient? Register them here").click()
     form.get_by_label("New patient: register now").check()
@@ -338,5 +340,5 @@ def test_booking_without_javascript(open_page, live_server, schedule, add_patien
     expect(page.get_by_text("The appointment is booked.")).to_be_visible()
     panel = page.locator("#appointment-panel")
     expect(panel).to_contain_text("Suresh Kumar")
-    expect(panel).to_contain_text(re.compile(rf"{tomorrow.strftime('%d %b %Y')}, 09:00.09:15"))
+    expect(panel).to_contain_text(re.compile(rf"{formats.day(tomorrow)}, 09:00.09:15"))
     expect(panel).to_contain_text("follow-up")

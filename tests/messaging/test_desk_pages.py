@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from flask import g, render_template
 
+from app import formats
 from app.auth.policy import Role
 from app.clinics.models import Clinic
 from app.db import get_session, new_id, set_tenant, utcnow
@@ -292,7 +293,7 @@ def test_an_appointments_messages_in_plain_words(app, clinic, booked, patient):
     ]
     assert "Needs a call" in part and "WhatsApp" in part and "Offered time gone." in part
     assert "sealed words" not in part and PHONE not in part and LINK not in part
-    assert soon.astimezone(ZONE).strftime("%d %b %Y, %H:%M") in part
+    assert formats.moment(soon, ZONE.key) in part
 
 
 def test_an_appointment_without_messages(app, clinic, booked):

@@ -95,7 +95,7 @@ def test_clinic_name_is_squeezed_to_single_spaces():  # Meta refuses variables w
     assert whatsapp_variables(reminder(clinic=" Asha\n Family\t\tClinic "))["1"] == "Asha Family Clinic"
 
 
-# (local time, English date, English time, Hindi date, Hindi time)
+# (local time, English date, English time, Hindi date, Hindi time); CLDR's Indian English writes "Sept"
 WHEN = [
     (datetime(2026, 11, 24, 10, 30), "Tue 24 Nov", "10:30 am", "मंगलवार, 24 नवंबर", "सुबह 10:30"),
     (datetime(2026, 1, 5, 0, 5), "Mon 5 Jan", "12:05 am", "सोमवार, 5 जनवरी", "रात 12:05"),
@@ -106,7 +106,7 @@ WHEN = [
     (datetime(2026, 6, 7, 15, 45), "Sun 7 Jun", "3:45 pm", "रविवार, 7 जून", "दोपहर 3:45"),
     (datetime(2026, 7, 1, 16, 0), "Wed 1 Jul", "4:00 pm", "बुधवार, 1 जुलाई", "शाम 4:00"),
     (datetime(2026, 8, 15, 19, 59), "Sat 15 Aug", "7:59 pm", "शनिवार, 15 अगस्त", "शाम 7:59"),
-    (datetime(2026, 9, 30, 20, 0), "Wed 30 Sep", "8:00 pm", "बुधवार, 30 सितंबर", "रात 8:00"),
+    (datetime(2026, 9, 30, 20, 0), "Wed 30 Sept", "8:00 pm", "बुधवार, 30 सितंबर", "रात 8:00"),
     (datetime(2026, 10, 2, 23, 15), "Fri 2 Oct", "11:15 pm", "शुक्रवार, 2 अक्टूबर", "रात 11:15"),
     (datetime(2026, 12, 31, 9, 5), "Thu 31 Dec", "9:05 am", "गुरुवार, 31 दिसंबर", "सुबह 9:05"),
 ]

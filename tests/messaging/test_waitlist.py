@@ -11,6 +11,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
+from app import formats
 from app.db import get_session, set_tenant
 from app.messaging import visits, waitlist
 from app.scheduling.models import Appointment
@@ -100,7 +101,7 @@ def test_a_cancelled_time_is_offered_and_taken(booking, desk, sql, day):
     assert (starts, freed_by, taken) == (ten, freed, None)
     assert offers_to(sql) == [(later, offer_id)]
     page = phone.get("/p/visit").get_data(as_text=True)
-    assert "An earlier time is free" in page and f"Take {day:%a} {day.day} {day:%b} {day.year}, 10:00 am" in page
+    assert "An earlier time is free" in page and f"Take {formats.day(day, 'EEE d MMM y')}, 10:00 am" in page
     assert f'action="/p/visit/offer/{offer_id}"' in page and "10:00 am" in page
     before = page
     response = form(phone, f"/p/visit/offer/{offer_id}", page)

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import event
 
+from app import formats
 from app.auth.policy import Role
 from app.security.sessions import token_hash
 from tests.conftest import patient_id
@@ -211,7 +212,7 @@ def test_times_on_the_board_are_the_clinics_even_for_a_utc_server(desk, setup, r
     (stored,) = sql("SELECT starts_at FROM appointment")[0]
     assert stored.astimezone(UTC) == datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=4, minutes=15)
     assert "09:45\u201310:00" in desk.get(f"/schedule/?day={day}").get_data(as_text=True)
-    assert f"{day.strftime('%d %b %Y')}, 09:45" in desk.get(f"/schedule/appointments/{aid}").get_data(as_text=True)
+    assert f"{formats.day(day)}, 09:45" in desk.get(f"/schedule/appointments/{aid}").get_data(as_text=True)
 
 
 def test_a_disabled_doctor_keeps_their_appointments_but_offers_no_slot(desk, setup, register, sql, doctor):

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from app import formats
 from app.auth.policy import Role
 from tests.conftest import patient_form, patient_id
 from tests.scheduling.conftest import (
@@ -45,7 +46,7 @@ def test_booking_a_free_slot(desk, setup, patient, sql, reception):
     aid = appointment_id(response.headers["Location"])
     page = desk.get(response.headers["Location"]).get_data(as_text=True)
     assert "The appointment is booked." in page and "Kavya Iyer" in page and "Dr Meera Rao, Room 1" in page
-    assert f"{day.strftime('%d %b %Y')}, 09:15\u201309:30" in page and "Consultation" in page
+    assert f"{formats.day(day)}, 09:15\u201309:30" in page and "Consultation" in page
     assert sql("SELECT patient_id::text, doctor_id, day, starts_at, ends_at, status, room, token FROM appointment") == [
         (patient, setup.doctor_id, day, datetime.combine(day, time(9, 15), IST),
          datetime.combine(day, time(9, 30), IST), "booked", "Room 1", None)]
@@ -309,7 +310,7 @@ def test_the_same_patient_at_an_overlapping_time_is_warned_about(desk, setup, pa
     assert response.status_code == 409
     html = response.get_data(as_text=True)
     assert "The patient already has an appointment at that time." in html  # the words the move uses too
-    assert f"{day.strftime('%d %b %Y')}, 09:00\u201309:30 (Booked)" in html and 'value="follow-up"' in html
+    assert f"{formats.day(day)}, 09:00\u201309:30 (Booked)" in html and 'value="follow-up"' in html
     assert 'name="confirm_overlap"' in html
     assert len(appointments(sql)) == 1
     response = desk.post("/schedule/book", {**data, "confirm_overlap": "y"})
@@ -498,7 +499,7 @@ def test_the_reschedule_page_for_a_day_out_of_range_shows_today(desk, setup, pat
     aid = appointment_id(book(desk, setup, slot(working_day(), "09:00"), patient).headers["Location"])
     response = desk.get(f"/schedule/appointments/{aid}/reschedule?day={day}")
     assert response.status_code == 200
-    assert f"<strong>{today().strftime('%A %d %b %Y')}</strong>" in response.get_data(as_text=True)
+    assert f"<strong>{formats.day(today(), 'EEEE dd MMM y')}</strong>" in response.get_data(as_text=True)
 
 
 # --- Rescheduling onto the patient's own other appointment ------------------------------------------------
@@ -522,7 +523,7 @@ def test_rescheduling_onto_the_patients_appointment_with_another_doctor_asks_fir
     assert response.status_code == 409
     html = response.get_data(as_text=True)
     assert "The patient already has an appointment at that time." in html and 'name="confirm_overlap"' in html
-    assert f"{day.strftime('%d %b %Y')}, 10:00\u201310:15 (Booked)" in html
+    assert f"{formats.day(day)}, 10:00\u201310:15 (Booked)" in html
     assert unchanged_rows(sql) == before
     response = desk.post(f"/schedule/appointments/{old}/reschedule", {**data, "confirm_overlap": "y"})
     assert response.status_code == 303
@@ -562,7 +563,7 @@ def test_a_refused_move_comes_back_for_the_doctor_and_day_that_were_chosen(desk,
     assert response.status_code == 409
     html = response.get_data(as_text=True)
     assert "Someone else has just booked this doctor at this time" in html
-    assert f"<strong>{later.strftime('%A %d %b %Y')}</strong>" in html
+    assert f"<strong>{formats.day(later, 'EEEE dd MMM y')}</strong>" in html
     assert f'<option value="{second.id}" selected>' in html and f'name="day" value="{later.isoformat()}"' in html
     assert f'value="{slot(later, "09:15")}"' in html  # the chosen doctor's free slots that day
     assert unchanged_rows(sql) == before

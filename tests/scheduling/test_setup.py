@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from app import formats
 from app.auth.policy import Role
 from app.scheduling.slots import holiday_name, public_holidays
 from tests.conftest import patient_id
@@ -158,7 +159,7 @@ def test_the_holiday_list_shows_karnataka_holidays(as_admin):
     assert holidays, "the holidays package knows Karnataka's own holidays"
     page = text(as_admin.get(SETUP))
     for day, name in holidays:
-        assert name in page and day.strftime("%d %b %Y") in page, name
+        assert name in page and formats.day(day) in page, name
 
 
 def test_admin_opens_on_a_holiday_and_closes_again(as_admin, clinic, sql):
@@ -168,7 +169,7 @@ def test_admin_opens_on_a_holiday_and_closes_again(as_admin, clinic, sql):
     assert sql("SELECT is_open, note FROM clinic_day WHERE clinic_id = :c AND day = :d", c=clinic.id, d=day) == [
         (True, name)]
     page = text(as_admin.get(SETUP))
-    assert f"The clinic is open on {day:%d %b %Y} ({name})." in page and "Open anyway</td>" in page
+    assert f"The clinic is open on {formats.day(day)} ({name})." in page and "Open anyway</td>" in page
 
     response = as_admin.post(f"{SETUP}days/{day.isoformat()}/delete", {}, page=SETUP)
     assert response.status_code == 303
@@ -441,7 +442,7 @@ def test_removing_a_session_with_a_booking_warns_first_then_keeps_the_appointmen
     response = as_admin.post(f"{doctor_url}/sessions/{session_id}/delete", {}, page=doctor_url)
     assert response.status_code == 409
     page = text(response)
-    assert link in page and f"{day:%d %b %Y}, 10:00" in page and "Dr Meera Rao" in page
+    assert link in page and f"{formats.day(day)}, 10:00" in page and "Dr Meera Rao" in page
     assert "I have seen these 1 appointment; keep them booked and list them for follow-up" in page
     assert f'form="session-{session_id}-delete"' in page
     assert "Sunita" not in page  # no patient names on the setup pages

@@ -104,16 +104,6 @@ class ConsentEvent(Base):
     recorded_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_user.id"))
 
 
-class ClinicCounter(Base):
-    """Per-clinic counters (e.g. the next MRN), taken with a row lock so numbers never repeat."""
-
-    __tablename__ = "clinic_counter"
-
-    clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinic.id"), primary_key=True)
-    name: Mapped[str] = mapped_column(String(32), primary_key=True)
-    value: Mapped[int] = mapped_column(Integer, default=0)
-
-
 class BreakGlass(Base):
     """Emergency access to a patient's clinical record outside a care relationship: reason, time box."""
 

@@ -13,10 +13,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.clinics.models import Clinic
+from app.counters import next_number
 from app.db import new_id, utcnow
 from app.messaging import outbox
 from app.patients.models import Patient
-from app.patients.services import next_number
 from app.scheduling import services
 from app.scheduling import slots as sl
 from app.scheduling.models import (

@@ -18,9 +18,8 @@ from app.auth.policy import Permission, can, requires
 from app.auth.views import safe_next
 from app.db import get_session, utcnow
 from app.htmx import client_redirect, is_htmx, render
-from app.messaging.desk import reminder_rows
 from app.patients.views import get_patient_or_404
-from app.scheduling import board_cache, booking, picker, services
+from app.scheduling import board_cache, booking, picker, services, signals
 from app.scheduling.forms import BookForm, RescheduleForm, StatusForm, parse_local, parse_uuid
 from app.scheduling.models import Appointment
 from app.scheduling.services import Doctor
@@ -297,8 +296,8 @@ def _appointment_context(appointment: Appointment, **extra) -> dict:
         "next_appointment": services.successor(db, appointment),
         "actions": booking.allowed_actions(g.clinic, appointment) if can(g.role, Permission.SCHEDULE_BOOK) else [],
         "labels": booking.ACTION_LABELS, "can_book": can(g.role, Permission.SCHEDULE_BOOK),
-        "status_form": StatusForm(formdata=None), "problem": None, "reminders": reminder_rows(db, appointment),
-        **extra,
+        "status_form": StatusForm(formdata=None), "problem": None,
+        **signals.page_extras(db, appointment), **extra,
     }
 
 

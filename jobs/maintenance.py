@@ -5,8 +5,8 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import delete, or_
 
-from app.auth.models import UserSession
 from app.db import utcnow
+from app.security.models import UserSession
 from jobs.worker import in_app_context
 
 

@@ -7,7 +7,7 @@ from ipaddress import IPv4Address, IPv6Address
 
 from flask_login import UserMixin
 from sqlalchemy import BigInteger, ForeignKey, Index, String
-from sqlalchemy.dialects.postgresql import INET, JSONB
+from sqlalchemy.dialects.postgresql import INET
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, enum_by_value, new_id, utcnow
@@ -141,23 +141,6 @@ class AuthEvent(Base):
     ip: Mapped[IPv4Address | IPv6Address | None] = mapped_column(INET)
     user_agent: Mapped[str | None] = mapped_column(String(200))
     detail: Mapped[str | None] = mapped_column(String(200))
-
-
-class UserSession(Base):
-    """A server-side session; the browser holds only a random token whose SHA-256 is the key."""
-
-    __tablename__ = "user_session"
-
-    id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_user.id", ondelete="CASCADE"), index=True)
-    stage: Mapped[str] = mapped_column(String(16), default="anonymous")
-    active_clinic_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("clinic.id"))
-    data: Mapped[dict] = mapped_column(JSONB, default=dict)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    authenticated_at: Mapped[datetime | None]
-    last_activity_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-    ip: Mapped[IPv4Address | IPv6Address | None] = mapped_column(INET)
-    user_agent: Mapped[str | None] = mapped_column(String(200))
 
 
 class AppMeta(Base):

@@ -23,8 +23,8 @@ from flask.sessions import SessionInterface, SessionMixin
 from sqlalchemy import delete, insert, select, text, update
 from werkzeug.datastructures import CallbackDict
 
-from app.auth.models import UserSession
 from app.db import DATABASE_ERRORS, committed, unavailable, utcnow
+from app.security.models import UserSession
 from app.security.text import printable
 
 log = logging.getLogger(__name__)

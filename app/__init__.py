@@ -7,10 +7,9 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import config as settings
 from app import db
-from app.security.csrf import CSRFProtect
+from app.security.csrf import csrf
 
 ROOT = Path(__file__).resolve().parent.parent
-csrf = CSRFProtect()
 
 
 def create_app(config: dict | None = None) -> Flask:

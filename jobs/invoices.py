@@ -20,27 +20,23 @@ import uuid
 from datetime import timedelta
 
 from redis import Redis
-from rq import Queue, Retry
+from rq import Queue
 from sqlalchemy import select
 
 from app.billing import pdf as bill_pdf
 from app.billing import services
 from app.billing.models import Bill, BillPdf, PdfStatus
+from app.billing.pdf import MAX_ATTEMPTS, job_id  # noqa: F401 (job_id: the PDF job's id, for callers)
 from app.db import get_session, set_tenant, utcnow
+from app.queue import enqueue
 from app.security.fields import keyring
 from jobs.worker import in_app_context
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 3
-RETRY = (5, 15, 60)
 SWEEP_AFTER = timedelta(seconds=60)
 # Tests only: seconds to sleep after rendering and before storing, so a test can kill a worker mid-render.
 TEST_DELAY_ENV = "CLINICDESK_TEST_PDF_DELAY"
-
-
-def job_id(bill_id) -> str:
-    return f"bill-pdf-{bill_id}"
 
 
 def _queue(connection: Redis | None = None) -> Queue:
@@ -54,13 +50,9 @@ def _queue(connection: Redis | None = None) -> Queue:
 
 def enqueue_pdf(clinic_id: str, bill_id: str, *, connection: Redis | None = None):
     """Queue the document's PDF job (once: a job already queued under its id is left as it is)."""
-    q = _queue(connection)
-    existing = q.fetch_job(job_id(bill_id))
     # A started job may belong to a worker that died; running it twice is harmless (SKIP LOCKED, ready rows skipped).
-    if existing is not None and existing.get_status(refresh=True) in ("queued", "scheduled", "deferred"):
-        return existing
-    return q.enqueue(render_bill_pdf, str(clinic_id), str(bill_id), job_id=job_id(bill_id),
-                     retry=Retry(max=MAX_ATTEMPTS - 1, interval=list(RETRY)), description=f"PDF of bill {bill_id}")
+    return enqueue(_queue(connection), bill_pdf.RENDER_JOB, str(clinic_id), str(bill_id),
+                   **bill_pdf.job_options(bill_id))
 
 
 def _short(exc: BaseException) -> str:

@@ -11,24 +11,20 @@ import time
 import uuid
 from datetime import timedelta
 
-from flask import current_app
-from rq.job import Job
 from sqlalchemy import select
 
 from app.db import get_session, set_tenant, utcnow
 from app.security.fields import forget_keys
 from app.security.models import ClinicKey
-from app.security.rotation import reencrypt_batch, remaining, retire_unused_keys
+from app.security.rotation import GRACE_SECONDS, reencrypt_batch, remaining, retire_unused_keys
 from jobs.worker import in_app_context
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 200
-GRACE_SECONDS = 30
 # When rows remain but every one is locked by someone else (SKIP LOCKED), wait this long and retry.
 LOCKED_RETRY_SECONDS = 0.5
 LOCKED_RETRIES = 60
-JOB_TIMEOUT = 6 * 3600
 
 
 def _sweep(db, clinic: uuid.UUID, batch_size: int) -> int:
@@ -78,12 +74,3 @@ def reencrypt_clinic(clinic_id: str, grace_seconds: float = GRACE_SECONDS, batch
     log.info("key rotation: clinic=%s rows re-encrypted=%d retired versions=%s rows left=%d",
              clinic, done, retired, left)
     return {"reencrypted": done, "retired": retired, "remaining": left}
-
-
-def enqueue_reencrypt(clinic_id: uuid.UUID, grace_seconds: float = GRACE_SECONDS) -> Job:
-    """Queue `reencrypt_clinic` for a clinic (on the app's queue, JSON arguments)."""
-    from jobs.worker import queue, redis_connection
-
-    connection = redis_connection(current_app.config["REDIS_URL"])
-    return queue(connection).enqueue(reencrypt_clinic, str(clinic_id), grace_seconds,
-                                     job_timeout=JOB_TIMEOUT, description=f"re-encrypt clinic {clinic_id}")

@@ -14,7 +14,7 @@
 
 import logging
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from redis import Redis
 from rq import Queue, Retry
@@ -24,21 +24,17 @@ from app.clinics.models import Clinic
 from app.db import get_session, set_tenant, utcnow
 from app.messaging import outbox, sending
 from app.messaging.models import LinkAttempt, Reminder, State
+from app.messaging.outbox import RETRY_INTERVALS, job_id
+from app.queue import enqueue
 from app.scheduling.models import Appointment
 from jobs.worker import in_app_context
 
 log = logging.getLogger(__name__)
 
-RETRY_INTERVALS = [15, 60, 180, 600]
 LOOKAHEAD = timedelta(seconds=60)
 BACKOFF_LOST = timedelta(minutes=15)  # longer than the longest backoff interval
 PLAN_AHEAD = timedelta(days=15)  # the longest reminder offset allowed (14 days) and a margin
 BATCH = 5000
-BATCH_SIZE = 50  # rows per job when many are due at once (a job per row would fork a work-horse per message)
-
-
-def job_id(reminder_id) -> str:
-    return f"rem-{reminder_id}"
 
 
 def _queue(connection: Redis | None = None) -> Queue:
@@ -50,38 +46,12 @@ def _queue(connection: Redis | None = None) -> Queue:
     return queue(connection or redis_connection(config["REDIS_URL"]), HIGH)
 
 
-def enqueue(q: Queue, clinic_id: str, reminder_id: str, due_at: datetime | None) -> None:
-    """Queue one row's send job now, or schedule it for its due time (UTC; RQ reads naive times as local)."""
-    existing = q.fetch_job(job_id(reminder_id))
-    if existing is not None and existing.get_status(refresh=True) in ("queued", "scheduled", "deferred"):
-        return
-    args = (send_reminder, str(clinic_id), str(reminder_id))
-    options = {"job_id": job_id(reminder_id), "retry": Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
-               "description": f"reminder {reminder_id}", "result_ttl": 600, "failure_ttl": 7 * 86400}
-    if due_at is not None and due_at.astimezone(UTC) > datetime.now(UTC) + timedelta(seconds=1):
-        q.enqueue_at(due_at.astimezone(UTC), *args, **options)
-    else:
-        q.enqueue(*args, **options)
-
-
 def enqueue_many(items, *, connection: Redis | None = None, q: Queue | None = None) -> None:
-    """Queue (clinic id, row id, due time) triples, as the outbox and the sweep hand them over: each
-    row due later under its own scheduled job, rows due now in batches (one job, up to BATCH_SIZE ids)."""
+    """Queue (clinic id, row id, due time) triples now, as the outbox queues them after a commit
+    (app/messaging/outbox.py `send_jobs`: rows due later each at its time, rows due now in batches)."""
     q = q or _queue(connection)
-    now: dict[str, list[str]] = {}
-    soon = datetime.now(UTC) + timedelta(seconds=1)
-    for clinic_id, reminder_id, due_at in items:
-        if due_at is not None and due_at.astimezone(UTC) > soon:
-            enqueue(q, clinic_id, reminder_id, due_at)
-        else:
-            now.setdefault(str(clinic_id), []).append(str(reminder_id))
-    for clinic_id, ids in now.items():
-        if len(ids) == 1:
-            enqueue(q, clinic_id, ids[0], None)
-            continue
-        for first in range(0, len(ids), BATCH_SIZE):
-            q.enqueue(send_reminders, clinic_id, ids[first:first + BATCH_SIZE], result_ttl=600,
-                      failure_ttl=7 * 86400, description=f"{len(ids[first:first + BATCH_SIZE])} reminders")
+    for path, args, options in outbox.send_jobs(items):
+        enqueue(q, path, *args, **options)
 
 
 @in_app_context

@@ -21,11 +21,11 @@ from rq import Queue, Worker
 from rq.serializers import JSONSerializer
 
 from app import create_app
+from app.queue import DEFAULT, HIGH, LOW, URGENCIES, queue_name, redis_connection  # noqa: F401 (the jobs' names)
+from app.queue import queue as app_queue
 
 log = logging.getLogger(__name__)
 
-HIGH, DEFAULT, LOW = "high", "default", "low"
-URGENCIES = (HIGH, DEFAULT, LOW)  # the order a worker takes jobs in
 BACKOFF = (1, 2, 4, 8, 15)  # seconds between attempts to reach Redis again; the last one repeats
 
 _app = None
@@ -48,24 +48,15 @@ def in_app_context(func):
     return wrapper
 
 
-def redis_connection(url: str) -> Redis:
-    return Redis.from_url(url)
-
-
 def _config():
     from flask import current_app, has_app_context
 
     return current_app.config if has_app_context() else flask_app().config
 
 
-def queue_name(prefix: str, urgency: str = DEFAULT) -> str:
-    """The queue's name: RQ_QUEUE itself for the default urgency, RQ_QUEUE-high and RQ_QUEUE-low for the others."""
-    return prefix if urgency == DEFAULT else f"{prefix}-{urgency}"
-
-
 def queue(connection: Redis, urgency: str = DEFAULT) -> Queue:
-    """One of the app's queues (RQ_QUEUE and the urgency), with the JSON serializer the worker uses."""
-    return Queue(queue_name(_config()["RQ_QUEUE"], urgency), connection=connection, serializer=JSONSerializer)
+    """One of the app's queues (app/queue.py), inside or outside an app context."""
+    return app_queue(connection, urgency, prefix=_config()["RQ_QUEUE"])
 
 
 def queues(connection: Redis) -> list[Queue]:

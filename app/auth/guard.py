@@ -12,12 +12,12 @@ import uuid
 from flask import Flask, abort, current_app, flash, g, request, session, url_for
 from flask_login import LoginManager, current_user
 
-from app import csrf
 from app.auth.models import AuthEventKind, StaffUser
 from app.auth.policy import PUBLIC, SIGN_IN_STEP, can
 from app.auth.services import memberships_of, record_event
 from app.db import get_session, set_tenant
 from app.htmx import client_redirect
+from app.security.csrf import csrf
 from app.security.sessions import password_within
 
 # Reachable while a user must still replace a temporary password.

@@ -6,11 +6,12 @@ from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address
 
 from flask_login import UserMixin
-from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, String
+from sqlalchemy import BigInteger, ForeignKey, Index, String
 from sqlalchemy.dialects.postgresql import INET
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, enum_by_value, new_id, utcnow
+from app.security.fields import MASTER, sealed
 
 
 class StaffUser(UserMixin, Base):
@@ -23,7 +24,7 @@ class StaffUser(UserMixin, Base):
     password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     must_change_password: Mapped[bool] = mapped_column(default=False)
     # The TOTP seed, AES-GCM sealed under a key derived from the master key (ASVS 2.8.2).
-    totp_secret_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    totp_secret_enc: Mapped[bytes | None] = sealed(MASTER)
     totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     mfa_enrolled_at: Mapped[datetime | None]
     disabled_at: Mapped[datetime | None]

@@ -24,7 +24,6 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
-    LargeBinary,
     Numeric,
     SmallInteger,
     String,
@@ -34,6 +33,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from app.billing.tax import DocumentType, Treatment
 from app.db import Base, enum_by_value, new_id, utcnow
+from app.security.fields import sealed
 
 MONEY = Numeric(12, 2)
 QUANTITY = Numeric(12, 3)
@@ -177,7 +177,7 @@ class Bill(Base):
     original_id: Mapped[uuid.UUID | None]  # a credit note's original document
     credit_reason: Mapped[CreditReason | None] = mapped_column(enum_by_value(CreditReason, 12))
     # The recipient as printed, sealed JSON: {"name", "address_line", "city", "pin_code", "phone"}.
-    recipient_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    recipient_enc: Mapped[bytes | None] = sealed()
     recipient_state: Mapped[str | None] = mapped_column(String(2))  # the address's state: goods' place of supply
     recipient_gstin: Mapped[str | None] = mapped_column(String(15))  # a registered (B2B) recipient
     key_version: Mapped[int] = mapped_column(Integer)
@@ -320,7 +320,7 @@ class BillPdf(Base):
     status: Mapped[PdfStatus] = mapped_column(enum_by_value(PdfStatus, 8), default=PdfStatus.PENDING)
     attempts: Mapped[int] = mapped_column(SmallInteger, default=0)
     error: Mapped[str | None] = mapped_column(String(200))
-    pdf_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    pdf_enc: Mapped[bytes | None] = sealed()
     sha256: Mapped[str | None] = mapped_column(String(64))
     key_version: Mapped[int | None] = mapped_column(Integer)
     requested_at: Mapped[datetime] = mapped_column(default=utcnow)

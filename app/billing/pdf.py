@@ -5,28 +5,28 @@ Deterministic: the PDF's dates are the document's issue time and it carries no r
 the same document always gives the same bytes (`verify_regeneration` checks that against the stored hash).
 
 `render_after_commit(db, clinic_id, bill_ids)`: the billing views call it right after issuing, before
-their commit; the worker jobs are enqueued once the transaction has committed (never for a rolled-back
-issue). If Redis is down the page still works: the failure is logged and the periodic sweep
-(jobs/invoices.py) enqueues the document later.
+their commit; the worker jobs are enqueued by dotted path once the transaction has committed (never for a
+rolled-back issue: app/queue.py). If Redis is down the page still works: the failure is logged and the
+periodic sweep (jobs/invoices.py) enqueues the document later.
 """
 
 import hashlib
-import logging
 import uuid
 from datetime import UTC
 
 from flask import render_template
-from sqlalchemy import event
+from rq import Retry
 from sqlalchemy.orm import Session
 
 from app.billing.documents import paper, pdf_row
 from app.billing.models import Bill
 from app.pdf import write_pdf
-
-log = logging.getLogger(__name__)
+from app.queue import LOW, enqueue_after_commit
 
 SHEET = "bill_paper.css"
-_PENDING_KEY = "bill_pdf_after_commit"
+RENDER_JOB = "jobs.invoices.render_bill_pdf"
+MAX_ATTEMPTS = 3  # the job's tries before the document's PDF is failed (the page then offers "Retry")
+RETRY = (5, 15, 60)
 
 
 def pdf_of(html: str) -> bytes:
@@ -64,26 +64,18 @@ def verify_regeneration(db: Session, bill: Bill) -> bool:
 
 # --- Enqueue after commit ----------------------------------------------------------------------------
 
-def _enqueue_pending(session: Session) -> None:
-    pending = session.info.pop(_PENDING_KEY, None) or {}
-    for bill_id, clinic_id in pending.items():
-        try:
-            from jobs.invoices import enqueue_pdf
-
-            enqueue_pdf(str(clinic_id), str(bill_id))
-        except Exception:  # Redis down: the sweep enqueues it later; the page must not fail
-            log.warning("could not enqueue the PDF of bill %s; the sweep will retry", bill_id, exc_info=True)
+def job_id(bill_id) -> str:
+    return f"bill-pdf-{bill_id}"
 
 
-def _forget_pending(session: Session, *args) -> None:
-    session.info.pop(_PENDING_KEY, None)
+def job_options(bill_id) -> dict:
+    """The PDF job's options: a fixed id per document (queued once), RQ's retries, a description."""
+    return {"job_id": job_id(bill_id), "retry": Retry(max=MAX_ATTEMPTS - 1, interval=list(RETRY)),
+            "description": f"PDF of bill {bill_id}"}
 
 
 def render_after_commit(db: Session, clinic_id: uuid.UUID | str, bill_ids) -> None:
-    """Enqueue the PDF jobs of these documents once `db` commits (nothing if it rolls back)."""
-    pending = db.info.setdefault(_PENDING_KEY, {})
+    """Enqueue the PDF jobs of these documents, on the low-urgency queue, once `db` commits (nothing if it rolls
+    back)."""
     for bill_id in bill_ids:
-        pending[str(bill_id)] = str(clinic_id)
-    if not event.contains(db, "after_commit", _enqueue_pending):
-        event.listen(db, "after_commit", _enqueue_pending)
-        event.listen(db, "after_soft_rollback", _forget_pending)
+        enqueue_after_commit(db, RENDER_JOB, str(clinic_id), str(bill_id), urgency=LOW, **job_options(bill_id))

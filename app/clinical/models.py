@@ -11,10 +11,11 @@ import uuid
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import Date, ForeignKey, ForeignKeyConstraint, Index, Integer, LargeBinary, SmallInteger, String
+from sqlalchemy import Date, ForeignKey, ForeignKeyConstraint, Index, Integer, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, enum_by_value, new_id, utcnow
+from app.security.fields import sealed
 
 
 class EncounterStatus(StrEnum):
@@ -45,12 +46,12 @@ class Encounter(Base):
     doctor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("staff_user.id"))
     appointment_id: Mapped[uuid.UUID | None]
     status: Mapped[EncounterStatus] = mapped_column(enum_by_value(EncounterStatus, 8), default=EncounterStatus.OPEN)
-    subjective_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    objective_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    assessment_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    plan_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    subjective_enc: Mapped[bytes | None] = sealed()
+    objective_enc: Mapped[bytes | None] = sealed()
+    assessment_enc: Mapped[bytes | None] = sealed()
+    plan_enc: Mapped[bytes | None] = sealed()
     # JSON list of {"text": ..., "code": ICD-10 or null}, sealed as one value.
-    diagnoses_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    diagnoses_enc: Mapped[bytes | None] = sealed()
     follow_up_on: Mapped[date | None] = mapped_column(Date)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     signed_at: Mapped[datetime | None]
@@ -81,7 +82,7 @@ class EncounterRevision(Base):
     encounter_id: Mapped[uuid.UUID]
     version: Mapped[int] = mapped_column(Integer)
     changed: Mapped[str] = mapped_column(String(120))
-    changes_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    changes_enc: Mapped[bytes] = sealed()
     key_version: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(default=utcnow)
     by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_user.id"))
@@ -100,7 +101,7 @@ class Addendum(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     encounter_id: Mapped[uuid.UUID]
     patient_id: Mapped[uuid.UUID]
-    text_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    text_enc: Mapped[bytes] = sealed()
     key_version: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(default=utcnow)
     by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_user.id"))
@@ -135,7 +136,7 @@ class ChartItem(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     patient_id: Mapped[uuid.UUID]
     kind: Mapped[ChartKind] = mapped_column(enum_by_value(ChartKind, 8))
-    details_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    details_enc: Mapped[bytes | None] = sealed()
     encounter_id: Mapped[uuid.UUID | None]
     key_version: Mapped[int] = mapped_column(Integer)
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -162,7 +163,7 @@ class Vitals(Base):
     patient_id: Mapped[uuid.UUID]
     encounter_id: Mapped[uuid.UUID | None]
     appointment_id: Mapped[uuid.UUID | None]
-    values_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    values_enc: Mapped[bytes] = sealed()
     key_version: Mapped[int] = mapped_column(Integer)
     taken_at: Mapped[datetime] = mapped_column(default=utcnow)
     taken_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_user.id"))
@@ -206,12 +207,12 @@ class Prescription(Base):
     replaces_id: Mapped[uuid.UUID | None]
     status: Mapped[RxStatus] = mapped_column(enum_by_value(RxStatus, 8), default=RxStatus.DRAFT)
     language: Mapped[str] = mapped_column(String(8), default="en")
-    items_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    advice_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    items_enc: Mapped[bytes | None] = sealed()
+    advice_enc: Mapped[bytes | None] = sealed()
     # At signing: everything the paper carries (doctor's and patient's details as they were then, items,
     # advice, follow-up), sealed as one JSON value. Reprints and the verification code use it, so a later
     # correction of a name or registration neither changes an issued paper nor breaks its code.
-    printed_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    printed_enc: Mapped[bytes | None] = sealed()
     code: Mapped[str | None] = mapped_column(String(16))
     key_version: Mapped[int] = mapped_column(Integer)
     version: Mapped[int] = mapped_column(Integer, default=1)

@@ -20,9 +20,10 @@ from app.auth.models import StaffUser
 from app.clinical import allergy_check, rx_text
 from app.clinical.models import Encounter, Prescription, RxStatus
 from app.clinical.rx_code import content, seal_printed
+from app.counters import next_number
 from app.db import new_id, utcnow
 from app.patients.models import Patient
-from app.patients.services import next_number, open_patient
+from app.patients.services import open_patient
 from app.security.fields import keyring
 from app.timeline import events as timeline
 from app.timeline.models import Kind

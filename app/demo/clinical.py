@@ -27,9 +27,10 @@ from app.clinical.models import (
     Vitals,
 )
 from app.clinics.models import Clinic
+from app.counters import next_number
 from app.db import new_id
 from app.patients.models import Patient
-from app.patients.services import next_number, open_patient
+from app.patients.services import open_patient
 from app.scheduling.models import Appointment, Status
 from app.security.fields import keyring
 from app.timeline import events as timeline

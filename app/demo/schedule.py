@@ -12,8 +12,8 @@ from datetime import date, datetime, time, timedelta
 from sqlalchemy.orm import Session
 
 from app.clinics.models import Clinic
+from app.counters import next_number
 from app.db import new_id, utcnow
-from app.patients.services import next_number
 from app.scheduling import services
 from app.scheduling.booking import add_history
 from app.scheduling.models import (

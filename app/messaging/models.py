@@ -19,7 +19,6 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
-    LargeBinary,
     SmallInteger,
     String,
     Time,
@@ -27,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, enum_by_value, new_id, utcnow
+from app.security.fields import sealed
 
 
 class Channel(StrEnum):
@@ -90,7 +90,7 @@ class ReminderSettings(Base):
     quiet_end: Mapped[time] = mapped_column(Time, default=time(8, 0))
     transport: Mapped[Transport] = mapped_column(enum_by_value(Transport, 8), default=Transport.OUTBOX)
     account_sid: Mapped[str | None] = mapped_column(String(40))
-    auth_token_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    auth_token_enc: Mapped[bytes | None] = sealed()
     whatsapp_from: Mapped[str | None] = mapped_column(String(40))
     sms_from: Mapped[str | None] = mapped_column(String(40))
     messaging_service_sid: Mapped[str | None] = mapped_column(String(40))
@@ -152,8 +152,8 @@ class Reminder(Base):
     transport: Mapped[Transport | None] = mapped_column(enum_by_value(Transport, 8))
     language: Mapped[str | None] = mapped_column(String(8))
     to_index: Mapped[str | None] = mapped_column(String(24))
-    to_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    body_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    to_enc: Mapped[bytes | None] = sealed()
+    body_enc: Mapped[bytes | None] = sealed()
     twilio_sid: Mapped[str | None] = mapped_column(String(40))
     error_code: Mapped[int | None] = mapped_column(Integer)
     error_text: Mapped[str | None] = mapped_column(String(200))

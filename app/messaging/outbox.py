@@ -8,17 +8,18 @@ and queued for the worker only once that transaction has committed.
   any version or channel is not planned again.
 - `add_message` writes an immediate message (a waitlist offer, the link a "3" reply asks for);
   `fallback` the same message on the next consented channel after the first failed.
-- The booking hooks (`booked`, `moved`, `ended`) keep the outbox and links in step with the schedule.
-  The send job re-checks everything anyway: these only save it work and revoke links at once.
-- `queue_after_commit` hands row ids to jobs/reminders.py after COMMIT; if Redis is down the rows
-  simply wait for the sweep, which rebuilds the queue from this table.
+- The booking listeners (`booked`, `moved`, `status_changed`), connected to app/scheduling/signals.py, keep
+  the outbox and links in step with the schedule, in the change's own transaction. The send job re-checks
+  everything anyway: these only save it work and revoke links at once.
+- `queue_after_commit` enqueues the send jobs (jobs/reminders.py, by dotted path: app/queue.py) after
+  COMMIT; if Redis is down the rows simply wait for the sweep, which rebuilds the queue from this table.
 """
 
-import logging
 import uuid
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import event, select, update
+from rq import Retry
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -27,14 +28,16 @@ from app.db import new_id, utcnow
 from app.messaging import links, plan, texts
 from app.messaging.models import Channel, Reminder, ReminderSettings, ReminderTemplate, State, Transport
 from app.patients.models import ConsentEvent
+from app.queue import HIGH, enqueue_after_commit
+from app.scheduling import signals
 from app.scheduling.models import Appointment, Status
 from app.security.fields import keyring
 
-log = logging.getLogger(__name__)
-
 OPEN = (Status.BOOKED, Status.CONFIRMED)
 DEFAULT_OFFSETS = "1440,120"
-_QUEUE_KEY = "reminders_after_commit"
+SEND_ONE, SEND_MANY = "jobs.reminders.send_reminder", "jobs.reminders.send_reminders"
+RETRY_INTERVALS = [15, 60, 180, 600]  # RQ's backoff when Twilio is busy (429, 5xx, timeouts)
+BATCH_SIZE = 50  # rows per job when many are due at once
 
 
 # --- Settings and templates ----------------------------------------------------------------------
@@ -166,13 +169,15 @@ def skip_pending(db: Session, appointment: Appointment, reason: str) -> int:
     return result.rowcount
 
 
-# --- Booking hooks (called by app/scheduling/booking.py) -----------------------------------------
+# --- Listening to the schedule (app/scheduling/signals.py, sent by app/scheduling/booking.py) ----------
 
+@signals.appointment_booked.connect
 def booked(db: Session, clinic: Clinic, appointment: Appointment) -> None:
     """A new appointment: plan its reminders."""
     plan_for(db, clinic, appointment)
 
 
+@signals.appointment_moved.connect
 def moved(db: Session, clinic: Clinic, old: Appointment, new: Appointment) -> None:
     """Rescheduled: the old time's links and messages end, its time may go to the waitlist."""
     links.revoke(db, old, "rescheduled")
@@ -183,7 +188,8 @@ def moved(db: Session, clinic: Clinic, old: Appointment, new: Appointment) -> No
     waitlist.offer_freed(db, clinic, old)
 
 
-def ended(db: Session, clinic: Clinic, appointment: Appointment, action: str) -> None:
+@signals.appointment_status_changed.connect
+def status_changed(db: Session, clinic: Clinic, appointment: Appointment, action: str) -> None:
     """A status change that ends the appointment's reminders (cancel, no-show, arrival…)."""
     if action == "cancel":
         links.revoke(db, appointment, "cancelled")
@@ -196,27 +202,43 @@ def ended(db: Session, clinic: Clinic, appointment: Appointment, action: str) ->
         skip_pending(db, appointment, f"appointment {appointment.status.label.lower()}")
 
 
-# --- Queueing after commit -----------------------------------------------------------------------
+# --- Queueing after commit ----------------------------------------------------------------------
+
+def send_jobs(items) -> list[tuple[str, tuple, dict]]:
+    """The send jobs (path, args, options) for (clinic id, row id, due time) triples: each row due later
+    under its own job at its due time (id `rem-<row id>`, retried with backoff), rows due now in batches
+    of one clinic (one job, up to BATCH_SIZE ids; a job per row would fork a work-horse per message)."""
+    now: dict[str, list[str]] = {}
+    jobs = []
+    soon = utcnow() + timedelta(seconds=1)
+    for clinic_id, row_id, due_at in items:
+        if due_at is not None and due_at > soon:
+            jobs.append((SEND_ONE, (str(clinic_id), str(row_id)), send_options(row_id, at=due_at)))
+        else:
+            now.setdefault(str(clinic_id), []).append(str(row_id))
+    for clinic_id, ids in now.items():
+        jobs += [_batch(clinic_id, ids[first:first + BATCH_SIZE]) for first in range(0, len(ids), BATCH_SIZE)]
+    return jobs
+
+
+def _batch(clinic_id: str, ids: list[str]) -> tuple[str, tuple, dict]:
+    if len(ids) == 1:
+        return SEND_ONE, (clinic_id, ids[0]), send_options(ids[0])
+    return SEND_MANY, (clinic_id, ids), {"result_ttl": 600, "failure_ttl": 7 * 86400,
+                                         "description": f"{len(ids)} reminders"}
+
+
+def job_id(row_id) -> str:
+    return f"rem-{row_id}"
+
+
+def send_options(row_id, *, at: datetime | None = None) -> dict:
+    """One row's send job: its id (queued once), RQ's retries with backoff, and when (None: now)."""
+    return {"job_id": job_id(row_id), "retry": Retry(max=len(RETRY_INTERVALS), interval=RETRY_INTERVALS),
+            "description": f"reminder {row_id}", "result_ttl": 600, "failure_ttl": 7 * 86400, "at": at}
+
 
 def queue_after_commit(db: Session, clinic_id: uuid.UUID, rows: list[tuple[uuid.UUID, datetime]]) -> None:
-    """Enqueue send jobs for these rows once the current transaction commits."""
-    if rows:
-        db.info.setdefault(_QUEUE_KEY, []).extend((str(clinic_id), str(row_id), due) for row_id, due in rows)
-
-
-@event.listens_for(Session, "after_commit")
-def _enqueue(session: Session) -> None:
-    waiting = session.info.pop(_QUEUE_KEY, None)
-    if not waiting:
-        return
-    try:
-        from jobs.reminders import enqueue_many
-
-        enqueue_many(waiting)
-    except Exception:  # Redis down: the sweep finds the rows in the database within a minute
-        log.exception("could not queue %d reminders; the sweep will", len(waiting))
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget(session: Session) -> None:
-    session.info.pop(_QUEUE_KEY, None)
+    """Enqueue send jobs for these rows once the current transaction commits (the sweep, if Redis is down)."""
+    for path, args, options in send_jobs((clinic_id, row_id, due) for row_id, due in rows):
+        enqueue_after_commit(db, path, *args, urgency=HIGH, **options)

@@ -20,7 +20,6 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app import csrf
 from app.audit.services import record
 from app.auth.policy import PUBLIC, requires
 from app.clinics.models import Clinic, ClinicRegistry
@@ -28,6 +27,7 @@ from app.db import get_session, set_tenant
 from app.messaging import replies
 from app.messaging.models import ReminderSettings
 from app.messaging.twilio_client import signature_valid
+from app.security.csrf import csrf
 from app.security.fields import keyring
 
 bp = Blueprint("messaging_webhook", __name__)

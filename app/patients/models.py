@@ -8,10 +8,11 @@ place of supply), preferred language (for reminders), the age-was-estimated flag
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, ForeignKeyConstraint, Index, Integer, LargeBinary, String
+from sqlalchemy import Boolean, ForeignKey, ForeignKeyConstraint, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, new_id, utcnow
+from app.security.fields import PATIENT, sealed
 
 # The encrypted demographic fields, in form order.
 PHI_FIELDS = ("mrn", "full_name", "sex", "dob", "phone", "alt_phone", "email", "address_line", "city", "pin_code",
@@ -23,21 +24,21 @@ class Patient(Base):
 
     clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinic.id"), primary_key=True)
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    mrn_enc: Mapped[bytes] = mapped_column(LargeBinary)
-    full_name_enc: Mapped[bytes] = mapped_column(LargeBinary)
-    sex_enc: Mapped[bytes] = mapped_column(LargeBinary)
-    dob_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    mrn_enc: Mapped[bytes] = sealed(PATIENT)
+    full_name_enc: Mapped[bytes] = sealed(PATIENT)
+    sex_enc: Mapped[bytes] = sealed(PATIENT)
+    dob_enc: Mapped[bytes] = sealed(PATIENT)
     dob_estimated: Mapped[bool] = mapped_column(Boolean, default=False)
-    phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    alt_phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    email_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    address_line_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    city_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    pin_code_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    abha_number_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    guardian_name_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    guardian_relation_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
-    guardian_phone_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    phone_enc: Mapped[bytes | None] = sealed(PATIENT)
+    alt_phone_enc: Mapped[bytes | None] = sealed(PATIENT)
+    email_enc: Mapped[bytes | None] = sealed(PATIENT)
+    address_line_enc: Mapped[bytes | None] = sealed(PATIENT)
+    city_enc: Mapped[bytes | None] = sealed(PATIENT)
+    pin_code_enc: Mapped[bytes | None] = sealed(PATIENT)
+    abha_number_enc: Mapped[bytes | None] = sealed(PATIENT)
+    guardian_name_enc: Mapped[bytes | None] = sealed(PATIENT)
+    guardian_relation_enc: Mapped[bytes | None] = sealed(PATIENT)
+    guardian_phone_enc: Mapped[bytes | None] = sealed(PATIENT)
     state_code: Mapped[str | None] = mapped_column(String(2))
     language: Mapped[str] = mapped_column(String(8), default="en")
     key_version: Mapped[int] = mapped_column(Integer)
@@ -79,7 +80,7 @@ class PatientHistory(Base):
     version: Mapped[int] = mapped_column(Integer)
     action: Mapped[str] = mapped_column(String(16))
     changed_fields: Mapped[str] = mapped_column(String(400))
-    changes_enc: Mapped[bytes] = mapped_column(LargeBinary)
+    changes_enc: Mapped[bytes] = sealed()
     key_version: Mapped[int] = mapped_column(Integer)
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     changed_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_user.id"))
@@ -102,16 +103,6 @@ class ConsentEvent(Base):
     method: Mapped[str] = mapped_column(String(16))
     at: Mapped[datetime] = mapped_column(default=utcnow)
     recorded_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_user.id"))
-
-
-class ClinicCounter(Base):
-    """Per-clinic counters (e.g. the next MRN), taken with a row lock so numbers never repeat."""
-
-    __tablename__ = "clinic_counter"
-
-    clinic_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("clinic.id"), primary_key=True)
-    name: Mapped[str] = mapped_column(String(32), primary_key=True)
-    value: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class BreakGlass(Base):

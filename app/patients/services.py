@@ -17,8 +17,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
+from app.counters import next_number
 from app.db import new_id, utcnow
-from app.patients.models import PHI_FIELDS, ClinicCounter, ConsentEvent, Patient, PatientHistory, PatientToken
+from app.patients.models import PHI_FIELDS, ConsentEvent, Patient, PatientHistory, PatientToken
 from app.security.fields import Keyring, keyring
 from app.timeline import events as timeline
 from app.timeline.models import Kind
@@ -151,15 +152,6 @@ def open_patient(db: Session, patient: Patient, *, contact_only: bool = False) -
 
 
 # --- Register, update ----------------------------------------------------------------------------
-
-def next_number(db: Session, clinic_id: uuid.UUID, name: str) -> int:
-    """The clinic's next number in a series; the row lock keeps it unique under concurrency."""
-    db.execute(insert(ClinicCounter).values(clinic_id=clinic_id, name=name, value=0).on_conflict_do_nothing())
-    counter = db.execute(select(ClinicCounter).where(ClinicCounter.clinic_id == clinic_id, ClinicCounter.name == name)
-                         .with_for_update()).scalar_one()
-    counter.value += 1
-    return counter.value
-
 
 def register(db: Session, *, clinic_id: uuid.UUID, data: PatientData, by: uuid.UUID,
              consents: dict[str, bool], method: str = "in_person") -> Patient:

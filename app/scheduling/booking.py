@@ -13,11 +13,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.clinics.models import Clinic
+from app.counters import next_number
 from app.db import new_id, utcnow
-from app.messaging import outbox
 from app.patients.models import Patient
-from app.patients.services import next_number
-from app.scheduling import services
+from app.scheduling import services, signals
 from app.scheduling import slots as sl
 from app.scheduling.models import (
     HOLDS_SLOT,
@@ -228,7 +227,7 @@ def book(db: Session, *, clinic: Clinic, patient: Patient, doctor_id: uuid.UUID,
     if overbook_reason:
         add_history(db, appointment, "overbooked", by, before=Status.BOOKED, detail=overbook_reason)
     db.flush()
-    outbox.booked(db, clinic, appointment)
+    signals.appointment_booked.send(db, clinic=clinic, appointment=appointment)
     return appointment
 
 
@@ -246,7 +245,7 @@ def reschedule(db: Session, *, clinic: Clinic, appointment: Appointment, patient
     new = book(db, clinic=clinic, patient=patient, doctor_id=doctor_id, starts=starts, type_=type_,
                reason=services.reason_of(db, appointment), by=by, overbook_reason=overbook_reason,
                rescheduled_from=appointment)
-    outbox.moved(db, clinic, appointment, new)
+    signals.appointment_moved.send(db, clinic=clinic, old=appointment, new=new)
     return new
 
 
@@ -322,7 +321,7 @@ def change_status(db: Session, *, clinic: Clinic, appointment: Appointment, acti
         raise
     add_history(db, appointment, action, by, before=before, detail=reason)
     db.flush()
-    outbox.ended(db, clinic, appointment, action)
+    signals.appointment_status_changed.send(db, clinic=clinic, appointment=appointment, action=action)
     return appointment
 
 

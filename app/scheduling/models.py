@@ -19,7 +19,6 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
-    LargeBinary,
     SmallInteger,
     String,
     Time,
@@ -27,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.db import Base, enum_by_value, new_id, utcnow
+from app.security.fields import sealed
 
 
 class Status(StrEnum):
@@ -180,7 +180,7 @@ class Appointment(Base):
     status: Mapped[Status] = mapped_column(enum_by_value(Status, 16), default=Status.BOOKED)
     token: Mapped[int | None] = mapped_column(Integer)
     room: Mapped[str | None] = mapped_column(String(40))
-    reason_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    reason_enc: Mapped[bytes | None] = sealed()
     overbooked: Mapped[bool] = mapped_column(Boolean, default=False)
     rescheduled_from: Mapped[uuid.UUID | None]
     arrived_at: Mapped[datetime | None]
@@ -214,7 +214,7 @@ class AppointmentEvent(Base):
     action: Mapped[str] = mapped_column(String(24))
     from_status: Mapped[str | None] = mapped_column(String(16))
     to_status: Mapped[str] = mapped_column(String(16))
-    detail_enc: Mapped[bytes | None] = mapped_column(LargeBinary)
+    detail_enc: Mapped[bytes | None] = sealed()
     key_version: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(default=utcnow)
     by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("staff_user.id"))

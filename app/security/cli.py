@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from app.clinics.models import Clinic, ClinicRegistry
 from app.db import get_session, set_tenant
-from app.security.rotation import rotation_status, start_rotation
+from app.security.rotation import GRACE_SECONDS, enqueue_reencrypt, rotation_status, start_rotation
 
 keys = AppGroup("keys", help="Per-clinic data keys: rotate them and see where each version is used.")
 
@@ -47,8 +47,6 @@ def _chosen(db: Session, wanted: str | None) -> list[tuple[uuid.UUID, str]]:
               help="How long after the rotation the job waits before retiring the old key (default 30).")
 def rotate(wanted: str | None, grace: float | None):
     """Give each clinic a new data key and queue the job that re-encrypts its records under it."""
-    from jobs.keys import GRACE_SECONDS, enqueue_reencrypt
-
     db = get_session()
     chosen = _chosen(db, wanted)
     if not chosen:

@@ -13,12 +13,12 @@ Views exempt from the token (Twilio's signed webhooks) are exempt from the origi
 from urllib.parse import urlsplit
 
 from flask import current_app, g, request
-from flask_wtf import csrf
+from flask_wtf import csrf as wtf_csrf
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-class CSRFProtect(csrf.CSRFProtect):
+class CSRFProtect(wtf_csrf.CSRFProtect):
     def check(self) -> None:
         """Refuse (CSRFError) an unsafe request without this session's token or from another origin."""
         if current_app.config["WTF_CSRF_ENABLED"]:
@@ -30,16 +30,19 @@ class CSRFProtect(csrf.CSRFProtect):
             _same_origin()
 
 
+csrf = CSRFProtect()  # the app's one instance: create_app initialises it, blueprints mark exempt views on it
+
+
 def _same_origin() -> None:
     claimed = request.headers.get("Origin")
     if claimed is None:
         claimed = request.headers.get("Referer")
     if claimed is None:
         if request.is_secure or current_app.config["HTTPS"]:
-            raise csrf.CSRFError("The request names no origin.")
+            raise wtf_csrf.CSRFError("The request names no origin.")
         return
     if origin_of(claimed) not in own_origins():
-        raise csrf.CSRFError("The request came from another origin.")
+        raise wtf_csrf.CSRFError("The request came from another origin.")
 
 
 def own_origins() -> set[str]:

@@ -20,9 +20,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import g, has_app_context
-from sqlalchemy import select
+from sqlalchemy import LargeBinary, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import MappedColumn, Session, mapped_column
 
 from app.security.crypto import DecryptionError, master_key
 from app.security.models import ClinicKey
@@ -163,3 +163,15 @@ def _cache() -> dict:
             g.keyrings = {}
         return g.keyrings
     return _job_cache
+
+
+# How a sealed column's values are re-sealed when a clinic's key rotates (app/security/rotation.py).
+ROWS = "rows"  # row by row, under the clinic's active key
+PATIENT = "patient"  # with the patient, whose search tokens are rewritten at the same time
+MASTER = "master"  # under the master key (staff secrets): no clinic's rotation touches it
+
+
+def sealed(rotated: str = ROWS) -> MappedColumn:
+    """A `*_enc` column of sealed values, declared so key rotation finds it in the metadata (`info["sealed"]`)."""
+    return mapped_column(LargeBinary, info={"sealed": rotated})
+

@@ -1,4 +1,4 @@
-"""Per-clinic data keys, stored wrapped by the master key, and the server-side sessions."""
+"""Per-clinic data keys, stored wrapped by the master key; server-side sign-in sessions (app/security/sessions.py)."""
 
 import uuid
 from datetime import datetime

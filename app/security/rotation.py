@@ -11,24 +11,36 @@ flushes and leaves the commit to its caller; all need the session's tenant set t
 
 import uuid
 from collections import Counter
+from functools import cache
 
+from flask import current_app
+from rq.job import Job
 from sqlalchemy import and_, exists, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from app.billing.models import Bill, BillPdf
-from app.clinical.models import SOAP, Addendum, ChartItem, Encounter, EncounterRevision, Prescription, Vitals
-from app.db import utcnow
-from app.messaging.models import Reminder, ReminderSettings
+import app.schema  # noqa: F401 (every model mapped before the sealed columns are looked for)
+from app.db import Base, utcnow
 from app.patients.models import Patient, PatientHistory, PatientToken
 from app.patients.services import open_patient, seal_into, write_tokens
-from app.scheduling.models import Appointment, AppointmentEvent
-from app.security.fields import add_key_version, keyring
+from app.queue import enqueue, queue, redis_connection
+from app.security.fields import ROWS, add_key_version, keyring
 from app.security.models import ClinicKey
+
+REENCRYPT_JOB = "jobs.keys.reencrypt_clinic"
+GRACE_SECONDS = 30  # before retiring an old key: a request that loaded the keys just before may still write
+JOB_TIMEOUT = 6 * 3600
 
 
 def start_rotation(db: Session, clinic_id: uuid.UUID) -> int:
     """Add a new active key version for the clinic (the old one becomes decrypt_only); returns it."""
     return add_key_version(db, clinic_id)
+
+
+def enqueue_reencrypt(clinic_id: uuid.UUID, grace_seconds: float = GRACE_SECONDS) -> Job:
+    """Queue the re-encryption job (jobs/keys.py) for a clinic whose rotation has committed."""
+    connection = redis_connection(current_app.config["REDIS_URL"])
+    return enqueue(queue(connection), REENCRYPT_JOB, str(clinic_id), grace_seconds, job_timeout=JOB_TIMEOUT,
+                   description=f"re-encrypt clinic {clinic_id}")
 
 
 def _sealed_under(column):
@@ -51,23 +63,18 @@ def _stale_patients(clinic_id: uuid.UUID, active: int):
         Patient.key_version != active, _sealed_under(Patient.full_name_enc) != _version_bytes(active), stale_token))
 
 
-# Rows besides patients that hold sealed values: (model, table, [(attribute, column)]). Each row has a
-# `key_version` naming the key its values are sealed under.
-SEALED = [
-    (PatientHistory, "patient_history", [("changes_enc", "changes")]),
-    (Appointment, "appointment", [("reason_enc", "reason")]),
-    (AppointmentEvent, "appointment_event", [("detail_enc", "detail")]),
-    (Encounter, "encounter", [(f"{name}_enc", name) for name in (*SOAP, "diagnoses")]),
-    (EncounterRevision, "encounter_revision", [("changes_enc", "changes")]),
-    (Addendum, "encounter_addendum", [("text_enc", "text")]),
-    (ChartItem, "chart_item", [("details_enc", "details")]),
-    (Vitals, "vitals", [("values_enc", "values")]),
-    (Prescription, "prescription", [("items_enc", "items"), ("advice_enc", "advice"), ("printed_enc", "printed")]),
-    (Bill, "bill", [("recipient_enc", "recipient")]),
-    (BillPdf, "bill_pdf", [("pdf_enc", "pdf")]),
-    (Reminder, "reminder", [("to_enc", "to"), ("body_enc", "body")]),
-    (ReminderSettings, "reminder_settings", [("auth_token_enc", "auth_token")]),
-]
+@cache
+def sealed_tables() -> list[tuple[type, str, list[tuple[str, str]]]]:
+    """Every model besides patients with values sealed under the clinic's key, found in the metadata (columns
+    declared `sealed()`): (model, table, [(attribute, column as sealed)]), by table name. Each such row has a
+    `key_version` naming the key its values are sealed under."""
+    found = []
+    for mapper in Base.registry.mappers:
+        attrs = [(prop.key, prop.columns[0].name.removesuffix("_enc")) for prop in mapper.column_attrs
+                 if prop.columns[0].info.get("sealed") == ROWS]
+        if attrs:
+            found.append((mapper.class_, mapper.local_table.name, attrs))
+    return sorted(found, key=lambda entry: entry[1])
 
 
 def _stale_rows(model, attrs, clinic_id: uuid.UUID, active: int):
@@ -95,10 +102,10 @@ def _move_unsealed(db: Session, model, attrs, clinic_id: uuid.UUID, active: int,
 
 
 def _reseal_rows(db: Session, ring, clinic_id: uuid.UUID, batch_size: int) -> int:
-    """Re-seal up to `batch_size` rows of each SEALED table under the active key (and move as many
+    """Re-seal up to `batch_size` rows of each sealed table under the active key (and move as many
     rows with nothing sealed)."""
     active, count = ring.active.version, 0
-    for model, table, attrs in SEALED:
+    for model, table, attrs in sealed_tables():
         key = model.__table__.primary_key.columns
         rows = db.scalars(_stale_rows(model, attrs, clinic_id, active).order_by(*key).limit(batch_size)
                           .with_for_update(skip_locked=True).execution_options(populate_existing=True)).all()
@@ -112,7 +119,7 @@ def _reseal_rows(db: Session, ring, clinic_id: uuid.UUID, batch_size: int) -> in
 
 
 def reencrypt_batch(db: Session, clinic_id: uuid.UUID, batch_size: int = 200) -> int:
-    """Re-seal up to `batch_size` patients and rows of each SEALED table not on the active key; returns how many."""
+    """Re-seal up to `batch_size` patients and rows of each sealed table not on the active key; returns how many."""
     ring = keyring(db, clinic_id)
     active = ring.active.version
     # populate_existing: the rows as locked now, never a copy the session loaded before someone's write.
@@ -133,7 +140,7 @@ def remaining(db: Session, clinic_id: uuid.UUID) -> int:
     """How many patients and other sealed rows are not yet on the active key."""
     active = keyring(db, clinic_id).active.version
     patients = db.scalar(select(func.count()).select_from(_stale_patients(clinic_id, active).subquery()))
-    stale = [query(m, a, clinic_id, active) for m, _, a in SEALED for query in (_stale_rows, _unsealed_rows)]
+    stale = [query(m, a, clinic_id, active) for m, _, a in sealed_tables() for query in (_stale_rows, _unsealed_rows)]
     return patients + sum(db.scalar(select(func.count()).select_from(q.subquery())) for q in stale)
 
 
@@ -144,7 +151,7 @@ def _in_use(db: Session, clinic_id: uuid.UUID, version: int) -> bool:
         (Patient, or_(Patient.key_version == version, _sealed_under(Patient.full_name_enc) == sealed)),
         (PatientToken, PatientToken.key_version == version),
     ] + [(model, or_(model.key_version == version, *[_sealed_under(getattr(model, a)) == sealed for a, _ in attrs]))
-         for model, _, attrs in SEALED]
+         for model, _, attrs in sealed_tables()]
     return any(db.scalar(select(exists().where(model.clinic_id == clinic_id, check))) for model, check in checks)
 
 
@@ -169,7 +176,7 @@ def rotation_status(db: Session, clinic_id: uuid.UUID) -> list[dict]:
                                        .group_by(model.key_version)).all()))
 
     patients, tokens, entries = counts(Patient), counts(PatientToken), counts(PatientHistory)
-    others = sum((counts(model) for model, _, _ in SEALED if model is not PatientHistory), Counter())
+    others = sum((counts(model) for model, _, _ in sealed_tables() if model is not PatientHistory), Counter())
     keys = db.scalars(select(ClinicKey).where(ClinicKey.clinic_id == clinic_id).order_by(ClinicKey.version)).all()
     return [{"version": k.version, "status": k.status, "created_at": k.created_at, "retired_at": k.retired_at,
              "patients": patients[k.version], "tokens": tokens[k.version], "history": entries[k.version],

@@ -26,13 +26,13 @@ from app.patients import services
 from app.patients.models import PHI_FIELDS, Patient
 from app.security.fields import forget_keys, keyring
 from app.security.rotation import (
+    enqueue_reencrypt,
     reencrypt_batch,
     remaining,
     retire_unused_keys,
     rotation_status,
     start_rotation,
 )
-from jobs.keys import enqueue_reencrypt
 from jobs.worker import queue
 from tests.conftest import run_worker as run_burst_worker
 from tests.conftest import worker_env

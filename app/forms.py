@@ -16,9 +16,19 @@ class Shown:
     errors: dict = field(default_factory=dict)
 
 
+def stripped(value: str | None) -> str:
+    """No whitespace at the ends (a filter)."""
+    return (value or "").strip()
+
+
 def squeeze(value: str | None) -> str:
     """Runs of whitespace as one space, none at the ends (a filter)."""
     return " ".join((value or "").split())
+
+
+def squeezed(limit: int):
+    """A filter: whitespace squeezed, then cut to `limit` characters."""
+    return lambda value: squeeze(value)[:limit]
 
 
 class KeptForm(FlaskForm):

@@ -9,7 +9,7 @@ from wtforms.validators import ValidationError
 from app.billing.models import CreditReason, PaymentMode
 from app.billing.pages import item_of
 from app.billing.services import Invalid, parse_amount, parse_discount, parse_quantity
-from app.forms import KeptForm, squeeze
+from app.forms import KeptForm, squeezed
 
 REFERENCE_NEEDED = {PaymentMode.UPI: "the UPI transaction reference (UTR)", PaymentMode.BANK: "the bank UTR"}
 
@@ -31,7 +31,7 @@ class PaymentForm(KeptForm):
 
     mode = StringField(filters=[_typed])
     amount = StringField(filters=[_typed])
-    reference = StringField(filters=[lambda value: squeeze(value)[:40]])
+    reference = StringField(filters=[squeezed(40)])
 
     def validate(self, extra_validators=None) -> bool:
         self.problems: dict[str, str] = {}

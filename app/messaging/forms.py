@@ -8,7 +8,7 @@ from datetime import time
 from wtforms import BooleanField, StringField
 from wtforms.validators import AnyOf, Regexp, ValidationError
 
-from app.forms import KeptForm, squeeze
+from app.forms import KeptForm, squeeze, squeezed, stripped
 from app.messaging import plan, texts
 from app.messaging.models import Transport
 from app.messaging.settings import CHANNELS, TRANSPORTS, Cleaned, parse_offsets, sms_problem
@@ -21,13 +21,8 @@ DLT_IDS = ("dlt_template_id", "offer_dlt_template_id")
 SMS_TEXTS = ("sms_text", "offer_sms_text")
 
 
-def _text(limit: int):
-    """A filter: whitespace squeezed, cut to `limit` characters."""
-    return lambda value: squeeze(value)[:limit]
-
-
 def _sid(prefix: str, what: str) -> StringField:
-    return StringField(filters=[_text(40)], validators=[Regexp(f"^({prefix}{HEX32})?$", message=(
+    return StringField(filters=[squeezed(40)], validators=[Regexp(f"^({prefix}{HEX32})?$", message=(
         f"“{prefix}” followed by 32 letters and digits (0-9, a-f){what}"))])
 
 
@@ -47,7 +42,7 @@ def _sms_from(form, field):
 
 
 def _clock() -> StringField:
-    return StringField(filters=[_text(8)], validators=[
+    return StringField(filters=[squeezed(8)], validators=[
         Regexp(r"^([01][0-9]|2[0-3]):[0-5][0-9]$", message="A time of day as HH:MM, e.g. 21:00.")])
 
 
@@ -64,14 +59,14 @@ class SettingsForm(KeptForm):
 
     enabled = BooleanField()
     channels = StringField(validators=[AnyOf(CHANNELS, message="Choose which channels to use.")])
-    offsets_minutes = StringField(filters=[_text(60)])
+    offsets_minutes = StringField(filters=[squeezed(60)])
     quiet_start, quiet_end = _clock(), _clock()
     transport = StringField(validators=[AnyOf(TRANSPORTS, message="Choose where messages go.")])
     account_sid = _sid("AC", ", as Twilio's console shows it.")
-    auth_token = StringField(filters=[lambda value: (value or "").strip()], validators=[
+    auth_token = StringField(filters=[stripped], validators=[
         Regexp(f"^({HEX32})?$", message="Twilio's auth token is 32 letters and digits (0-9, a-f).")])
-    whatsapp_from = StringField(filters=[_text(40)], validators=[_whatsapp_from])
-    sms_from = StringField(filters=[_text(40)], validators=[_sms_from])
+    whatsapp_from = StringField(filters=[squeezed(40)], validators=[_whatsapp_from])
+    sms_from = StringField(filters=[squeezed(40)], validators=[_sms_from])
     messaging_service_sid = _sid("MG", ", as Twilio's console shows it.")
 
     def __init__(self, *args, clinic, token_stored: bool, **kwargs):
@@ -145,7 +140,7 @@ for _language in texts.LANGUAGES:
         setattr(SettingsForm, f"{_language}_{_name}",
                 _sid("HX", ": the approved template's ContentSid."))
     for _name in DLT_IDS:
-        setattr(SettingsForm, f"{_language}_{_name}", StringField(filters=[_text(40)], validators=[
+        setattr(SettingsForm, f"{_language}_{_name}", StringField(filters=[squeezed(40)], validators=[
             Regexp(r"^([0-9]{1,30})?$", message="Digits only, as the DLT portal shows the template ID (usually 19).")]))
     for _name in SMS_TEXTS:
         setattr(SettingsForm, f"{_language}_{_name}", StringField(filters=[squeeze], validators=[_sms_text(_language)]))

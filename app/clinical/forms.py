@@ -11,27 +11,19 @@ from wtforms.validators import DataRequired, Length, StopValidation, ValidationE
 from app.clinical import rx_text
 from app.clinical.chart import SEVERITIES, icd10
 from app.clinical.vitals import GLUCOSE_CONTEXTS, TENTH
-from app.forms import KeptForm, squeeze
+from app.forms import KeptForm, squeeze, stripped
 
-
-def _strip(value: str | None) -> str:
-    return (value or "").strip()
+DRUG_LENGTH = 120
 
 
 def _keep(limit: int, message: str = "Keep it to {limit} characters.") -> Length:
     return Length(max=limit, message=message.format(limit=limit))
 
 
-DRUG_LENGTH = 120
-
 # --- A medicine -----------------------------------------------------------------------------------------
 
 def _text(limit: int, *validators, filters=(squeeze,)) -> StringField:
     return StringField(validators=[*validators, _keep(limit, "Keep this to {limit} characters.")], filters=filters)
-
-
-def _required(message: str) -> DataRequired:
-    return DataRequired(message=message)
 
 
 def _known_timing(form, field):
@@ -50,14 +42,14 @@ def normal_frequency(value: str) -> str:
 class ItemForm(KeptForm):
     """One medicine: drug, dose and frequency required; timing one of the listed ones."""
 
-    drug = _text(DRUG_LENGTH, _required("Name the medicine."))
+    drug = _text(DRUG_LENGTH, DataRequired("Name the medicine."))
     strength = _text(40)
     form = _text(30)
-    dose = _text(40, _required("Give the dose (e.g. 1 tablet, 5 ml)."))
-    frequency = _text(40, _required("Say how often (e.g. 1-0-1, BD, SOS)."))
+    dose = _text(40, DataRequired("Give the dose (e.g. 1 tablet, 5 ml)."))
+    frequency = _text(40, DataRequired("Say how often (e.g. 1-0-1, BD, SOS)."))
     duration = _text(40)
     timing = StringField(validators=[_known_timing], filters=[squeeze])
-    instructions = _text(300, filters=(_strip,))
+    instructions = _text(300, filters=(stripped,))
 
     def item(self) -> dict:
         """The item as stored: the frequency and a known form written the usual way."""
@@ -107,7 +99,7 @@ NUMBER = re.compile(r"\d{1,5}(\.\d{1,3})?|\.\d{1,3}")
 
 
 def _typed(value: str | None) -> str:
-    return _strip(value)[:12]
+    return stripped(value)[:12]
 
 
 def _unit(value: str | None) -> str:
@@ -177,7 +169,7 @@ def _temperature(degrees: Decimal, unit: str) -> dict:
 # --- Allergies and problems ----------------------------------------------------------------------------
 
 def _lines(value: str | None) -> str:
-    return "\n".join(squeeze(line) for line in _strip(value).splitlines())
+    return "\n".join(squeeze(line) for line in stripped(value).splitlines())
 
 
 def _severity(value: str | None) -> str:

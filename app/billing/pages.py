@@ -23,7 +23,6 @@ from app.patients.services import labels_of, staff_names
 from app.scheduling.models import Appointment, Status
 
 LIMIT = 50
-LINE_FIELDS = ("item_id", "code", "quantity", "discount", "discount_kind")
 RECIPIENT_FIELDS = ("name", "address_line", "city", "pin_code", "phone", "state_code", "gstin")
 STATE_CHOICES = [(code, state_label(code)) for code in sorted(BY_CODE)]
 REASON_CHOICES = [
@@ -168,40 +167,6 @@ def typed(form, names) -> dict:
     return {name: (form.get(name) or "").strip()[:200] for name in names}
 
 
-def item_of(db: Session, clinic_id: uuid.UUID, form: dict) -> PriceItem:
-    """The price item chosen in the list, or typed by its code (a code wins when both are given)."""
-    code = form.get("code", "").strip().upper()
-    if code:
-        item = db.scalar(select(PriceItem).where(PriceItem.clinic_id == clinic_id, PriceItem.active,
-                                                 func.upper(PriceItem.code) == code))
-        if item is None:
-            raise services.Invalid(f"No item on the price list has the code {code}.", {"code": "Unknown code."})
-        return item
-    try:
-        item = db.get(PriceItem, (clinic_id, uuid.UUID(form.get("item_id", ""))))
-    except ValueError:
-        item = None
-    if item is None:
-        raise services.Invalid("Choose an item from the price list, or type its code.",
-                               {"item_id": "Choose an item."})
-    return item
-
-
-def line_input(db: Session, clinic_id: uuid.UUID, form: dict):
-    """(item, quantity, discount) from the add-line form; every field's problem at once (Invalid)."""
-    errors, parsed = {}, []
-    for parse in (lambda: item_of(db, clinic_id, form), lambda: services.parse_quantity(form.get("quantity")),
-                  lambda: services.parse_discount(form.get("discount"), form.get("discount_kind") == "percent")):
-        try:
-            parsed.append(parse())
-        except services.Invalid as exc:
-            errors.update(exc.errors or {"item_id": str(exc)})
-            parsed.append(None)
-    if errors:
-        raise services.Invalid("Check the line: " + " ".join(errors.values()), errors)
-    return parsed
-
-
 # --- An issued document ------------------------------------------------------------------------------------
 
 def history_rows(db: Session, bill: Bill) -> list[tuple[BillingEvent, str, str, str]]:
@@ -233,25 +198,3 @@ def credit_lines(db: Session, original: Bill, form: dict | None = None) -> list[
     form = form or {}
     return [CreditLine(line, line.quantity - already.get(line.id, Decimal(0)), form.get(f"qty-{line.id}", ""))
             for line in services.lines_of(db, original)]
-
-
-def credit_input(lines: list[CreditLine], form) -> tuple[dict[uuid.UUID, Decimal], CreditReason]:
-    """Quantities per original line and the reason from the credit-note form (Invalid with per-field messages)."""
-    errors, quantities = {}, {}
-    try:
-        reason = CreditReason(form.get("reason", ""))
-    except ValueError:
-        reason = None
-        errors["reason"] = "Choose why the credit note is issued."
-    for row in lines:
-        name = f"qty-{row.line.id}"
-        raw = (form.get(name) or "").strip()
-        if not raw or raw == "0" or reason is CreditReason.CANCEL:
-            continue
-        try:
-            quantities[row.line.id] = services.parse_quantity(raw, field=name)
-        except services.Invalid as exc:
-            errors.update(exc.errors)
-    if errors:
-        raise services.Invalid("Check the credit note: " + " ".join(errors.values()), errors)
-    return quantities, reason

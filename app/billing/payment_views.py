@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from flask import Blueprint, Response, flash, g, request, url_for
+from flask import Blueprint, Response, flash, g, url_for
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -19,6 +19,7 @@ from app.auth.models import StaffUser
 from app.auth.policy import Permission, can, requires
 from app.billing import credit_notes, services
 from app.billing import payments as pay_service
+from app.billing.forms import PaymentForm
 from app.billing.models import Bill, Payment, PaymentKind, PaymentMode
 from app.billing.services import ZERO, Account, BillingError, Invalid
 from app.billing.words import amount_in_words
@@ -92,10 +93,6 @@ def payment_panel(db: Session, bill: Bill, **state) -> PaymentPanel:
 
 # --- Taking money and paying it back ------------------------------------------------------------------
 
-def _typed() -> dict:
-    return {name: (request.form.get(name) or "")[:60] for name in ("mode", "amount", "reference")}
-
-
 def _panel_response(bill: Bill, status: int = 200, **state) -> Response:
     """The panel (htmx), or for a refused form without JavaScript a page around it, as typed."""
     db = get_session()
@@ -108,18 +105,15 @@ def _panel_response(bill: Bill, status: int = 200, **state) -> Response:
 def _money(bill_id: uuid.UUID, action: str, service, prefix: str) -> Response:
     """Take a payment or make a refund against the document with the service; answer the panel or go back."""
     bill = load_or_404(Bill, bill_id, action)
-    db = get_session()
+    db, form = get_session(), PaymentForm()
+    if not form.validate():
+        return _not_saved(bill, action, prefix, 422, "invalid", form.typed(), form.messages(), form.problem())
     try:
-        mode, amount, reference = pay_service.clean_payment(request.form)
-        payment = service(db, bill, mode=mode, amount=amount, reference=reference, by=current_user.id,
-                          day=schedule.today(g.clinic))
+        payment = service(db, bill, **form.values(), by=current_user.id, day=schedule.today(g.clinic))
     except BillingError as exc:
-        db.rollback()
         status = 422 if isinstance(exc, Invalid) else 409
-        record(db, action, patient_id=bill.patient_id, object_type="bill", object_id=bill.id,
-               reason=f"not saved: {type(exc).__name__.lower()}")
-        return _panel_response(bill, status, **{f"{prefix}form": _typed(), f"{prefix}errors": getattr(
-            exc, "errors", None) or {}, f"{prefix}problem": str(exc)})
+        return _not_saved(bill, action, prefix, status, type(exc).__name__.lower(), form.typed(),
+                          getattr(exc, "errors", None) or {}, str(exc))
     record(db, action, patient_id=bill.patient_id, object_type="payment", object_id=payment.id)
     if is_htmx():
         return _panel_response(bill)
@@ -127,6 +121,17 @@ def _money(bill_id: uuid.UUID, action: str, service, prefix: str) -> Response:
     flash(f"{verb} {inr(payment.amount)} by {payment.mode.label} — receipt {payment.receipt_number}.", "success")
     db.commit()
     return client_redirect(url_for("billing.show", bill_id=bill.id))
+
+
+def _not_saved(bill: Bill, action: str, prefix: str, status: int, why: str, typed: dict, errors: dict,
+               problem: str) -> Response:
+    """The panel again with the refused form (`prefix`: "" for a payment, "refund_" for a refund); the one
+    audit record notes that nothing was saved."""
+    db = get_session()
+    db.rollback()
+    record(db, action, patient_id=bill.patient_id, object_type="bill", object_id=bill.id, reason=f"not saved: {why}")
+    return _panel_response(bill, status, **{f"{prefix}form": typed, f"{prefix}errors": errors,
+                                            f"{prefix}problem": problem})
 
 
 @bp.post("/bills/<uuid:bill_id>/payments")

@@ -18,7 +18,6 @@ from app.billing.services import (
     Account,
     BillingError,
     Invalid,
-    parse_amount,
     profile_of,
     write_history,
 )
@@ -26,8 +25,6 @@ from app.db import new_id, utcnow
 from app.formats import inr
 from app.timeline import events
 from app.timeline.models import Kind
-
-REFERENCE_NEEDED = {PaymentMode.UPI: "the UPI transaction reference (UTR)", PaymentMode.BANK: "the bank UTR"}
 
 
 def account_of(db: Session, bill: Bill) -> Account:
@@ -59,19 +56,6 @@ def accounts_of(db: Session, bills: list[Bill]) -> dict[uuid.UUID, Account]:
 def payments_of(db: Session, bill: Bill) -> list[Payment]:
     return list(db.scalars(select(Payment).where(Payment.clinic_id == bill.clinic_id, Payment.bill_id == bill.id)
                            .order_by(Payment.received_at)))
-
-
-def clean_payment(form) -> tuple[PaymentMode, Decimal, str | None]:
-    """Mode, amount and reference from a payment form (422 with per-field messages)."""
-    try:
-        mode = PaymentMode(form.get("mode", ""))
-    except ValueError:
-        raise Invalid("Choose how the money was paid.", {"mode": "Choose cash, UPI, card or bank transfer."}) from None
-    amount = parse_amount(form.get("amount"), "Amount", field="amount")
-    reference = " ".join((form.get("reference") or "").split())[:40] or None
-    if mode in REFERENCE_NEEDED and not reference:
-        raise Invalid(f"Enter {REFERENCE_NEEDED[mode]}.", {"reference": f"Enter {REFERENCE_NEEDED[mode]}."})
-    return mode, amount, reference
 
 
 def _record(db: Session, bill: Bill, kind: PaymentKind, mode: PaymentMode, amount: Decimal, reference: str | None,

@@ -1,17 +1,17 @@
 """Billing setup: the clinic's GST profile and the price list with its dated GST rates.
 
-Parsing returns cleaned values or raises `services.Invalid` with a message per field; writing flushes,
-never commits (the view commits once, after auditing). Issued documents copy the supplier's
-particulars and each line's item values and rate, so nothing saved here ever changes one of them.
+The forms are app/billing/setup_forms.py. Writing flushes, never commits (the view commits once, after
+auditing). Issued documents copy the supplier's particulars and each line's item values and
+rate, so nothing saved here ever changes one of them.
 """
 
 import re
 import uuid
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -20,9 +20,9 @@ from app.auth.models import StaffUser
 from app.billing import tax
 from app.billing.issuing import format_number
 from app.billing.models import BillingProfile, BillSeries, PriceItem, PriceRate, SeriesKind
-from app.billing.services import BillingError, Invalid, parse_amount, rate_history
+from app.billing.services import BillingError, Invalid, rate_history
 from app.clinics.models import Clinic
-from app.clinics.states import STATES, InvalidGstin, validate_clinic_gstin, validate_gstin
+from app.clinics.states import STATES
 from app.db import utcnow
 
 GST_START = date(2017, 7, 1)
@@ -40,21 +40,7 @@ TREATMENTS = {tax.Treatment.TAXABLE: "Taxable", tax.Treatment.EXEMPT: "Exempt", 
 UNIT_OPTIONS = [(code, f"{code} ({label.lower()})") for code, label in UNITS.items()]
 TREATMENT_OPTIONS = [(treatment.value, label) for treatment, label in TREATMENTS.items()]
 COMMON_RATES = ("0", "0.25", "3", "5", "12", "18", "28", "40")
-_PREFIX = re.compile(r"[A-Z0-9]{1,4}")
-_CODE = re.compile(r"[A-Z0-9][A-Z0-9-]{0,23}")
-_HSN = re.compile(r"[0-9]{4}|[0-9]{6}|[0-9]{8}")
-_LIMITS = {"legal_name": 200, "address_line": 300, "city": 100, "signatory_name": 120,
-           "signatory_designation": 80, "name": 120}
-
-
-def _text(form, name: str) -> str:
-    return " ".join((form.get(name) or "").split())[:_LIMITS.get(name, 60)]
-
-
-def _required(values: dict, errors: dict, *names: str) -> None:
-    for name in names:
-        if not values[name] and name not in errors:
-            errors[name] = "Required."
+PREFIX = re.compile(r"[A-Z0-9]{1,4}")
 
 
 # --- The GST profile ------------------------------------------------------------------------------
@@ -67,49 +53,6 @@ def profile_values(clinic: Clinic, profile: BillingProfile | None) -> dict:
     if profile is not None:
         values.update({name: str(getattr(profile, name)) for name in PROFILE_FIELDS})
     return values
-
-
-def clean_profile(form) -> dict:
-    """The profile form checked: required particulars, PIN, state, GSTIN of that state, prefixes, validity."""
-    values = {name: _text(form, name) for name in (*CLINIC_FIELDS, *PROFILE_FIELDS)}
-    errors: dict[str, str] = {}
-    if values["pin_code"] and not re.fullmatch(r"[1-9][0-9]{5}", values["pin_code"]):
-        errors["pin_code"] = "A PIN code has 6 digits and does not start with 0."
-    if values["state_code"] not in STATE_CODES:
-        errors["state_code"] = "Choose the state or union territory the clinic is registered in."
-    if values["gstin"]:
-        _gstin(values, errors)
-    _prefixes(values, errors)
-    days = values["fee_validity_days"] or "0"
-    if not (days.isdecimal() and int(days) <= 90):
-        errors["fee_validity_days"] = "A number of days from 0 to 90 (0 turns free follow-ups off)."
-    else:
-        values["fee_validity_days"] = int(days)
-    _required(values, errors, "legal_name", "address_line", "city", "pin_code", "signatory_name",
-              "signatory_designation")
-    if errors:
-        raise Invalid("Check the highlighted fields; nothing was saved.", errors)
-    return values
-
-
-def _gstin(values: dict, errors: dict) -> None:
-    """The clinic's GSTIN checked by the one validator, against its state once that is known."""
-    try:
-        values["gstin"] = (validate_gstin(values["gstin"]) if "state_code" in errors
-                           else validate_clinic_gstin(values["gstin"], values["state_code"]))
-    except InvalidGstin as exc:
-        errors["gstin"] = str(exc)
-
-
-def _prefixes(values: dict, errors: dict) -> None:
-    seen: dict[str, str] = {}
-    for name, _, label, _ in SERIES:
-        prefix = values[name] = values[name].upper()
-        if not _PREFIX.fullmatch(prefix):
-            errors[name] = "1 to 4 letters or digits (A-Z, 0-9), no spaces or symbols."
-        elif prefix in seen:
-            errors[name] = f"Already used for {seen[prefix].lower()}: each series needs its own prefix."
-        seen.setdefault(prefix, label)
 
 
 def _series_clash(db: Session, clinic_id: uuid.UUID, values: dict) -> dict[str, str]:
@@ -145,7 +88,7 @@ def number_examples(values: dict, day: date) -> list[tuple[str, str]]:
     """(series, first number this financial year) for each valid prefix, e.g. ("Tax invoices", INV/26-27/000001)."""
     prefixes = {name: str(values.get(name) or "").upper() for name, _, _, _ in SERIES}
     return [(label, format_number(prefixes[name], day, 1)) for name, _, label, _ in SERIES
-            if _PREFIX.fullmatch(prefixes[name])]
+            if PREFIX.fullmatch(prefixes[name])]
 
 
 # --- The price list -------------------------------------------------------------------------------
@@ -188,67 +131,6 @@ def item_values(item: PriceItem | None, day: date) -> dict:
             "price_includes_tax": item.price_includes_tax, "treatment": item.treatment.value,
             "fee_validity": item.fee_validity, "active": item.active, "rate": "", "effective_from": day.isoformat(),
             "version": str(item.version)}
-
-
-def clean_item(form, *, item: PriceItem | None, needs_rate: bool) -> dict:
-    """The item form checked; `needs_rate`: a taxable item must come with its first rate."""
-    values = {name: _text(form, name) for name in ("code", "name", "hsn_sac", "unit", "treatment")}
-    values.update({name: form.get(name) == "y" for name in ("price_includes_tax", "fee_validity", "active")})
-    errors: dict[str, str] = {}
-    values["code"] = item.code if item else values["code"].upper()
-    if not _CODE.fullmatch(values["code"]):
-        errors["code"] = "Up to 24 letters, digits and hyphens (A-Z, 0-9, -), starting with a letter or digit."
-    if not _HSN.fullmatch(values["hsn_sac"]):
-        errors["hsn_sac"] = "4, 6 or 8 digits: an HSN code for goods, or a SAC (starting 99) for services."
-    if values["unit"] not in UNITS and not (item and values["unit"] == item.unit):
-        errors["unit"] = "Choose a unit (UQC) from the list."
-    try:
-        values["treatment"] = tax.Treatment(values["treatment"])
-    except ValueError:
-        errors["treatment"] = "Choose taxable, exempt or nil-rated."
-    try:
-        values["price"] = parse_amount(form.get("price"), "Price", field="price", allow_zero=True)
-    except Invalid as exc:
-        errors.update(exc.errors)
-    if values["fee_validity"] and not values["hsn_sac"].startswith("99"):
-        errors["fee_validity"] = "Only a consultation (a service, SAC 99…) can be free on a follow-up."
-    if needs_rate and values.get("treatment") is tax.Treatment.TAXABLE:
-        try:
-            values["rate"] = clean_rate(form)
-        except Invalid as exc:
-            errors.update(exc.errors)
-    _required(values, errors, "name")
-    if errors:
-        raise Invalid("Check the highlighted fields; nothing was saved.", errors)
-    return values
-
-
-def clean_rate(form) -> tuple[date, Decimal]:
-    """(effective from, rate) from a form: a date from 1 July 2017 on, a rate from 0 to under 100, 2 decimals."""
-    errors = {}
-    try:
-        since = date.fromisoformat((form.get("effective_from") or "").strip())
-    except ValueError:
-        since = None
-    if since is None or not GST_START <= since <= date(2099, 12, 31):
-        errors["effective_from"] = "Enter the date the rate applies from (1 July 2017 or later)."
-    text = (form.get("rate") or "").strip().removesuffix("%").strip()
-    try:
-        rate = Decimal(text)
-    except InvalidOperation:
-        rate = None
-    if rate is None or not rate.is_finite() or not 0 <= rate < 100 or rate != rate.quantize(Decimal("0.01")):
-        errors["rate"] = "A GST rate from 0 to under 100, at most two decimals (e.g. 5 or 18)."
-    if errors:
-        raise Invalid("Check the GST rate.", errors)
-    return since, rate.quantize(Decimal("0.01"))
-
-
-def raw_item(form) -> dict:
-    """The item form as typed (to show it again after a refusal)."""
-    values = {name: (form.get(name) or "")[:200] for name in ("code", "name", "hsn_sac", "unit", "price", "treatment",
-                                                            "rate", "effective_from", "version")}
-    return {**values, **{name: form.get(name) == "y" for name in ("price_includes_tax", "fee_validity", "active")}}
 
 
 def check_version(item: PriceItem, raw: str | None) -> None:
@@ -338,3 +220,22 @@ def rates_of(db: Session, item: PriceItem, day: date) -> list[RateLine]:
     current = max((r.effective_from for r, _ in rows if r.effective_from <= day), default=None)
     return [RateLine(r.effective_from, r.rate, name or "set up", r.created_at, r.effective_from == current,
                      r.effective_from > day) for r, name in rows]
+
+
+def item_of(db: Session, clinic_id: uuid.UUID, form: dict) -> PriceItem:
+    """The price item chosen in the list, or typed by its code (a code wins when both are given)."""
+    code = form.get("code", "").strip().upper()
+    if code:
+        item = db.scalar(select(PriceItem).where(PriceItem.clinic_id == clinic_id, PriceItem.active,
+                                                 func.upper(PriceItem.code) == code))
+        if item is None:
+            raise Invalid(f"No item on the price list has the code {code}.", {"code": "Unknown code."})
+        return item
+    try:
+        item = db.get(PriceItem, (clinic_id, uuid.UUID(form.get("item_id", ""))))
+    except ValueError:
+        item = None
+    if item is None:
+        raise Invalid("Choose an item from the price list, or type its code.",
+                               {"item_id": "Choose an item."})
+    return item

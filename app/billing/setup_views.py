@@ -13,6 +13,7 @@ from app.auth.policy import Permission, requires
 from app.billing import setup_services
 from app.billing.models import PriceItem
 from app.billing.services import BillingError, Invalid, not_ready, profile_of
+from app.billing.setup_forms import PriceItemForm, ProfileForm, RateForm
 from app.clinics.states import STATES, state_label
 from app.db import get_session
 from app.htmx import client_redirect, render
@@ -22,6 +23,7 @@ bp = Blueprint("billing_setup", __name__)
 PROFILE = "billing/setup/profile.html"
 PRICES = "billing/setup/prices.html"
 ITEM = "billing/setup/item.html"
+REFUSED = "Check the highlighted fields; nothing was saved."
 
 
 # --- The GST profile --------------------------------------------------------------------------------
@@ -45,13 +47,14 @@ def profile():
 @requires(Permission.BILLING_SETUP)
 def profile_post():
     """Save the GST profile; documents issued from now on print it."""
-    db = get_session()
+    db, form = get_session(), ProfileForm()
     try:
-        values = setup_services.clean_profile(request.form)
-        changed = setup_services.save_profile(db, g.clinic, values, by=current_user.id)
+        if not form.validate():
+            raise Invalid(REFUSED, form.messages())
+        changed = setup_services.save_profile(db, g.clinic, form.values(), by=current_user.id)
     except Invalid as exc:
         db.rollback()
-        return _profile_page({k: v[:300] for k, v in request.form.items()}, 422, exc.errors, str(exc))
+        return _profile_page(form.typed(), 422, exc.errors, str(exc))
     record(db, "billing.profile_update", object_type="clinic", object_id=g.clinic.id,
            reason="changed: " + (", ".join(changed) or "nothing"))
     db.commit()
@@ -97,13 +100,14 @@ def item_new():
 @requires(Permission.BILLING_SETUP)
 def item_create():
     """Add an item to the price list (a taxable one with its first GST rate)."""
-    db = get_session()
+    db, form = get_session(), PriceItemForm(item=None, needs_rate=True)
+    if not form.validate():
+        return _item_page(None, form.typed(), 422, form.messages(), REFUSED)
     try:
-        values = setup_services.clean_item(request.form, item=None, needs_rate=True)
-        item = setup_services.create_item(db, g.clinic.id, values, by=current_user.id)
+        item = setup_services.create_item(db, g.clinic.id, form.values(), by=current_user.id)
     except Invalid as exc:
         db.rollback()
-        return _item_page(None, setup_services.raw_item(request.form), 422, exc.errors, str(exc))
+        return _item_page(None, form.typed(), 422, exc.errors, str(exc))
     record(db, "billing.price_item_create", object_type="price_item", object_id=item.id, reason=item.code)
     db.commit()
     flash(f"{item.code} added to the price list.", "success")
@@ -125,14 +129,16 @@ def item_update(price_item_id):
     db = get_session()
     # Locked: the version check holds until the commit.
     found = load_or_404(PriceItem, price_item_id, "billing.price_item_update", for_update=True)
+    form = PriceItemForm(item=found, needs_rate=not setup_services.has_rates(db, found))
     try:
         setup_services.check_version(found, request.form.get("version"))
-        values = setup_services.clean_item(request.form, item=found, needs_rate=not setup_services.has_rates(db, found))
-        changed = setup_services.update_item(db, found, values, by=current_user.id)
+        if not form.validate():
+            raise Invalid(REFUSED, form.messages())
+        changed = setup_services.update_item(db, found, form.values(), by=current_user.id)
     except BillingError as exc:
         db.rollback()
         status, errors = (422, exc.errors) if isinstance(exc, Invalid) else (409, {})
-        return _item_page(found, setup_services.raw_item(request.form), status, errors, str(exc))
+        return _item_page(found, form.typed(), status, errors, str(exc))
     record(db, "billing.price_item_update", object_type="price_item", object_id=found.id,
            reason=f"{found.code} v{found.version}: " + (", ".join(changed) or "nothing"))
     db.commit()
@@ -146,12 +152,15 @@ def rate_add(price_item_id):
     """Append a GST rate from a date (never replacing one)."""
     db = get_session()
     found = load_or_404(PriceItem, price_item_id, "billing.price_rate_add")
+    form = RateForm()
     try:
-        since, rate = setup_services.clean_rate(request.form)
+        if not form.validate():
+            raise Invalid("Check the GST rate.", form.messages())
+        since, rate = form.dated_rate()
         setup_services.add_rate(db, found, since, rate, by=current_user.id)
     except Invalid as exc:
         db.rollback()
-        typed = {name: request.form.get(name, "")[:20] for name in ("effective_from", "rate")}
+        typed = {name: value[:20] for name, value in form.typed().items()}
         return _item_page(found, setup_services.item_values(found, today(g.clinic)), 422, problem=str(exc),
                           rate_errors=exc.errors, rate_values=typed)
     record(db, "billing.price_rate_add", object_type="price_item", object_id=found.id,

@@ -15,6 +15,7 @@ from app.audit.services import load_or_404, record
 from app.auth.policy import Permission, can, requires
 from app.billing import credit_notes, issuing, pages, services
 from app.billing.documents import TITLES, paper, pdf_state
+from app.billing.forms import CreditForm, LineForm
 from app.billing.models import Bill, BillStatus
 from app.billing.payment_views import payment_panel
 from app.billing.pdf import render_after_commit
@@ -215,13 +216,14 @@ def add_line(bill_id):
     """Add a price-list item (chosen or typed by code) with a quantity and a discount."""
     db = get_session()
     bill = load_or_404(Bill, bill_id, "bill.line_add", for_update=True)
-    form = pages.typed(request.form, pages.LINE_FIELDS)
+    form = LineForm(db=db, clinic_id=g.clinic.id)
     try:
         _draft_only(bill)
-        item, quantity, discount = pages.line_input(db, g.clinic.id, form)
-        services.add_line(db, bill, item=item, quantity=quantity, discount=discount, by=current_user.id, day=today())
+        if not form.validate():
+            raise services.Invalid(form.problem(), form.messages())
+        services.add_line(db, bill, **form.values(), by=current_user.id, day=today())
     except services.BillingError as exc:
-        return _refused(bill_id, "bill.line_add", exc, line_form=form)
+        return _refused(bill_id, "bill.line_add", exc, line_form=form.typed())
     return _changed(bill, "bill.line_add")
 
 
@@ -329,17 +331,18 @@ def credit_note(bill_id):
     """Issue a credit note against the document (a cancellation credits it all and marks it cancelled)."""
     db = get_session()
     original = load_or_404(Bill, bill_id, "bill.credit_note", for_update=True)
-    form = {key: value[:20] for key, value in request.form.items() if key == "reason" or key.startswith("qty-")}
+    form = CreditForm.for_lines(pages.credit_lines(db, original))()
     try:
-        quantities, reason = pages.credit_input(pages.credit_lines(db, original), form)
-        note = credit_notes.issue_credit_note(db, clinic=g.clinic, original=original, quantities=quantities,
-                                          reason=reason, by=current_user.id, day=today())
+        if not form.validate():
+            raise services.Invalid(form.problem(), form.messages())
+        note = credit_notes.issue_credit_note(db, clinic=g.clinic, original=original, **form.values(),
+                                              by=current_user.id, day=today())
     except services.BillingError as exc:
         db.rollback()
         original = load_or_404(Bill, bill_id, "bill.credit_note")
         errors = exc.errors if isinstance(exc, services.Invalid) else {}
-        return _credit_page(original, 422 if isinstance(exc, services.Invalid) else 409, form=form, errors=errors,
-                            problem=str(exc))
+        return _credit_page(original, 422 if isinstance(exc, services.Invalid) else 409, form=form.typed(),
+                            errors=errors, problem=str(exc))
     audit("bill.credit_note", note, reason=f"{note.number} against {original.number}")
     render_after_commit(db, g.clinic.id, [note.id])
     db.commit()

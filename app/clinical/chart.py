@@ -12,7 +12,7 @@ import re
 import uuid
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from typing import NamedTuple
 
@@ -25,6 +25,7 @@ from app.clinical import rx_text
 from app.clinical.access import Access
 from app.clinical.models import ChartItem, ChartKind, Encounter, EndReason
 from app.db import new_id, utcnow
+from app.forms import Shown
 from app.patients.models import Patient
 from app.patients.services import staff_names
 from app.security.fields import keyring
@@ -102,62 +103,6 @@ def icd10(text: str) -> tuple[str, str] | None:
         return None
     code = icd.add_dot(icd.remove_dot(code))
     return code, icd.get_description(code)
-
-
-# --- Reading the forms --------------------------------------------------------------------------------
-
-@dataclass
-class Form:
-    """An allergy or problem form: what was typed, errors by field, and the details to seal."""
-
-    typed: dict = field(default_factory=dict)
-    errors: dict = field(default_factory=dict)
-    details: dict = field(default_factory=dict)
-
-
-def _text(form: Mapping, name: str, limit: int, errors: dict, *, lines: bool = False) -> str:
-    raw = (form.get(name) or "").strip()
-    text = "\n".join(" ".join(line.split()) for line in raw.splitlines()) if lines else " ".join(raw.split())
-    if len(text) > limit:
-        errors[name] = f"Keep it to {limit} characters."
-    return text
-
-
-def parse_allergy(form: Mapping) -> Form:
-    """Substance (required), reaction, severity."""
-    out = Form()
-    typed = out.typed
-    typed["substance"] = _text(form, "substance", 120, out.errors)
-    typed["reaction"] = _text(form, "reaction", 200, out.errors)
-    typed["severity"] = form.get("severity") or ""
-    if not typed["substance"]:
-        out.errors["substance"] = "Name the substance (a drug, food or other)."
-    if typed["severity"] not in SEVERITIES:
-        typed["severity"] = ""
-    if not out.errors:
-        out.details = dict(typed)
-    return out
-
-
-def parse_problem(form: Mapping) -> Form:
-    """Condition or an ICD-10 code (or both), since when (free text), a note."""
-    out = Form()
-    typed = out.typed
-    typed["condition"] = _text(form, "condition", 200, out.errors)
-    typed["code"] = _text(form, "code", 12, out.errors)
-    typed["since"] = _text(form, "since", 40, out.errors)
-    typed["note"] = _text(form, "note", 500, out.errors, lines=True)
-    found = icd10(typed["code"]) if typed["code"] else None
-    if typed["code"] and found is None:
-        out.errors["code"] = f"“{typed['code']}” is not an ICD-10 code. Check it, or leave the code empty."
-    elif found:
-        typed["code"] = found[0]
-        typed["condition"] = typed["condition"] or found[1]
-    if not typed["condition"] and "code" not in out.errors:
-        out.errors["condition"] = "Name the condition, or give its ICD-10 code."
-    if not out.errors:
-        out.details = dict(typed)
-    return out
 
 
 # --- Writing ------------------------------------------------------------------------------------------
@@ -280,8 +225,8 @@ class ChartPanel:
     staff: dict
     can_record_allergy: bool
     can_record_problem: bool
-    allergy_form: Form
-    problem_form: Form
+    allergy_form: Shown  # the forms: empty, or refused as typed (app/clinical/forms.py)
+    problem_form: Shown
     encounter_id: uuid.UUID | None = None
     problem: str | None = None  # why the last request was refused
     notice: str | None = None  # what the last request did
@@ -294,31 +239,44 @@ class ChartPanel:
 
 
 def panel(db: Session, *, clinic, patient: Patient, access: Access, encounter: Encounter | None = None,
-          allergy_form: Form | None = None, problem_form: Form | None = None,
+          allergy_form: Shown | None = None, problem_form: Shown | None = None,
           role: Role | None = None) -> ChartPanel | None:
     """The allergies and problems panel for this user (None without triage access; problems only with
     summary access, not even read otherwise). Reads, never audits: the including page audits."""
     if not access.triage:
         return None
     role = role if role is not None else g.role
-    kinds = [*ALLERGY_KINDS, ChartKind.PROBLEM] if access.summary else list(ALLERGY_KINDS)
-    items = db.scalars(select(ChartItem).where(
-        ChartItem.clinic_id == clinic.id, ChartItem.patient_id == patient.id, ChartItem.kind.in_(kinds))
-        .order_by(ChartItem.recorded_at.desc(), ChartItem.id.desc()).limit(LIMIT)).all()
-    entries = []
-    for item in items:
-        details = open_details(db, item)
-        entries.append(Entry(item, details, describe(item.kind, details), may_end(item, access, role),
-                             end_reasons(item)))
-    current = [e for e in entries if e.item.ended_at is None]
+    entries = _entries(db, clinic.id, patient, access, role)
     return ChartPanel(
-        patient_id=patient.id,
-        allergies=[e for e in current if e.item.kind is ChartKind.ALLERGY],
-        nka=next((e for e in current if e.item.kind is ChartKind.NO_KNOWN_ALLERGIES), None),
-        problems=[e for e in current if e.item.kind is ChartKind.PROBLEM] if access.summary else None,
-        past=sorted((e for e in entries if e.item.ended_at), key=lambda e: e.item.ended_at, reverse=True),
-        staff=staff_names(db, {i.recorded_by for i in items} | {i.ended_by for i in items}),
+        patient_id=patient.id, **_lists(entries, summary=access.summary),
+        staff=staff_names(db, {e.item.recorded_by for e in entries} | {e.item.ended_by for e in entries}),
         can_record_allergy=can(role, Permission.ALLERGY_WRITE),
         can_record_problem=access.write and can(role, Permission.CLINICAL_WRITE),
-        allergy_form=allergy_form or Form(), problem_form=problem_form or Form(),
+        allergy_form=allergy_form or Shown(), problem_form=problem_form or Shown(),
         encounter_id=encounter.id if encounter else None)
+
+
+def _entries(db: Session, clinic_id: uuid.UUID, patient: Patient, access: Access, role: Role | None) -> list[Entry]:
+    """The patient's entries this user may see (problems only with summary access), newest first."""
+    kinds = [*ALLERGY_KINDS, ChartKind.PROBLEM] if access.summary else list(ALLERGY_KINDS)
+    items = db.scalars(select(ChartItem).where(
+        ChartItem.clinic_id == clinic_id, ChartItem.patient_id == patient.id, ChartItem.kind.in_(kinds))
+        .order_by(ChartItem.recorded_at.desc(), ChartItem.id.desc()).limit(LIMIT)).all()
+    return [_entry(db, item, access, role) for item in items]
+
+
+def _entry(db: Session, item: ChartItem, access: Access, role: Role | None) -> Entry:
+    details = open_details(db, item)
+    return Entry(item, details, describe(item.kind, details), may_end(item, access, role), end_reasons(item))
+
+
+def _lists(entries: list[Entry], *, summary: bool) -> dict:
+    """The panel's lists: current allergies, "no known allergies", problems (None without `summary`), past."""
+    current = [e for e in entries if e.item.ended_at is None]
+
+    def of(kind: ChartKind) -> list[Entry]:
+        return [e for e in current if e.item.kind is kind]
+
+    return {"allergies": of(ChartKind.ALLERGY), "nka": next(iter(of(ChartKind.NO_KNOWN_ALLERGIES)), None),
+            "problems": of(ChartKind.PROBLEM) if summary else None,
+            "past": sorted((e for e in entries if e.item.ended_at), key=lambda e: e.item.ended_at, reverse=True)}

@@ -18,6 +18,7 @@ from app.audit.services import load_or_404, record
 from app.auth.policy import Permission, Role, can, requires
 from app.clinical import chart, pages, vitals
 from app.clinical.access import Access, access_for
+from app.clinical.forms import AllergyForm, ProblemForm, VitalsForm
 from app.clinical.models import ChartItem, ChartKind, Encounter, Vitals
 from app.db import get_session
 from app.htmx import is_htmx, render, safe_next
@@ -144,11 +145,11 @@ def record_vitals(patient_id):
     """Record a set of vitals (any measures, at least one); implausible values come back with 422."""
     patient, access = patient_with_access(patient_id, "vitals.record")
     links, full = links_from(request.form, patient), request.form.get("full") == "1"
-    entry = vitals.parse(request.form)
-    if entry.errors:
-        return vitals_response(patient, access, 422, full=full, links=links, entry=entry,
+    form = VitalsForm()
+    if not form.validate():
+        return vitals_response(patient, access, 422, full=full, links=links, entry=form.shown(),
                                problem="Check the highlighted values: nothing was recorded.")
-    row = vitals.record_set(get_session(), patient=patient, values=entry.values, by=current_user.id,
+    row = vitals.record_set(get_session(), patient=patient, values=form.values(), by=current_user.id,
                             encounter=links.encounter, appointment_id=links.appointment_id, doctor_id=links.doctor_id)
     audit_write("vitals.record", patient, access, "vitals", row.id)
     return done("Vitals recorded.", next_url(url_for("clinical_chart.vitals_page", patient_id=patient.id)),
@@ -215,11 +216,11 @@ def record_allergy(patient_id):
             return chart_response(patient, access, 409, links=links, problem=str(exc))
         audit_write("chart.record", patient, access, "chart_item", item.id)
         return chart_done(patient, access, links, "Recorded: no known allergies.")
-    form = chart.parse_allergy(request.form)
-    if form.errors:
-        return chart_response(patient, access, 422, links=links, allergy_form=form,
+    form = AllergyForm()
+    if not form.validate():
+        return chart_response(patient, access, 422, links=links, allergy_form=form.shown(),
                               problem="Check the allergy: nothing was recorded.")
-    item, ended = chart.record_allergy(db, patient=patient, details=form.details, by=current_user.id,
+    item, ended = chart.record_allergy(db, patient=patient, details=form.details(), by=current_user.id,
                                        encounter=links.encounter, doctor_id=links.doctor_id)
     audit_write("chart.record", patient, access, "chart_item", item.id)
     for nka in ended:
@@ -235,11 +236,11 @@ def record_problem(patient_id):
     if not access.write:
         refuse("chart.record", patient.id, "no care relationship")
     links = links_from(request.form, patient)
-    form = chart.parse_problem(request.form)
-    if form.errors:
-        return chart_response(patient, access, 422, links=links, problem_form=form,
+    form = ProblemForm()
+    if not form.validate():
+        return chart_response(patient, access, 422, links=links, problem_form=form.shown(),
                               problem="Check the problem: nothing was recorded.")
-    item = chart.record_problem(get_session(), patient=patient, details=form.details, by=current_user.id,
+    item = chart.record_problem(get_session(), patient=patient, details=form.details(), by=current_user.id,
                                 encounter=links.encounter, doctor_id=links.doctor_id)
     audit_write("chart.record", patient, access, "chart_item", item.id)
     return chart_done(patient, access, links, "Problem added.")

@@ -9,9 +9,7 @@ replaced (derived from the newer row: the old row cannot change).
 """
 
 import json
-import re
 import uuid
-from collections.abc import Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -28,11 +26,6 @@ from app.security.fields import keyring
 from app.timeline import events as timeline
 from app.timeline.models import Kind
 
-FIELDS = ("drug", "strength", "form", "dose", "frequency", "duration", "timing", "instructions")
-REQUIRED = {"drug": "Name the medicine.", "dose": "Give the dose (e.g. 1 tablet, 5 ml).",
-            "frequency": "Say how often (e.g. 1-0-1, BD, SOS)."}
-LIMITS = {"drug": 120, "strength": 40, "form": 30, "dose": 40, "frequency": 40, "duration": 40, "timing": 20,
-          "instructions": 300}
 MAX_ITEMS = 30
 MAX_ADVICE = 2000
 MAX_OVERRIDE = 500
@@ -51,7 +44,7 @@ class Stale(RxError):
 
 
 class Invalid(RxError):
-    """An item with missing or too long fields (`errors` per field)."""
+    """A signature the allergy check refuses (`errors` per field; the forms are app/clinical/forms.py)."""
 
     def __init__(self, errors: dict[str, str], message: str = "Check the highlighted fields."):
         super().__init__(message)
@@ -77,30 +70,6 @@ def item_line(item: dict) -> str:
     line = f"{what} — {how}" if how else what
     instructions = _clean(item.get("instructions"))
     return f"{line}; {instructions}" if instructions else line
-
-
-def _normal_frequency(value: str) -> str:
-    """'bd' -> 'BD'; '1 - 0 - 1' -> '1-0-1'; anything else as typed."""
-    if value.upper() in rx_text.FREQUENCY_CODES:
-        return value.upper()
-    squeezed = value.replace(" ", "")
-    return squeezed if re.fullmatch(r"[0-9½¼¾./]+(-[0-9½¼¾./]+){2,3}", squeezed) else value
-
-
-def clean_item(form: Mapping) -> dict:
-    """An item from what was typed, or Invalid with a message per field."""
-    item = {name: _clean(form.get(name, "")) for name in FIELDS}
-    item["instructions"] = str(form.get("instructions", "")).strip()
-    errors = {name: message for name, message in REQUIRED.items() if not item[name]}
-    errors.update({name: f"Keep this to {limit} characters." for name, limit in LIMITS.items()
-                   if len(item[name]) > limit})
-    if item["timing"] and item["timing"] not in rx_text.TIMINGS:
-        errors["timing"] = "Choose when to take it from the list."
-    if errors:
-        raise Invalid(errors)
-    item["frequency"] = _normal_frequency(item["frequency"])
-    item["form"] = item["form"].lower() if item["form"].lower() in rx_text.FORMS else item["form"]
-    return item
 
 
 # --- Reading ----------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from app.auth.policy import PUBLIC, Permission, can, requires
 from app.clinical import prescriptions as rx_service
 from app.clinical import rx_code, rx_pages, rx_text
 from app.clinical.access import Access, access_for
+from app.clinical.forms import DRUG_LENGTH, ItemForm
 from app.clinical.models import Encounter, Prescription
 from app.clinical.pages import refuse
 from app.clinical.prescriptions import RxError
@@ -103,13 +104,20 @@ def _changed(encounter: Encounter, patient: Patient, access: Access) -> Response
 
 def _refused(exc: RxError, action: str, encounter: Encounter, patient: Patient, access: Access,
              **state) -> Response:
-    """A change refused with a message; the one audit record notes that nothing was saved."""
+    """A change refused with a message (422 for the allergy check's, 409 otherwise)."""
+    status = 422 if isinstance(exc, rx_service.Invalid) else 409
+    return _not_saved(action, encounter, patient, access, status, type(exc).__name__.lower(), problem=str(exc),
+                      **state)
+
+
+def _not_saved(action: str, encounter: Encounter, patient: Patient, access: Access, status: int, why: str,
+               **state) -> Response:
+    """The panel again with what was refused; the one audit record notes that nothing was saved."""
     db = get_session()
     db.rollback()
-    status = 422 if isinstance(exc, rx_service.Invalid) else 409
     record(db, action, patient_id=patient.id, object_type="encounter", object_id=encounter.id,
-           reason=f"not saved: {type(exc).__name__.lower()}")
-    return _panel_response(encounter, patient, access, status, problem=str(exc), **state)
+           reason=f"not saved: {why}")
+    return _panel_response(encounter, patient, access, status, **state)
 
 
 # --- The editor -------------------------------------------------------------------------------------
@@ -121,15 +129,15 @@ def add_item(encounter_id):
     encounter = load_or_404(Encounter, encounter_id, "prescription.item_add", for_update=True)
     access = writable(encounter, "prescription.item_add", encounter.id)
     patient = load_or_404(Patient, encounter.patient_id, "prescription.item_add")
-    db = get_session()
-    typed = {name: request.form.get(name, "") for name in rx_service.FIELDS}
+    db, form = get_session(), ItemForm()
+    if not form.validate():
+        return _not_saved("prescription.item_add", encounter, patient, access, 422, "invalid",
+                          problem="Check the highlighted fields.", item=form.typed(), errors=form.messages())
     try:
-        item = rx_service.clean_item(request.form)
-        rx = rx_service.add_item(db, encounter=encounter, item=item, language=patient.language, by=current_user.id)
-    except rx_service.Invalid as exc:
-        return _refused(exc, "prescription.item_add", encounter, patient, access, item=typed, errors=exc.errors)
+        rx = rx_service.add_item(db, encounter=encounter, item=form.item(), language=patient.language,
+                                 by=current_user.id)
     except RxError as exc:
-        return _refused(exc, "prescription.item_add", encounter, patient, access, item=typed)
+        return _refused(exc, "prescription.item_add", encounter, patient, access, item=form.typed())
     record(db, "prescription.item_add", patient_id=patient.id, object_type="prescription", object_id=rx.id)
     return _changed(encounter, patient, access)
 
@@ -145,7 +153,7 @@ def check_item(encounter_id):
         return client_redirect(url_for("clinical.encounter", encounter_id=encounter.id))
     patient = load_or_404(Patient, encounter.patient_id, "prescription.check")
     db = get_session()
-    drug = " ".join(request.args.get("drug", "").split())[:rx_service.LIMITS["drug"]]
+    drug = " ".join(request.args.get("drug", "").split())[:DRUG_LENGTH]
     check = rx_pages.check_one(db, patient=patient, encounter=encounter, drug=drug) if drug else None
     if check is not None:
         record(db, "prescription.check", patient_id=patient.id, object_type="encounter", object_id=encounter.id)

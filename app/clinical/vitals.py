@@ -1,5 +1,5 @@
-"""Vital signs: reading the form (plausible ranges), describing a set with out-of-normal flags, recording
-and voiding sets, and the panel (latest set, trends, form) the encounter and patient pages show.
+"""Vital signs: describing a set with out-of-normal flags, recording and voiding sets, and the panel (latest
+set, trends, form) the encounter and patient pages show. The form and its plausible ranges: app/clinical/forms.py.
 
 A set is one sealed JSON object in canonical units (keys only for what was measured): systolic and
 diastolic (mmHg), pulse (/min), temperature_c (°C, 1 dp; temperature_unit says what was typed), spo2
@@ -19,10 +19,9 @@ Normal ranges, adults only (a patient under 18 gets no flags: children's ranges 
 """
 
 import json
-import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
@@ -37,6 +36,7 @@ from app.clinical.access import Access
 from app.clinical.models import Encounter, Vitals
 from app.clinical.trends import outside, trends_of, trim
 from app.db import new_id, utcnow
+from app.forms import Shown
 from app.patients.models import Patient
 from app.patients.services import staff_names
 from app.security.fields import keyring
@@ -142,104 +142,6 @@ def is_adult(dob: date | None, on: date) -> bool:
     return on.year - dob.year - ((on.month, on.day) < (dob.month, dob.day)) >= 18
 
 
-# --- Reading the form ---------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Measure:
-    """A form field with its plausible range (what a living patient can have; beyond it is a typo)."""
-
-    name: str
-    label: str
-    unit: str
-    low: Decimal
-    high: Decimal
-    whole: bool = True
-
-
-MEASURES = [
-    Measure("systolic", "Systolic pressure", "mmHg", Decimal(50), Decimal(300)),
-    Measure("diastolic", "Diastolic pressure", "mmHg", Decimal(20), Decimal(200)),
-    Measure("pulse", "Pulse", "/min", Decimal(20), Decimal(300)),
-    Measure("spo2", "SpO2", "%", Decimal(50), Decimal(100)),
-    Measure("resp_rate", "Respiratory rate", "/min", Decimal(4), Decimal(80)),
-    Measure("weight_kg", "Weight", "kg", Decimal("0.3"), Decimal(400), whole=False),
-    Measure("height_cm", "Height", "cm", Decimal(30), Decimal(250), whole=False),
-    Measure("glucose_mg_dl", "Blood glucose", "mg/dL", Decimal(10), Decimal(1500)),
-]
-TEMPERATURE = {"C": Measure("temperature", "Temperature", "°C", Decimal(30), Decimal(45), whole=False),
-               "F": Measure("temperature", "Temperature", "°F", Decimal(86), Decimal(113), whole=False)}
-FORM_FIELDS = [m.name for m in MEASURES] + ["temperature", "temperature_unit", "glucose_context"]
-WHOLE = re.compile(r"\d{1,5}")
-NUMBER = re.compile(r"\d{1,5}(\.\d{1,3})?|\.\d{1,3}")
-
-
-@dataclass
-class Entry:
-    """The vitals form: what was typed (kept when refused), the errors by field, the canonical values."""
-
-    typed: dict = field(default_factory=dict)
-    errors: dict = field(default_factory=dict)
-    values: dict = field(default_factory=dict)
-
-
-def _number(text: str, measure: Measure) -> tuple[Decimal | None, str | None]:
-    if not (WHOLE if measure.whole else NUMBER).fullmatch(text):
-        return None, "Enter a whole number." if measure.whole else "Enter a number, such as 72.5."
-    value = Decimal(text)
-    if not measure.low <= value <= measure.high:
-        return None, f"{measure.label} must be between {measure.low} and {measure.high} {measure.unit}."
-    return value, None
-
-
-def parse(form: Mapping, *, default_unit: str = "F") -> Entry:
-    """Read the vitals form: each value in its plausible range, blood pressure whole and consistent,
-    glucose with its context, temperature converted to °C; at least one value."""
-    typed = {name: (form.get(name) or "").strip()[:12] for name in FORM_FIELDS}
-    typed["temperature_unit"] = typed["temperature_unit"] if typed["temperature_unit"] in TEMPERATURE else default_unit
-    entry, numbers = Entry(typed=typed), {}
-    for measure in [*MEASURES, TEMPERATURE[typed["temperature_unit"]]]:
-        if typed[measure.name]:
-            numbers[measure.name], error = _number(typed[measure.name], measure)
-            if error:
-                entry.errors[measure.name] = error
-    _check_pairs(entry, numbers)
-    if not numbers and not entry.errors:
-        entry.errors["form"] = "Enter at least one measurement."
-    if not entry.errors:
-        entry.values = _canonical(numbers, typed)
-    return entry
-
-
-def _check_pairs(entry: Entry, numbers: dict) -> None:
-    typed, errors = entry.typed, entry.errors
-    if bool(typed["systolic"]) != bool(typed["diastolic"]):
-        missing = "diastolic" if typed["systolic"] else "systolic"
-        errors.setdefault(missing, "Enter both numbers of the blood pressure.")
-    elif numbers.get("systolic") and numbers.get("diastolic") and numbers["diastolic"] >= numbers["systolic"]:
-        errors.setdefault("diastolic", "The diastolic pressure must be lower than the systolic.")
-    if typed["glucose_mg_dl"] and typed["glucose_context"] not in GLUCOSE_CONTEXTS:
-        errors["glucose_context"] = "Say when the glucose was measured."
-
-
-def _canonical(numbers: dict, typed: dict) -> dict:
-    values = {}
-    for name in ("systolic", "diastolic", "pulse", "spo2", "resp_rate", "glucose_mg_dl"):
-        if name in numbers:
-            values[name] = int(numbers[name])
-    for name in ("weight_kg", "height_cm"):
-        if name in numbers:
-            values[name] = float(numbers[name].quantize(TENTH, ROUND_HALF_UP))
-    if "temperature" in numbers:
-        degrees, unit = numbers["temperature"], typed["temperature_unit"]
-        celsius = (degrees - 32) * 5 / 9 if unit == "F" else degrees
-        # Two decimals, so a temperature typed in °F reads back as typed (101.2 °F -> 38.44 °C -> 101.2 °F).
-        values["temperature_c"] = float(celsius.quantize(Decimal("0.01"), ROUND_HALF_UP))
-        values["temperature_unit"] = unit
-    if "glucose_mg_dl" in values:
-        values["glucose_context"] = typed["glucose_context"]
-    return values
-
-
 # --- Recording and voiding ----------------------------------------------------------------------------
 
 def record_set(db: Session, *, patient: Patient, values: dict, by: uuid.UUID, encounter: Encounter | None = None,
@@ -311,7 +213,7 @@ class VitalsPanel:
     can_record: bool
     voidable: frozenset  # ids of the sets this user may mark entered in error
     staff: dict
-    entry: Entry
+    entry: Shown  # the form: empty, or refused as typed (app/clinical/forms.py)
     encounter_id: uuid.UUID | None = None
     appointment_id: uuid.UUID | None = None
     more: bool = False  # older sets exist beyond the ones read
@@ -336,7 +238,7 @@ def recent_sets(db: Session, patient: Patient, limit: int) -> list[Vitals]:
 
 
 def panel(db: Session, *, clinic, patient: Patient, access: Access, encounter: Encounter | None = None,
-          appointment_id: uuid.UUID | None = None, entry: Entry | None = None, limit: int = PANEL_SETS,
+          appointment_id: uuid.UUID | None = None, entry: Shown | None = None, limit: int = PANEL_SETS,
           full: bool = False, role: Role | None = None, user_id: uuid.UUID | None = None) -> VitalsPanel | None:
     """The vitals panel for this user (None without triage access). Reads, never audits: the page
     that shows it writes its audit record."""
@@ -358,7 +260,7 @@ def panel(db: Session, *, clinic, patient: Patient, access: Access, encounter: E
         can_record=can(role, Permission.VITALS_WRITE),
         voidable=frozenset(s.row.id for s in sets if may_void(role, user_id, s.row)),
         staff=staff_names(db, {s.row.taken_by for s in sets} | {s.row.voided_by for s in sets}),
-        entry=entry or Entry(typed={"temperature_unit": latest_unit}),
+        entry=entry or Shown(typed={"temperature_unit": latest_unit}),
         encounter_id=encounter.id if encounter else None,
         appointment_id=appointment_id or (encounter.appointment_id if encounter else None),
         more=len(rows) > limit, full=full)

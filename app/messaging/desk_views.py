@@ -14,6 +14,7 @@ from app.db import get_session
 from app.htmx import client_redirect, is_htmx, render
 from app.messaging import desk, texts
 from app.messaging import settings as reminder_settings
+from app.messaging.forms import SettingsForm
 from app.messaging.models import Reminder
 from app.messaging.outbox import settings_of
 
@@ -47,13 +48,10 @@ def settings():
 def settings_post():
     """Save the reminder settings and templates; messages planned from now on use them."""
     db = get_session()
-    try:
-        cleaned = reminder_settings.clean(request.form, g.clinic,
-                                          token_stored=reminder_settings.has_token(db, g.clinic.id))
-        changed = reminder_settings.save(db, g.clinic.id, cleaned, by=current_user.id)
-    except reminder_settings.Invalid as exc:
-        db.rollback()
-        return _settings_page(reminder_settings.raw_values(request.form), 422, exc.errors, str(exc))
+    form = SettingsForm(clinic=g.clinic, token_stored=reminder_settings.has_token(db, g.clinic.id))
+    if not form.validate():
+        return _settings_page(form.typed(), 422, form.messages(), "Check the highlighted fields; nothing was saved.")
+    changed = reminder_settings.save(db, g.clinic.id, form.cleaned(), by=current_user.id)
     record(db, "reminders.settings", object_type="clinic", object_id=g.clinic.id,
            reason="changed: " + (", ".join(changed) or "nothing"))
     db.commit()

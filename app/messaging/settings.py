@@ -1,7 +1,7 @@
 """A clinic's reminder settings and message templates: the form's values, checking what was typed, saving.
 
-Parsing returns cleaned values or raises `Invalid` with a message per field; saving flushes, never
-commits (the view audits, then commits). The Twilio auth token is write-only: it is sealed with the
+The form (app/messaging/forms.py) gives the cleaned values; saving flushes, never commits (the view
+audits, then commits). The Twilio auth token is write-only: it is sealed with the
 clinic's key, never put back into a form, and a blank field keeps the one stored.
 
 SMS texts are checked the way an operator's DLT scrubber and the phone will meet them: only the four
@@ -14,7 +14,7 @@ import re
 import string
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -36,24 +36,9 @@ LANGUAGE_NAMES = {"en": "English", "hi": "Hindi"}
 TWILIO_FIELDS = ("account_sid", "whatsapp_from", "sms_from", "messaging_service_sid")
 TEMPLATE_FIELDS = ("whatsapp_content_sid", "offer_content_sid", "sms_text", "offer_sms_text", "dlt_template_id",
                    "offer_dlt_template_id")
-SETTINGS_FIELDS = ("enabled", "channels", "offsets_minutes", "quiet_start", "quiet_end", "transport",
-                   *TWILIO_FIELDS)
-_SID = {"account_sid": "AC", "messaging_service_sid": "MG", "whatsapp_content_sid": "HX", "offer_content_sid": "HX"}
-_E164 = re.compile(r"\+[1-9][0-9]{7,14}")
-_SENDER_ID = re.compile(r"(?=.*[A-Za-z])[A-Za-z0-9]{1,11}")
-_TOKEN = re.compile(r"[0-9a-fA-F]{32}")
-_DLT = re.compile(r"[0-9]{1,30}")
 _OFFSET = re.compile(r"(?:(\d{1,3})\s*d(?:ays?)?)?\s*(?:(\d{1,4})\s*h(?:ours?|rs?)?)?\s*"
                      r"(?:(\d{1,5})\s*m(?:ins?|inutes?)?)?", re.IGNORECASE)
 _TOKEN_CHARS = 22  # a link token: 16 random bytes in URL-safe base64 (app/messaging/links.py)
-
-
-class Invalid(ValueError):
-    """The form was not saved: a message for the page and one per field."""
-
-    def __init__(self, message: str, errors: dict[str, str]):
-        super().__init__(message)
-        self.errors = errors
 
 
 @dataclass
@@ -90,12 +75,6 @@ def form_values(db: Session, clinic_id: uuid.UUID) -> dict:
     return values
 
 
-def raw_values(form) -> dict:
-    """What was typed, cut to size, for a form shown again after an error (never the auth token)."""
-    names = [*SETTINGS_FIELDS, *(_field(lang, name) for lang in texts.LANGUAGES for name in TEMPLATE_FIELDS)]
-    return {name: (form.get(name) or "")[:600] for name in names}
-
-
 def has_token(db: Session, clinic_id: uuid.UUID) -> bool:
     """Whether an auth token is stored (the form says so, without showing it)."""
     return outbox.settings_of(db, clinic_id).auth_token_enc is not None
@@ -107,33 +86,7 @@ def webhook_urls(clinic_id: uuid.UUID) -> dict[str, str]:
     return {"status": f"{base}/status", "inbound": f"{base}/inbound"}
 
 
-# --- Checking the form ---------------------------------------------------------------------------
-
-def _text(form, name: str, limit: int = 60) -> str:
-    return " ".join((form.get(name) or "").split())[:limit]
-
-
-def clean(form, clinic: Clinic, *, token_stored: bool) -> Cleaned:
-    """The settings form checked: schedule, quiet hours, transport and senders, templates per language."""
-    errors: dict[str, str] = {}
-    values = {"enabled": form.get("enabled") == "y", "channels": form.get("channels", ""),
-              "transport": form.get("transport", "")}
-    if values["channels"] not in CHANNELS:
-        errors["channels"] = "Choose which channels to use."
-    if values["transport"] not in TRANSPORTS:
-        errors["transport"] = "Choose where messages go."
-    _schedule(form, clinic, values, errors)
-    token = _twilio(form, values, errors, token_stored=token_stored)
-    templates = {language: _template(form, clinic, language, errors) for language in texts.LANGUAGES}
-    if values.get("transport") == Transport.TWILIO.value and "whatsapp" in values["channels"]:
-        name = _field("en", "whatsapp_content_sid")
-        if not templates["en"]["whatsapp_content_sid"] and name not in errors:
-            errors[name] = "Required to send WhatsApp through Twilio: the approved English template's ContentSid."
-    if errors:
-        raise Invalid("Check the highlighted fields; nothing was saved.", errors)
-    values["transport"] = Transport(values["transport"])
-    return Cleaned(values, token, templates)
-
+# --- Checking what was typed (the form: app/messaging/forms.py) ----------------------------------
 
 def parse_offsets(text: str) -> list[timedelta]:
     """"24h, 2h" or "3d, 90m, 1h30m": each a time before the appointment (ValueError if one is not)."""
@@ -145,99 +98,6 @@ def parse_offsets(text: str) -> list[timedelta]:
         days, hours, minutes = (int(g or 0) for g in match.groups())
         offsets.append(timedelta(days=days, hours=hours, minutes=minutes))
     return offsets
-
-
-def _clock(form, name: str, errors: dict) -> time | None:
-    text = _text(form, name, 8)
-    if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", text):
-        errors[name] = "A time of day as HH:MM, e.g. 21:00."
-        return None
-    return time.fromisoformat(text)
-
-
-def _schedule(form, clinic: Clinic, values: dict, errors: dict) -> None:
-    """Offsets and quiet hours, checked by the planner's own rules (app/messaging/plan.py)."""
-    quiet_start, quiet_end = _clock(form, "quiet_start", errors), _clock(form, "quiet_end", errors)
-    text = _text(form, "offsets_minutes")
-    try:
-        if not text:
-            raise ValueError("Give at least one time before the appointment (or turn reminders off).")
-        offsets = parse_offsets(text)
-        for offset in offsets:  # said here with the offset as typed; the planner's message shows a timedelta
-            if not plan.MIN_LEAD <= offset <= plan.MAX_OFFSET:
-                said = plan.kind_of(offset) if offset else "0"
-                raise ValueError(f"{said} is not allowed: a reminder goes 30 minutes to 14 days before the "
-                                 "appointment.")
-        plan.Schedule(offsets=tuple(offsets), timezone=clinic.timezone)
-    except ValueError as exc:
-        errors["offsets_minutes"] = str(exc)
-        return
-    minutes = sorted({int(o.total_seconds()) // 60 for o in offsets}, reverse=True)
-    values.update(offsets_minutes=",".join(map(str, minutes)), quiet_start=quiet_start, quiet_end=quiet_end)
-
-
-def _sid(form, name: str, errors: dict) -> str | None:
-    value = _text(form, name, 40)
-    prefix = _SID[name]
-    if value and not re.fullmatch(prefix + r"[0-9a-fA-F]{32}", value):
-        errors[name] = f"“{prefix}” followed by 32 letters and digits (0-9, a-f), as Twilio's console shows it."
-    return value or None
-
-
-def _twilio(form, values: dict, errors: dict, *, token_stored: bool) -> str | None:
-    """Account, token and senders; required only for what the Twilio transport will use. Returns a new token."""
-    values["account_sid"] = _sid(form, "account_sid", errors)
-    values["messaging_service_sid"] = _sid(form, "messaging_service_sid", errors)
-    token = (form.get("auth_token") or "").strip() or None
-    if token and not _TOKEN.fullmatch(token):
-        errors["auth_token"] = "Twilio's auth token is 32 letters and digits (0-9, a-f)."
-    whatsapp = _text(form, "whatsapp_from", 40).removeprefix("whatsapp:").replace(" ", "")
-    if whatsapp and not _E164.fullmatch(whatsapp):
-        errors["whatsapp_from"] = "The WhatsApp sender's number with its country code, e.g. +14155238886."
-    values["whatsapp_from"] = f"whatsapp:{whatsapp}" if whatsapp else None
-    sms = _text(form, "sms_from", 40).replace(" ", "")
-    if sms and not (_E164.fullmatch(sms) or _SENDER_ID.fullmatch(sms)):
-        errors["sms_from"] = "A number with its country code (e.g. +14155238886) or a sender ID of up to 11 letters."
-    values["sms_from"] = sms or None
-    if values["transport"] == Transport.TWILIO.value:
-        _twilio_required(values, errors, has_token=bool(token) or token_stored)
-    return token
-
-
-def _twilio_required(values: dict, errors: dict, *, has_token: bool) -> None:
-    if not values["account_sid"]:
-        errors.setdefault("account_sid", "Required to send through Twilio.")
-    if not has_token:
-        errors.setdefault("auth_token", "Required to send through Twilio.")
-    channels = values["channels"]
-    if "whatsapp" in channels and not values["whatsapp_from"]:
-        errors.setdefault("whatsapp_from", "Required to send WhatsApp messages (or choose SMS only).")
-    if "sms" in channels and not (values["sms_from"] or values["messaging_service_sid"]):
-        errors.setdefault("sms_from", "An SMS sender or a Messaging Service SID is required to send SMS "
-                                      "(or choose WhatsApp only).")
-
-
-def _template(form, clinic: Clinic, language: str, errors: dict) -> dict:
-    values = {}
-    for name in ("whatsapp_content_sid", "offer_content_sid"):
-        field = _field(language, name)
-        value = _text(form, field, 40)
-        if value and not re.fullmatch(r"HX[0-9a-fA-F]{32}", value):
-            errors[field] = "“HX” followed by 32 letters and digits (0-9, a-f): the approved template's ContentSid."
-        values[name] = value or None
-    for name in ("dlt_template_id", "offer_dlt_template_id"):
-        field = _field(language, name)
-        value = _text(form, field, 40)
-        if value and not _DLT.fullmatch(value):
-            errors[field] = "Digits only, as the DLT portal shows the template ID (usually 19)."
-        values[name] = value or None
-    for name in ("sms_text", "offer_sms_text"):
-        field = _field(language, name)
-        values[name] = " ".join((form.get(field) or "").split())
-        problem = sms_problem(values[name], clinic, language)
-        if problem:
-            errors[field] = problem
-    return values
 
 
 def sms_problem(text: str, clinic: Clinic, language: str) -> str | None:

@@ -58,6 +58,17 @@ def test_an_upward_import_breaks_the_contract(tmp_path):
     assert "app.htmx -> jobs.worker" in result.stdout.split("app is not allowed to import jobs:")[1]
 
 
+def test_a_view_importing_another_view_breaks_the_contract(tmp_path):
+    for name in ("app", "jobs"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    view = tmp_path / "app" / "billing" / "views.py"
+    view.write_text(view.read_text() + "\nfrom app.billing.payment_views import bp as payments  # noqa\n")
+    result = lint_imports(tmp_path)
+    assert result.returncode == 1
+    assert "app.billing.views is not allowed to import app.billing.payment_views" in result.stdout
+
+
 def test_every_module_of_app_has_a_layer():
     """A new module joins a layer of the contract (one left out would be checked by nobody)."""
     import tomllib

@@ -1,5 +1,5 @@
-"""What the billing desk's pages show: the billing home's lists, the draft editor and the credit-note form,
-(every billing view loads a document with `load_or_404(Bill, ...)`).
+"""What the billing desk's pages show: the billing home's lists, the draft editor, the credit-note form and
+the payments panel (every billing view loads a document with `load_or_404(Bill, ...)`).
 
 Reads only (no writes; only a refused lookup commits its denial record): the views audit what these return.
 """
@@ -10,13 +10,17 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
+from flask import g
 from sqlalchemy import and_, exists, func, select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
+from app.auth.policy import Permission, can
 from app.billing import credit_notes, services
+from app.billing import payments as pay_service
 from app.billing.documents import TITLES
-from app.billing.models import Bill, BillingEvent, BillLine, BillStatus, CreditReason, PriceItem
+from app.billing.models import Bill, BillingEvent, BillLine, BillStatus, CreditReason, Payment, PaymentMode, PriceItem
+from app.billing.services import Account
 from app.clinics.models import Clinic
 from app.clinics.states import BY_CODE, state_label
 from app.patients.services import labels_of, staff_names
@@ -198,3 +202,58 @@ def credit_lines(db: Session, original: Bill, form: dict | None = None) -> list[
     form = form or {}
     return [CreditLine(line, line.quantity - already.get(line.id, Decimal(0)), form.get(f"qty-{line.id}", ""))
             for line in services.lines_of(db, original)]
+
+
+# --- The payments panel ---------------------------------------------------------------------------------
+
+MODES = list(PaymentMode)
+
+
+@dataclass
+class PaymentRow:
+    payment: Payment
+    received_by: str
+
+
+@dataclass
+class PaymentPanel:
+    """What the payments panel shows: the account, the payments and refunds, and the two forms."""
+
+    bill: Bill
+    account: Account
+    payments: list[PaymentRow]
+    can_take: bool
+    can_refund: bool
+    form: dict = field(default_factory=dict)  # the payment form as typed (a refused submission)
+    refund_form: dict = field(default_factory=dict)
+    errors: dict = field(default_factory=dict)
+    refund_errors: dict = field(default_factory=dict)
+    problem: str | None = None  # a refused payment's message
+    refund_problem: str | None = None
+
+    @property
+    def modes(self) -> list[PaymentMode]:
+        return MODES
+
+    @property
+    def payment_values(self) -> dict:
+        """The payment form's values: as typed, or the balance due by cash."""
+        return self.form or {"mode": "", "amount": f"{self.account.due:.2f}", "reference": ""}
+
+    @property
+    def refund_values(self) -> dict:
+        return self.refund_form or {"mode": "", "amount": f"{self.account.refundable:.2f}", "reference": ""}
+
+
+def payment_panel(db: Session, bill: Bill, **state) -> PaymentPanel:
+    """The payments panel for an issued document (state: form, refund_form, errors, refund_errors, problem,
+    refund_problem)."""
+    account = pay_service.account_of(db, bill)
+    payments = pay_service.payments_of(db, bill)
+    names = staff_names(db, (p.received_by for p in payments))
+    rows = [PaymentRow(p, names.get(p.received_by, "")) for p in payments]
+    role, payable = g.get("role"), bill.issued and not bill.is_credit_note
+    return PaymentPanel(bill=bill, account=account, payments=rows,
+                        can_take=payable and can(role, Permission.PAYMENT_TAKE) and account.due > 0,
+                        can_refund=payable and can(role, Permission.CREDIT_NOTE_CREATE) and account.refundable > 0,
+                        **state)

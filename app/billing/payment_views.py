@@ -6,89 +6,29 @@ Payments are append-only; a mistake is put right by a refund, never an edit.
 
 import json
 import uuid
-from dataclasses import dataclass, field
 from decimal import Decimal
 
 from flask import Blueprint, Response, flash, g, url_for
 from flask_login import current_user
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.audit.services import load_or_404, record
-from app.auth.models import StaffUser
-from app.auth.policy import Permission, can, requires
+from app.auth.policy import Permission, requires
 from app.billing import credit_notes, services
 from app.billing import payments as pay_service
 from app.billing.forms import PaymentForm
-from app.billing.models import Bill, Payment, PaymentKind, PaymentMode
-from app.billing.services import ZERO, Account, BillingError, Invalid
+from app.billing.models import Bill, Payment, PaymentKind
+from app.billing.pages import payment_panel
+from app.billing.services import ZERO, BillingError, Invalid
 from app.billing.words import amount_in_words
 from app.db import get_session
 from app.formats import inr
 from app.htmx import client_redirect, is_htmx, render_partial
+from app.patients.services import staff_names
 from app.scheduling import services as schedule
 
 bp = Blueprint("billing_payment", __name__)
 PANEL = "billing/_payments.html"
-MODES = list(PaymentMode)
-
-
-@dataclass
-class PaymentRow:
-    payment: Payment
-    received_by: str
-
-
-@dataclass
-class PaymentPanel:
-    """What the payments panel shows: the account, the payments and refunds, and the two forms."""
-
-    bill: Bill
-    account: Account
-    payments: list[PaymentRow]
-    can_take: bool
-    can_refund: bool
-    form: dict = field(default_factory=dict)  # the payment form as typed (a refused submission)
-    refund_form: dict = field(default_factory=dict)
-    errors: dict = field(default_factory=dict)
-    refund_errors: dict = field(default_factory=dict)
-    problem: str | None = None  # a refused payment's message
-    refund_problem: str | None = None
-
-    @property
-    def modes(self) -> list[PaymentMode]:
-        return MODES
-
-    @property
-    def payment_values(self) -> dict:
-        """The payment form's values: as typed, or the balance due by cash."""
-        return self.form or {"mode": "", "amount": f"{self.account.due:.2f}", "reference": ""}
-
-    @property
-    def refund_values(self) -> dict:
-        return self.refund_form or {"mode": "", "amount": f"{self.account.refundable:.2f}", "reference": ""}
-
-
-def staff_names(db: Session, ids) -> dict[uuid.UUID, str]:
-    """Staff full names by id (one query)."""
-    ids = {staff_id for staff_id in ids if staff_id}
-    if not ids:
-        return {}
-    return dict(db.execute(select(StaffUser.id, StaffUser.full_name).where(StaffUser.id.in_(ids))).all())
-
-
-def payment_panel(db: Session, bill: Bill, **state) -> PaymentPanel:
-    """The payments panel for an issued document (state: form, refund_form, errors, refund_errors, problem,
-    refund_problem)."""
-    account = pay_service.account_of(db, bill)
-    payments = pay_service.payments_of(db, bill)
-    names = staff_names(db, (p.received_by for p in payments))
-    rows = [PaymentRow(p, names.get(p.received_by, "")) for p in payments]
-    role, payable = g.get("role"), bill.issued and not bill.is_credit_note
-    return PaymentPanel(bill=bill, account=account, payments=rows,
-                        can_take=payable and can(role, Permission.PAYMENT_TAKE) and account.due > 0,
-                        can_refund=payable and can(role, Permission.CREDIT_NOTE_CREATE) and account.refundable > 0,
-                        **state)
 
 
 # --- Taking money and paying it back ------------------------------------------------------------------

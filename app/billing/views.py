@@ -17,7 +17,7 @@ from app.billing import credit_notes, issuing, pages, services
 from app.billing.documents import TITLES, paper, pdf_state
 from app.billing.forms import CreditForm, LineForm
 from app.billing.models import Bill, BillStatus
-from app.billing.payment_views import payment_panel
+from app.billing.pages import payment_panel
 from app.billing.pdf import render_after_commit
 from app.db import get_session
 from app.htmx import client_redirect, is_htmx, render

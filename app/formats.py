@@ -34,6 +34,11 @@ def inr(amount: Decimal | int | None) -> str:
     return format_currency(value, "INR", locale=LOCALES["en"])
 
 
+def percent(rate: Decimal | int) -> str:
+    """A tax or discount rate as printed: 2.5%, 9%, 18%."""
+    return f"{Decimal(rate).normalize():f}%"
+
+
 def day(value: date | None, pattern: str = DAY, language: str = "en") -> str:
     """A calendar day in a CLDR pattern: "05 Apr 2026"; "" for none."""
     if value is None:

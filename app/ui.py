@@ -85,6 +85,7 @@ def init_app(app: Flask) -> None:
                                  language_name=language_name, field_label=lambda name: FIELD_LABELS.get(name, name))
     app.jinja_env.filters["localtime"] = localtime
     app.jinja_env.filters["inr"] = formats.inr
+    app.jinja_env.filters["percent"] = formats.percent
     app.jinja_env.filters["day"] = formats.day
     app.jinja_env.filters["clock"] = clock
     app.jinja_env.filters["phone"] = display_phone

@@ -23,8 +23,8 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from app.billing import tax
-from app.billing.gstin import financial_year
 from app.billing.issuing import format_number
+from app.billing.numbers import financial_year
 from app.messaging import texts
 from app.security.fields import Keyring
 from bench import clinics, history

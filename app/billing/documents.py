@@ -47,12 +47,6 @@ ZERO = Decimal("0.00")
 
 # --- Formatting ----------------------------------------------------------------------------------------
 
-def percent(rate: Decimal) -> str:
-    """A rate as printed: 2.5%, 9%, 18%."""
-    text = f"{Decimal(rate).normalize():f}"
-    return f"{text}%"
-
-
 def quantity_text(quantity: Decimal) -> str:
     text = f"{abs(Decimal(quantity)).normalize():f}"
     return text
@@ -168,17 +162,18 @@ def _line(line, sign: int, state_tax: str) -> PaperLine:
     half = Decimal(line.rate) / 2
     cgst = sgst = igst = None
     if taxable and line.inter_state:
-        igst = TaxPart("IGST", percent(line.rate), sign * line.igst)
+        igst = TaxPart("IGST", formats.percent(line.rate), sign * line.igst)
     elif taxable:
-        cgst = TaxPart("CGST", percent(half), sign * line.cgst)
-        sgst = TaxPart(state_tax, percent(half), sign * line.sgst)
+        cgst = TaxPart("CGST", formats.percent(half), sign * line.cgst)
+        sgst = TaxPart(state_tax, formats.percent(half), sign * line.sgst)
     label = {Treatment.EXEMPT: "Exempt", Treatment.NIL_RATED: "Nil rated"}.get(line.treatment, "")
-    discount_text = f"{percent(line.discount_value)}" if line.discount_percent and line.discount_value else ""
+    discount_text = formats.percent(line.discount_value) if line.discount_percent and line.discount_value else ""
     return PaperLine(
         position=line.position, description=line.description, note=line.note or "", hsn_sac=line.hsn_sac,
         quantity=quantity_text(line.quantity), unit=line.unit, unit_price=line.unit_price,
         discount=sign * line.discount, discount_text=discount_text, taxable_value=sign * line.taxable_value,
-        taxable=taxable, treatment_label=label, rate=percent(line.rate) if taxable else "", cgst=cgst, sgst=sgst,
+        taxable=taxable, treatment_label=label, rate=formats.percent(line.rate) if taxable else "", cgst=cgst,
+        sgst=sgst,
         igst=igst, total=sign * line.total, mrp=line.price_includes_tax and line.treatment is not Treatment.NON_GST,
         place_of_supply=_state(line.place_of_supply), non_gst=line.treatment is Treatment.NON_GST)
 

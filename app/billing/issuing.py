@@ -12,8 +12,8 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from app.billing import tax
-from app.billing.gstin import financial_year, validate_document_number
 from app.billing.models import Bill, BillingProfile, BillPdf, BillSeries, BillStatus, SeriesKind
+from app.billing.numbers import financial_year, validate_document_number
 from app.billing.services import (
     BillingError,
     Invalid,

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app import formats
 from app.clinics.models import Clinic
 from app.counters import next_number
 from app.db import new_id, utcnow
@@ -202,8 +203,7 @@ def _refuse_overlap(db: Session, clinic: Clinic, doctor_id: uuid.UUID, starts: d
     if first is None:
         return
     if first.starts_at > starts:
-        raise DoesNotFit((ends - starts).seconds // 60,
-                         first.starts_at.astimezone(services.zone(clinic)).strftime("%H:%M"))
+        raise DoesNotFit((ends - starts).seconds // 60, formats.clock(first.starts_at, clinic.timezone))
     raise SlotTaken()
 
 

@@ -7,7 +7,7 @@ the links from the appointment and patient pages. With and without htmx; audited
 import re
 from datetime import timedelta
 
-from app.billing.gstin import financial_year
+from app.billing.numbers import financial_year
 from tests.billing.conftest import (  # noqa: F401
     BUYER_GSTIN,
     add_item,

@@ -10,7 +10,7 @@ import pytest
 
 from app import formats
 from app.auth.policy import Role
-from app.billing.gstin import financial_year
+from app.billing.numbers import financial_year
 from app.clinics.states import gstin_check_character
 from tests.billing.conftest import CLINIC_GSTIN, gst_ready, prices  # noqa: F401
 from tests.scheduling.conftest import HTMX, audit_since, high_water, today

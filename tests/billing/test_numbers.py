@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from app.billing.gstin import InvalidDocumentNumber, financial_year, validate_document_number
+from app.billing.numbers import InvalidDocumentNumber, financial_year, validate_document_number
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,6 @@ from app.messaging.models import Channel, Kind, Reminder, State, Transport
 from app.patients.forms import display_phone
 from app.patients.models import Patient
 from app.patients.services import staff_names
-from app.scheduling import signals
 from app.scheduling.models import Appointment, Status
 from app.security.fields import keyring
 
@@ -230,12 +229,6 @@ class ReminderRow:
     at: datetime
     note: str | None
     needs_call: bool
-
-
-@signals.appointment_shown.connect
-def appointment_panel(db: Session, appointment: Appointment) -> dict:
-    """The appointment page's reminders (templates/messaging/_reminders.html)."""
-    return {"reminders": reminder_rows(db, appointment)}
 
 
 def reminder_rows(db: Session, appointment: Appointment) -> list[ReminderRow]:

@@ -7,9 +7,6 @@ commits or rolls back with the appointment change itself. Receivers connect when
 """
 
 from blinker import Namespace
-from sqlalchemy.orm import Session
-
-from app.scheduling.models import Appointment
 
 _signals = Namespace()
 
@@ -19,13 +16,3 @@ appointment_booked = _signals.signal("appointment-booked")
 appointment_moved = _signals.signal("appointment-moved")
 # An appointment's status changed (confirmed, cancelled, arrived, completed…): clinic=, appointment=, action=.
 appointment_status_changed = _signals.signal("appointment-status-changed")
-# The appointment page is being built: appointment=; each receiver returns a dict the page's context gains.
-appointment_shown = _signals.signal("appointment-shown")
-
-
-def page_extras(db: Session, appointment: Appointment) -> dict:
-    """What the listening domains add to the appointment page (messaging: its reminders)."""
-    extras: dict = {}
-    for _receiver, value in appointment_shown.send(db, appointment=appointment):
-        extras.update(value)
-    return extras

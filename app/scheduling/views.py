@@ -16,8 +16,9 @@ from app.audit.services import load_or_404, record
 from app.auth.policy import Permission, can, requires
 from app.db import get_session, utcnow
 from app.htmx import client_redirect, is_htmx, render, safe_next
+from app.messaging.desk import reminder_rows
 from app.patients.models import Patient
-from app.scheduling import board_cache, booking, picker, services, signals
+from app.scheduling import board_cache, booking, picker, services
 from app.scheduling.forms import BookForm, RescheduleForm, StatusForm, parse_local, parse_uuid
 from app.scheduling.models import Appointment
 from app.scheduling.pages import board_changed, contact_only, doctor_or_404
@@ -281,7 +282,7 @@ def _appointment_context(appointment: Appointment, **extra) -> dict:
         "actions": booking.allowed_actions(g.clinic, appointment) if can(g.role, Permission.SCHEDULE_BOOK) else [],
         "labels": booking.ACTION_LABELS, "can_book": can(g.role, Permission.SCHEDULE_BOOK),
         "status_form": StatusForm(formdata=None), "problem": None,
-        **signals.page_extras(db, appointment), **extra,
+        "reminders": reminder_rows(db, appointment), **extra,
     }
 
 

@@ -14,8 +14,7 @@ from jobs.worker import flask_app
 flask_app()
 from app.scheduling import signals
 names = {s.name: sorted(f"{r.__module__}.{r.__name__}" for r in s.receivers_for(None)) for s in (
-    signals.appointment_booked, signals.appointment_moved, signals.appointment_status_changed,
-    signals.appointment_shown)}
+    signals.appointment_booked, signals.appointment_moved, signals.appointment_status_changed)}
 print(json.dumps(names))
 """
 
@@ -28,5 +27,4 @@ def test_the_worker_app_connects_messaging_to_every_schedule_signal(app_config):
         "appointment-booked": ["app.messaging.outbox.booked"],
         "appointment-moved": ["app.messaging.outbox.moved"],
         "appointment-status-changed": ["app.messaging.outbox.status_changed"],
-        "appointment-shown": ["app.messaging.desk.appointment_panel"],
     }

@@ -1,5 +1,6 @@
-"""The billing forms: a line on a draft, a credit note, a payment or refund. Each gives the clean values its
-service takes; a refused one is shown as typed (app/forms.py) with the page's one-line problem."""
+"""The billing forms: a draft's recipient, a line on a draft, a credit note, a payment or refund. Each gives
+the clean values its service takes; a refused one is shown as typed (app/forms.py) with the page's one-line
+problem."""
 
 import uuid
 
@@ -9,6 +10,7 @@ from wtforms.validators import ValidationError
 from app.billing.models import CreditReason, PaymentMode
 from app.billing.services import Invalid, parse_amount, parse_discount, parse_quantity
 from app.billing.setup_services import item_of
+from app.clinics.states import BY_CODE, InvalidGstin, state_label, validate_gstin
 from app.forms import KeptForm, squeezed
 
 REFERENCE_NEEDED = {PaymentMode.UPI: "the UPI transaction reference (UTR)", PaymentMode.BANK: "the bank UTR"}
@@ -167,3 +169,45 @@ class CreditForm(KeptForm):
         quantities = {uuid.UUID(name.removeprefix("qty-")): parse_quantity(f.data) for name, f in self._fields.items()
                       if name.startswith("qty-") and f.data.strip() not in ("", "0")}
         return {"quantities": {} if reason is CreditReason.CANCEL else quantities, "reason": reason}
+
+
+class RecipientForm(KeptForm):
+    """Who a draft is issued to: a valid GSTIN if given (the one validator; a registered recipient's state is
+    its GSTIN's and its legal name is required), a known state, a 6-digit PIN."""
+
+    name, address_line, city, phone = (StringField(filters=[squeezed(200)]) for _ in range(4))
+    pin_code = StringField(filters=[squeezed(200)])
+    state_code = StringField(filters=[squeezed(200)])
+    gstin = StringField(filters=[squeezed(200)])
+
+    def validate_gstin(self, field):
+        if not field.data:
+            return
+        try:
+            field.data = validate_gstin(field.data)
+        except InvalidGstin as exc:
+            raise ValidationError(str(exc)) from exc
+
+    def validate_state_code(self, field):
+        if field.data and field.data not in BY_CODE:
+            raise ValidationError("Choose a state from the list.")
+
+    def validate_pin_code(self, field):
+        if field.data and not (field.data.isdecimal() and len(field.data) == 6):
+            raise ValidationError("A PIN code has 6 digits.")
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        registered = self.gstin.data and not self.gstin.errors
+        if registered and self.state_code.data and self.state_code.data != self.gstin.data[:2]:
+            self.state_code.errors.append(f"The GSTIN is registered in {state_label(self.gstin.data[:2])}.")
+            valid = False
+        if self.gstin.data and not self.name.data:
+            self.name.errors.append("A registered recipient's legal name is required.")
+            valid = False
+        return valid
+
+    def values(self) -> dict:
+        """The recipient as services.set_recipient takes it (a registered recipient's state is its GSTIN's)."""
+        values = {name: f.data for name, f in self._fields.items() if name != "csrf_token"}
+        return values | ({"state_code": values["gstin"][:2]} if values["gstin"] else {})

@@ -27,7 +27,6 @@ from app.patients.services import labels_of, staff_names
 from app.scheduling.models import Appointment, Status
 
 LIMIT = 50
-RECIPIENT_FIELDS = ("name", "address_line", "city", "pin_code", "phone", "state_code", "gstin")
 STATE_CHOICES = [(code, state_label(code)) for code in sorted(BY_CODE)]
 REASON_CHOICES = [
     (CreditReason.RETURN, "Return", "Goods returned or a service not given: credit the quantities below."),
@@ -165,10 +164,6 @@ def editor(db: Session, clinic: Clinic, bill: Bill, *, recipient: dict | None = 
                   recipient=recipient if recipient is not None else services.recipient_of(db, bill),
                   line_form=line_form or {"quantity": "1", "discount_kind": "amount"}, errors=errors or {},
                   problem=problem, not_ready=services.not_ready(clinic, services.profile_of(db, clinic.id)))
-
-
-def typed(form, names) -> dict:
-    return {name: (form.get(name) or "").strip()[:200] for name in names}
 
 
 # --- An issued document ------------------------------------------------------------------------------------

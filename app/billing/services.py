@@ -28,7 +28,6 @@ from app.billing.models import (
     PriceRate,
 )
 from app.clinics.models import Clinic
-from app.clinics.states import BY_CODE, InvalidGstin, state_label, validate_gstin
 from app.db import new_id
 from app.patients.models import Patient
 from app.scheduling.models import Appointment, AppointmentType
@@ -155,32 +154,8 @@ def patient_recipient(db: Session, patient: Patient) -> dict:
     return {**values, "state_code": patient.state_code or "", "gstin": ""}
 
 
-def clean_recipient(form) -> dict:
-    """The recipient fields of a form, checked: a valid GSTIN if given, a known state, a 6-digit PIN."""
-    values = {name: (form.get(name) or "").strip()[:200] for name in (*RECIPIENT_FIELDS, "state_code", "gstin")}
-    errors = {}
-    if values["gstin"]:
-        try:
-            values["gstin"] = validate_gstin(values["gstin"])
-        except InvalidGstin as exc:
-            errors["gstin"] = str(exc)
-        else:  # a registered recipient's state is its GSTIN's
-            if values["state_code"] and values["state_code"] != values["gstin"][:2]:
-                errors["state_code"] = f"The GSTIN is registered in {state_label(values['gstin'][:2])}."
-            values["state_code"] = values["gstin"][:2]
-    if values["state_code"] and values["state_code"] not in BY_CODE:
-        errors["state_code"] = "Choose a state from the list."
-    if values["pin_code"] and not (values["pin_code"].isdecimal() and len(values["pin_code"]) == 6):
-        errors["pin_code"] = "A PIN code has 6 digits."
-    if values["gstin"] and not values["name"]:
-        errors["name"] = "A registered recipient's legal name is required."
-    if errors:
-        raise Invalid("Check the recipient's details.", errors)
-    return values
-
-
 def set_recipient(db: Session, bill: Bill, values: dict, *, by: uuid.UUID | None) -> None:
-    """Change a draft's recipient (values from clean_recipient) and re-price it (goods follow the address)."""
+    """Change a draft's recipient (values from forms.RecipientForm) and re-price it (goods follow the address)."""
     require_draft(bill)
     seal_recipient(db, bill, values)
     bill.recipient_state = values.get("state_code") or None

@@ -15,7 +15,7 @@ from app.audit.services import load_or_404, record
 from app.auth.policy import Permission, can, requires
 from app.billing import credit_notes, issuing, pages, services
 from app.billing.documents import TITLES, paper, pdf_state
-from app.billing.forms import CreditForm, LineForm
+from app.billing.forms import CreditForm, LineForm, RecipientForm
 from app.billing.models import Bill, BillStatus
 from app.billing.pages import payment_panel
 from app.billing.pdf import render_after_commit
@@ -246,11 +246,13 @@ def recipient(bill_id):
     """Set who the document is issued to (a GSTIN makes it a B2B document)."""
     db = get_session()
     bill = load_or_404(Bill, bill_id, "bill.recipient", for_update=True)
-    form = pages.typed(request.form, pages.RECIPIENT_FIELDS)
+    form = RecipientForm()
     try:
-        services.set_recipient(db, bill, services.clean_recipient(form), by=current_user.id)
+        if not form.validate():
+            raise services.Invalid("Check the recipient's details.", form.messages())
+        services.set_recipient(db, bill, form.values(), by=current_user.id)
     except services.BillingError as exc:
-        return _refused(bill_id, "bill.recipient", exc, recipient=form)
+        return _refused(bill_id, "bill.recipient", exc, recipient=form.typed())
     return _changed(bill, "bill.recipient")
 
 

@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy
 
 from app.billing import credit_notes, issuing, payments, services
+from app.billing.forms import RecipientForm
 from app.billing.models import Bill, BillLine, CreditReason, PaymentMode, PriceItem
 from app.billing.tax import Discount, DocumentType
 from app.clinics.models import Clinic
@@ -265,12 +266,20 @@ def test_a_large_taxable_supply_or_a_registered_buyer_needs_name_address_and_sta
     assert issued.taxable_value == Decimal("54000.00")
 
 
-def test_a_buyers_state_is_its_gstins():
-    values = services.clean_recipient({"name": "Acme Pharma Ltd", "gstin": BUYER_GSTIN.lower()})
-    assert (values["gstin"], values["state_code"]) == (BUYER_GSTIN, "27")
-    with pytest.raises(services.Invalid) as refused:
-        services.clean_recipient({"name": "Acme Pharma Ltd", "gstin": BUYER_GSTIN, "state_code": "29"})
-    assert "Maharashtra" in refused.value.errors["state_code"]
+def _recipient(app, **typed) -> RecipientForm:
+    with app.test_request_context(method="POST", data=typed):
+        form = RecipientForm(meta={"csrf": False})
+        form.validate()
+        return form
+
+
+def test_a_buyers_state_is_its_gstins(app):
+    form = _recipient(app, name="Acme Pharma Ltd", gstin=BUYER_GSTIN.lower())
+    assert form.messages() == {}
+    assert (form.values()["gstin"], form.values()["state_code"]) == (BUYER_GSTIN, "27")
+    form = _recipient(app, name="Acme Pharma Ltd", gstin=BUYER_GSTIN, state_code="29")
+    assert "Maharashtra" in form.messages()["state_code"]
+    assert _recipient(app, gstin=BUYER_GSTIN).messages() == {"name": "A registered recipient's legal name is required."}
 
 
 def test_a_clinic_not_registered_for_gst_issues_plain_bills_without_gst(db, sql, clinic, patient, prices):

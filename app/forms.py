@@ -21,9 +21,14 @@ def stripped(value: str | None) -> str:
     return (value or "").strip()
 
 
-def squeeze(value: str | None) -> str:
-    """Runs of whitespace as one space, none at the ends (a filter)."""
-    return " ".join((value or "").split())
+def trimmed(value):
+    """No whitespace at the ends, an absent value left absent (a filter)."""
+    return value.strip() if isinstance(value, str) else value
+
+
+def squeeze(value) -> str:
+    """Runs of whitespace as one space, none at the ends (a filter; also for any value printed as text)."""
+    return " ".join(str(value or "").split())
 
 
 def squeezed(limit: int):

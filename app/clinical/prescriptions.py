@@ -20,6 +20,7 @@ from app.clinical.models import Encounter, Prescription, RxStatus
 from app.clinical.rx_code import content, seal_printed
 from app.counters import next_number
 from app.db import new_id, utcnow
+from app.forms import squeeze
 from app.patients.models import Patient
 from app.patients.services import open_patient
 from app.security.fields import keyring
@@ -53,22 +54,18 @@ class Invalid(RxError):
 
 # --- Items ------------------------------------------------------------------------------------------
 
-def _clean(value) -> str:
-    return " ".join(str(value or "").split())
-
-
 def item_line(item: dict) -> str:
     """One item as one line of English: drug, strength, form — dose, frequency, timing, then a times
     sign and the duration ("Paracetamol 500 mg tablet — 1 tablet 1-0-1 after food, 5 days" with it)."""
-    what = " ".join(v for v in (_clean(item.get(k)) for k in ("drug", "strength", "form")) if v)
+    what = " ".join(v for v in (squeeze(item.get(k)) for k in ("drug", "strength", "form")) if v)
     timing = item.get("timing") or ""
-    timing = "" if timing == "any_time" else rx_text.TIMINGS.get(timing, (_clean(timing).replace("_", " "),))[0]
-    how = " ".join(v for v in (_clean(item.get("dose")), _clean(item.get("frequency")), timing) if v)
-    duration = _clean(item.get("duration"))
+    timing = "" if timing == "any_time" else rx_text.TIMINGS.get(timing, (squeeze(timing).replace("_", " "),))[0]
+    how = " ".join(v for v in (squeeze(item.get("dose")), squeeze(item.get("frequency")), timing) if v)
+    duration = squeeze(item.get("duration"))
     if duration:
         how = f"{how} \N{MULTIPLICATION SIGN} {duration}" if how else duration
     line = f"{what} — {how}" if how else what
-    instructions = _clean(item.get("instructions"))
+    instructions = squeeze(item.get("instructions"))
     return f"{line}; {instructions}" if instructions else line
 
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
+from app.forms import squeeze
+
 # Languages a prescription can be printed in (the rest fall back to English).
 LANGUAGES = {"en": "English", "hi": "हिन्दी (Hindi) + English"}
 
@@ -117,10 +119,6 @@ def language_for(preferred: str | None) -> str:
     return preferred if preferred in LANGUAGES else "en"
 
 
-def _clean(value) -> str:
-    return " ".join(str(value or "").split())
-
-
 class Text:
     """The translations of one language (English: every phrase is English only)."""
 
@@ -135,11 +133,11 @@ class Text:
         return self._phrase(*HEADINGS[key])
 
     def form(self, value: str) -> Phrase:
-        value = _clean(value)
+        value = squeeze(value)
         return self._phrase(value, FORMS.get(value.lower(), ""))
 
     def timing(self, value: str) -> Phrase:
-        english, hindi = TIMINGS.get(value, (_clean(value).replace("_", " "), ""))
+        english, hindi = TIMINGS.get(value, (squeeze(value).replace("_", " "), ""))
         return self._phrase(english, hindi)
 
     def sex(self, value: str | None) -> Phrase:
@@ -148,7 +146,7 @@ class Text:
 
     def frequency(self, value: str) -> Phrase:
         """'BD' -> 'BD (twice a day)'; '1-0-1' -> '1-0-1 (morning 1, night 1)'; anything else as typed."""
-        value = _clean(value)
+        value = squeeze(value)
         code = FREQUENCY_CODES.get(value.upper())
         if code:
             return self._phrase(f"{value.upper()} ({code[0]})", f"{code[1]}")
@@ -163,7 +161,7 @@ class Text:
 
     def duration(self, value: str) -> Phrase:
         """'5 days' -> '5 दिन / 5 days'; 'continue' -> 'जारी रखें / continue'; else as typed."""
-        value = _clean(value)
+        value = squeeze(value)
         if value.lower() in ONGOING:
             return self._phrase(*ONGOING[value.lower()])
         match = re.fullmatch(NUMBER + r"\s*([a-z]+)", value.lower())
@@ -177,7 +175,7 @@ class Text:
 
     def dose(self, value: str) -> Phrase:
         """'1 tab' -> '1 गोली / 1 tablet'; '5 ml' -> '5 मि.ली. / 5 ml'; else as typed."""
-        value = _clean(value)
+        value = squeeze(value)
         match = re.fullmatch(NUMBER + r"\s*([a-z]+)", value.lower())
         unit = DOSE_ALIASES.get(match.group(2)) if match else None
         if unit is None:

@@ -10,6 +10,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, Length, NumberRange, Optional, Regexp, ValidationError
 
 from app.clinics.states import STATES
+from app.forms import trimmed
 from app.patients.services import CONSENT_METHODS, CONSENT_PURPOSES, PatientData
 
 SEXES = {"F": "Female", "M": "Male", "O": "Other"}
@@ -18,9 +19,6 @@ LANGUAGES = {"en": "English", "hi": "हिन्दी (Hindi)", "kn": "ಕನ�
              "ml": "മലയാളം (Malayalam)"}
 ADULT_AGE = 18
 
-
-def _strip(value):
-    return value.strip() if isinstance(value, str) else value
 
 
 def to_e164(text: str) -> str:
@@ -52,31 +50,31 @@ class PhoneField(StringField):
 
 
 class PatientForm(FlaskForm):
-    full_name = StringField("Full name", validators=[DataRequired(), Length(max=120)], filters=[_strip],
+    full_name = StringField("Full name", validators=[DataRequired(), Length(max=120)], filters=[trimmed],
                             render_kw={"autocomplete": "off"})
     sex = SelectField("Sex", choices=[SelectChoice(k, v) for k, v in SEXES.items()])
     dob = DateField("Date of birth", validators=[Optional()])
     age_years = IntegerField("or age in years", validators=[Optional(), NumberRange(0, 120)],
                              render_kw={"inputmode": "numeric"})
-    phone = PhoneField("Mobile phone", validators=[Optional(), Length(max=20)], filters=[_strip],
+    phone = PhoneField("Mobile phone", validators=[Optional(), Length(max=20)], filters=[trimmed],
                        render_kw={"inputmode": "tel", "autocomplete": "off"})
-    alt_phone = PhoneField("Alternate phone", validators=[Optional(), Length(max=20)], filters=[_strip],
+    alt_phone = PhoneField("Alternate phone", validators=[Optional(), Length(max=20)], filters=[trimmed],
                            render_kw={"inputmode": "tel", "autocomplete": "off"})
     email = EmailField("E-mail", validators=[Optional(), Email(check_deliverability=False), Length(max=254)],
-                       filters=[_strip], render_kw={"autocomplete": "off"})
-    address_line = StringField("Address", validators=[Optional(), Length(max=300)], filters=[_strip],
+                       filters=[trimmed], render_kw={"autocomplete": "off"})
+    address_line = StringField("Address", validators=[Optional(), Length(max=300)], filters=[trimmed],
                                render_kw={"autocomplete": "off"})
-    city = StringField("City / town", validators=[Optional(), Length(max=100)], filters=[_strip])
-    pin_code = StringField("PIN code", filters=[_strip], validators=[
+    city = StringField("City / town", validators=[Optional(), Length(max=100)], filters=[trimmed])
+    pin_code = StringField("PIN code", filters=[trimmed], validators=[
         Optional(), Regexp(r"^[1-9][0-9]{5}$", message="A PIN code is 6 digits, not starting with 0.")],
         render_kw={"inputmode": "numeric"})
     state_code = SelectField("State", choices=[SelectChoice("", "—")] + [SelectChoice(s.code, s.name) for s in STATES])
     language = SelectField("Preferred language", choices=[SelectChoice(k, v) for k, v in LANGUAGES.items()])
-    abha_number = StringField("ABHA number", filters=[_strip], validators=[Optional()],
+    abha_number = StringField("ABHA number", filters=[trimmed], validators=[Optional()],
                               render_kw={"inputmode": "numeric", "autocomplete": "off"})
-    guardian_name = StringField("Guardian's name", validators=[Optional(), Length(max=120)], filters=[_strip])
-    guardian_relation = StringField("Relation", validators=[Optional(), Length(max=40)], filters=[_strip])
-    guardian_phone = PhoneField("Guardian's phone", validators=[Optional(), Length(max=20)], filters=[_strip],
+    guardian_name = StringField("Guardian's name", validators=[Optional(), Length(max=120)], filters=[trimmed])
+    guardian_relation = StringField("Relation", validators=[Optional(), Length(max=40)], filters=[trimmed])
+    guardian_phone = PhoneField("Guardian's phone", validators=[Optional(), Length(max=20)], filters=[trimmed],
                                 render_kw={"inputmode": "tel"})
     version = HiddenField()
 

@@ -9,13 +9,10 @@ from wtforms import BooleanField, HiddenField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 
+from app.forms import trimmed
 from app.patients.forms import RegisterForm
 from app.scheduling.models import AppointmentType
 from app.scheduling.services import Doctor
-
-
-def _strip(value):
-    return value.strip() if isinstance(value, str) else value
 
 
 def parse_uuid(text: str | None) -> uuid.UUID | None:
@@ -39,11 +36,11 @@ def parse_local(text: str | None, tz: str) -> datetime | None:
 class PickForm(FlaskForm):
     """Who the appointment is for: a patient found by search, or a new one registered inline."""
 
-    q = StringField("Find the patient", filters=[_strip], render_kw={"autocomplete": "off"})
+    q = StringField("Find the patient", filters=[trimmed], render_kw={"autocomplete": "off"})
     patient_id = HiddenField()
     new_patient = BooleanField("New patient: register now")
     type_id = SelectField("Type")
-    reason = StringField("Reason for the visit", validators=[Optional(), Length(max=200)], filters=[_strip],
+    reason = StringField("Reason for the visit", validators=[Optional(), Length(max=200)], filters=[trimmed],
                          render_kw={"autocomplete": "off"})
 
     def set_types(self, types: list[AppointmentType], *, optional: bool = False) -> None:
@@ -59,7 +56,7 @@ class BookForm(PickForm):
     start = HiddenField(validators=[DataRequired()])
     confirm_overlap = BooleanField("Book anyway: the patient has another appointment at this time")
     overbook = BooleanField("Overbook: the doctor is already booked (or not available) at this time")
-    overbook_reason = StringField("Why overbook", validators=[Optional(), Length(max=200)], filters=[_strip])
+    overbook_reason = StringField("Why overbook", validators=[Optional(), Length(max=200)], filters=[trimmed])
 
 
 class WalkInForm(PickForm):
@@ -78,7 +75,7 @@ class NewPatientForm(RegisterForm):
 
 class StatusForm(FlaskForm):
     action = HiddenField(validators=[DataRequired()])
-    reason = StringField("Reason", validators=[Optional(), Length(max=200)], filters=[_strip])
+    reason = StringField("Reason", validators=[Optional(), Length(max=200)], filters=[trimmed])
     next = HiddenField()
 
 
@@ -87,4 +84,4 @@ class RescheduleForm(FlaskForm):
     start = HiddenField(validators=[DataRequired()])
     confirm_overlap = BooleanField("Move anyway: the patient has another appointment at that time")
     overbook = BooleanField("Overbook: the doctor is already booked (or not available) at this time")
-    overbook_reason = StringField("Why overbook", validators=[Optional(), Length(max=200)], filters=[_strip])
+    overbook_reason = StringField("Why overbook", validators=[Optional(), Length(max=200)], filters=[trimmed])

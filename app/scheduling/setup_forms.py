@@ -12,14 +12,12 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional, ValidationError
 
 from app.formats import weekday_names
+from app.forms import trimmed
 from app.scheduling.models import COLOURS
 
 WEEKDAYS = weekday_names()
 TIME_FORMATS = ["%H:%M", "%H:%M:%S"]  # browsers send seconds when the input's step asks for them
 
-
-def _strip(value):
-    return value.strip() if isinstance(value, str) else value
 
 
 def _time(label: str, *validators) -> TimeField:
@@ -78,7 +76,7 @@ class DayForm(ConfirmForm):
 
     day = DateField("Date", validators=[InputRequired(message="Enter the date.")])
     is_open = HiddenField(default="0")
-    note = StringField("Note", validators=[Optional(), Length(max=120)], filters=[_strip],
+    note = StringField("Note", validators=[Optional(), Length(max=120)], filters=[trimmed],
                        render_kw={"autocomplete": "off"})
 
     @property
@@ -88,12 +86,12 @@ class DayForm(ConfirmForm):
 
 class TypeForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(message="Give the type a name."), Length(max=60)],
-                       filters=[_strip], render_kw={"autocomplete": "off"})
+                       filters=[trimmed], render_kw={"autocomplete": "off"})
     duration_minutes = IntegerField("Duration (minutes)", validators=[
         InputRequired(message="Enter the duration in minutes."),
         NumberRange(5, 480, message="The duration is between 5 and 480 minutes.")])
     colour = SelectField("Colour on the board", choices=[SelectChoice(k, v) for k, v in COLOURS.items()])
-    billable_item = StringField("Default billable item", validators=[Optional(), Length(max=80)], filters=[_strip],
+    billable_item = StringField("Default billable item", validators=[Optional(), Length(max=80)], filters=[trimmed],
                                 render_kw={"autocomplete": "off"})
     active = BooleanField("Active (offered when booking)", default=True)
 
@@ -111,7 +109,7 @@ class SessionForm(ConfirmForm):
     slot_minutes = IntegerField("Slot (minutes)", default=15, validators=[
         InputRequired(message="Enter the slot length."),
         NumberRange(5, 240, message="A slot is between 5 and 240 minutes.")])
-    room = StringField("Room", validators=[Optional(), Length(max=40)], filters=[_strip],
+    room = StringField("Room", validators=[Optional(), Length(max=40)], filters=[trimmed],
                        render_kw={"autocomplete": "off"})
 
     def validate_ends(self, field):
@@ -145,7 +143,7 @@ class LeaveForm(ConfirmForm):
     last_day = DateField("Last day", validators=[Optional()])
     starts = _time("From")
     ends = _time("To")
-    note = StringField("Note", validators=[Optional(), Length(max=120)], filters=[_strip],
+    note = StringField("Note", validators=[Optional(), Length(max=120)], filters=[trimmed],
                        render_kw={"autocomplete": "off"})
 
     def __init__(self, *args, today: date, **kwargs):
@@ -179,9 +177,9 @@ class ExtraForm(ConfirmForm):
     slot_minutes = IntegerField("Slot (minutes)", default=15, validators=[
         InputRequired(message="Enter the slot length."),
         NumberRange(5, 240, message="A slot is between 5 and 240 minutes.")])
-    room = StringField("Room", validators=[Optional(), Length(max=40)], filters=[_strip],
+    room = StringField("Room", validators=[Optional(), Length(max=40)], filters=[trimmed],
                        render_kw={"autocomplete": "off"})
-    note = StringField("Note", validators=[Optional(), Length(max=120)], filters=[_strip],
+    note = StringField("Note", validators=[Optional(), Length(max=120)], filters=[trimmed],
                        render_kw={"autocomplete": "off"})
 
     def __init__(self, *args, today: date, **kwargs):

@@ -13,7 +13,7 @@ fresh rendering is counted, and the cached one is counted as well).
 import itertools
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from html import unescape
 from zoneinfo import ZoneInfo
@@ -245,10 +245,13 @@ def sign_in_doctor(factory, clinic, new_browser):
 # --- Booking and check-in -------------------------------------------------------------------------------------
 
 def test_booking_and_check_in_cost_the_same_on_a_busy_day(desk, setup, register, sql, clinic, factory, count):
-    day, now = working_day(1), datetime.now(UTC).replace(second=0, microsecond=0)
+    day = working_day(1)
+    # today's patients to check in, at 16:00 in the clinic's today: clear of fill_day's 09:00-11:00 at any hour
+    # (an hour from now met those at 07:45 IST, and crossed into tomorrow late in the evening)
+    four_pm = datetime.combine(today(), datetime.min.time(), IST) + timedelta(hours=16)
     patients = [patient_id(register(full_name=name)) for name in NAMES]
     arriving = [insert_appointment(sql, clinic.id, setup.doctor_id, patients[n], day=today(), type_id=setup.type_id,
-                                   starts_at=now + timedelta(hours=1, minutes=15 * n)) for n in range(4)]
+                                   starts_at=four_pm + timedelta(minutes=15 * n)) for n in range(4)]
     found: list[dict] = [{}, {}]
 
     def measure(into: dict, step: int) -> None:

@@ -15,6 +15,7 @@ import hashlib
 import logging
 import math
 import secrets
+import uuid
 from datetime import timedelta
 
 from flask import Flask, Request, Response, current_app, g, request
@@ -185,9 +186,9 @@ def _row_values(session: ServerSession) -> dict:
     pending = session.get("pending_user_id")
     values = {
         "data": dict(session),
-        "user_id": user_id or pending,
+        "user_id": _uuid(user_id or pending),
         "stage": "full" if user_id else ("password" if pending else "anonymous"),
-        "active_clinic_id": session.get("clinic_id"),
+        "active_clinic_id": _uuid(session.get("clinic_id")),
     }
     fresh = session.new or session.rotate_requested
     # Polling, probes and unknown URLs are not the user at work.
@@ -197,6 +198,12 @@ def _row_values(session: ServerSession) -> dict:
     if user_id and (fresh or session.row["authenticated_at"] is None):
         values["authenticated_at"] = now
     return values
+
+
+def _uuid(value) -> uuid.UUID | None:
+    """An id kept in the session data (as text) the way its column gives it back, so an unchanged session
+    compares equal to its row and is not written again."""
+    return uuid.UUID(str(value)) if value else None
 
 
 def _expiry_reason(app: Flask, row) -> str | None:

@@ -142,6 +142,25 @@ def test_polling_answers_204_until_something_changes_and_is_not_activity(desk, s
     assert last_activity(sql, desk) == idle_since  # polling, even with news, is not the user at work
 
 
+def test_a_204_poll_writes_nothing(app, desk, setup):
+    """The poll that finds nothing new runs reads only: no session row UPDATE, no audit INSERT, no write."""
+    url, unchanged = settled_poll(desk, f"/schedule/?day={working_day()}")
+    assert unchanged.status_code == 204
+    engine, statements = app.extensions["db_engine"], []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        statements.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", seen)
+    try:
+        assert desk.get(url, headers=HTMX).status_code == 204
+    finally:
+        event.remove(engine, "before_cursor_execute", seen)
+    writes = [s for s in statements if s.split(" ", 1)[0].upper() in {"UPDATE", "INSERT", "DELETE"}
+              or "synchronous_commit" in s]
+    assert statements and writes == []
+
+
 def test_a_poll_without_htmx_gets_the_whole_page(desk, setup):
     response = desk.get(f"/schedule/board?day={working_day()}&v=stale")
     assert response.status_code == 200 and "<html" in response.get_data(as_text=True)

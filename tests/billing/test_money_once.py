@@ -14,15 +14,12 @@ import pytest
 from pypdf import PdfReader
 
 from app import formats
-from app.billing import issuing, services
 from app.billing import pdf as bill_pdf
-from app.billing.models import Bill, PriceItem
-from app.clinics.models import Clinic
+from app.billing.models import Bill
 from app.db import get_session, set_tenant
 from app.messaging.texts import Reminder, sms_text, whatsapp_variables
-from app.patients.models import Patient
 from app.scheduling.services import today
-from tests.billing.conftest import accounts, add_item, billing_desk, gst_ready, patient  # noqa: F401
+from tests.billing.conftest import accounts, add_item, billing_desk, gst_ready, issue_document, patient  # noqa: F401
 
 TOTAL = "₹1,23,456.50"  # the line and the document's total, before rounding to the rupee
 GRAND = "₹1,23,457.00"  # the grand total, paid in full: the amount every place below shows
@@ -36,18 +33,8 @@ def big_bill(app, sql, clinic, gst_ready, billing_desk, accounts, patient) -> st
     for browser in (billing_desk, accounts):
         assert browser.get("/billing").status_code == 200
     item_id = add_item(sql, clinic.id, "SURG", "Day-care procedure", "999312", "123456.50")
-    with app.app_context():
-        db = get_session()
-        set_tenant(db, clinic_id=clinic.id, user_id=None)
-        c = db.get(Clinic, clinic.id)
-        day = today(c)
-        bill = services.new_draft(db, clinic=c, patient=db.get(Patient, (clinic.id, uuid.UUID(patient))),
-                                  appointment=None, by=None, day=day)
-        services.add_line(db, bill, item=db.get(PriceItem, (clinic.id, item_id)), quantity=Decimal(1),
-                          discount=None, by=None, day=day)
-        [bill] = issuing.issue(db, clinic=c, bill=bill, by=None, day=day)
-        db.commit()
-        return str(bill.id)
+    [bill_id] = issue_document(app, clinic, patient, (item_id, 1), day=today(clinic))
+    return bill_id
 
 
 def _pdf_text(app, clinic, bill_id: str) -> str:

@@ -154,11 +154,8 @@ def backend_killed_at(app, owner_engine, *statements: str):
     killed = []
 
     def kill(conn, cursor, statement, parameters, context, executemany):
-        if killed or not statement.lstrip().upper().startswith(prefixes):
-            return
-        killed.append(conn.connection.dbapi_connection.info.backend_pid)
-        with owner_engine.begin() as owner:
-            owner.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": killed[0]})
+        if not killed and statement.lstrip().upper().startswith(prefixes):
+            _terminate(owner_engine, conn, killed)
 
     engine = app.extensions["db_engine"]
     event.listen(engine, "before_cursor_execute", kill)
@@ -166,6 +163,13 @@ def backend_killed_at(app, owner_engine, *statements: str):
         yield killed
     finally:
         event.remove(engine, "before_cursor_execute", kill)
+
+
+def _terminate(owner_engine, conn, killed: list) -> None:
+    """Kill the backend behind the app's connection `conn` from the owner's connection (noted in `killed`)."""
+    killed.append(conn.connection.dbapi_connection.info.backend_pid)
+    with owner_engine.begin() as owner:
+        owner.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": killed[0]})
 
 
 @contextlib.contextmanager
@@ -180,11 +184,8 @@ def backend_killed_at_commit(app, owner_engine, after: str):
             ran.append(conn)
 
     def kill(conn):
-        if killed or conn not in ran:
-            return
-        killed.append(conn.connection.dbapi_connection.info.backend_pid)
-        with owner_engine.begin() as owner:
-            owner.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": killed[0]})
+        if not killed and conn in ran:
+            _terminate(owner_engine, conn, killed)
 
     engine = app.extensions["db_engine"]
     event.listen(engine, "before_cursor_execute", note)

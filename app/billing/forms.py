@@ -20,9 +20,10 @@ def _typed(value: str | None) -> str:
     return (value or "")[:60]
 
 
-def _mode(text: str | None) -> PaymentMode | None:
+def _choice(kind, text: str | None):
+    """The member of the enum `kind` with this value, or None (a tampered or empty choice)."""
     try:
-        return PaymentMode(text or "")
+        return kind(text or "")
     except ValueError:
         return None
 
@@ -44,7 +45,7 @@ class PaymentForm(KeptForm):
         raise ValidationError(message)
 
     def validate_mode(self, field):
-        if _mode(field.data) is None:
+        if _choice(PaymentMode, field.data) is None:
             self._refuse(field, "Choose cash, UPI, card or bank transfer.", "Choose how the money was paid.")
 
     def validate_amount(self, field):
@@ -54,7 +55,7 @@ class PaymentForm(KeptForm):
             self._refuse(field, exc.errors["amount"], str(exc))
 
     def validate_reference(self, field):
-        needed = REFERENCE_NEEDED.get(_mode(self.mode.data))
+        needed = REFERENCE_NEEDED.get(_choice(PaymentMode, self.mode.data))
         if needed and not field.data:
             self._refuse(field, f"Enter {needed}.")
 
@@ -64,7 +65,8 @@ class PaymentForm(KeptForm):
 
     def values(self) -> dict:
         """Mode, amount and reference as the payment services take them."""
-        return {"mode": _mode(self.mode.data), "amount": parse_amount(self.amount.data, "Amount", field="amount"),
+        return {"mode": _choice(PaymentMode, self.mode.data),
+                "amount": parse_amount(self.amount.data, "Amount", field="amount"),
                 "reference": self.reference.data or None}
 
 
@@ -131,16 +133,9 @@ def _short(value: str | None) -> str:
     return (value or "")[:20]
 
 
-def _reason(text: str | None) -> CreditReason | None:
-    try:
-        return CreditReason(text or "")
-    except ValueError:
-        return None
-
-
 def _credited(form, field):
     """A quantity to credit on one line: none (empty or 0), or any for a cancellation (all is credited)."""
-    if field.data.strip() not in ("", "0") and _reason(form.reason.data) is not CreditReason.CANCEL:
+    if field.data.strip() not in ("", "0") and _choice(CreditReason, form.reason.data) is not CreditReason.CANCEL:
         _parsed(_quantity)(form, field)
 
 
@@ -157,7 +152,7 @@ class CreditForm(KeptForm):
         return type("CreditLinesForm", (cls,), fields)
 
     def validate_reason(self, field):
-        if _reason(field.data) is None:
+        if _choice(CreditReason, field.data) is None:
             raise ValidationError("Choose why the credit note is issued.")
 
     def problem(self) -> str:
@@ -165,7 +160,7 @@ class CreditForm(KeptForm):
 
     def values(self) -> dict:
         """The quantities by original line id and the reason, as credit_notes.issue_credit_note takes them."""
-        reason = _reason(self.reason.data)
+        reason = _choice(CreditReason, self.reason.data)
         quantities = {uuid.UUID(name.removeprefix("qty-")): parse_quantity(f.data) for name, f in self._fields.items()
                       if name.startswith("qty-") and f.data.strip() not in ("", "0")}
         return {"quantities": {} if reason is CreditReason.CANCEL else quantities, "reason": reason}
